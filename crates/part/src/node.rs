@@ -1,0 +1,561 @@
+//! Tree nodes: adaptive child arrays (4 / 16 / 48 / 256) with a compressed
+//! path prefix, an optional leaf, and lazily created watches.
+
+use std::sync::{Arc, OnceLock};
+
+use smallvec::SmallVec;
+
+use crate::watch::Watch;
+
+/// Key bytes; up to 24 bytes are stored inline without allocation.
+pub type Key = SmallVec<[u8; 24]>;
+
+pub(crate) type Link<V> = Arc<Node<V>>;
+
+/// A key/value pair stored at the node where the key ends.
+pub(crate) struct Leaf<V> {
+    pub key: Key,
+    pub value: V,
+    /// The key's own watch: closes when this key is replaced or deleted.
+    pub watch: OnceLock<Watch>,
+}
+
+impl<V> Leaf<V> {
+    pub fn new(key: &[u8], value: V) -> Self {
+        Leaf {
+            key: Key::from_slice(key),
+            value,
+            watch: OnceLock::new(),
+        }
+    }
+}
+
+/// A node of the tree. Its path is the parent's path, the edge byte and
+/// `prefix`; its leaf, if any, holds the key equal to that path.
+pub(crate) struct Node<V> {
+    pub prefix: Key,
+    pub leaf: Option<Leaf<V>>,
+    pub children: Children<V>,
+    /// Closes when anything at or below this node changes. Created on the
+    /// first request, so trees nobody watches pay only for the empty cell.
+    pub watch: OnceLock<Watch>,
+}
+
+impl<V> Node<V> {
+    pub fn empty() -> Self {
+        Node {
+            prefix: Key::new(),
+            leaf: None,
+            children: Children::Empty,
+            watch: OnceLock::new(),
+        }
+    }
+
+    pub fn new_leaf(prefix: &[u8], key: &[u8], value: V) -> Self {
+        Node {
+            prefix: Key::from_slice(prefix),
+            leaf: Some(Leaf::new(key, value)),
+            children: Children::Empty,
+            watch: OnceLock::new(),
+        }
+    }
+
+    pub fn node_watch(&self) -> Watch {
+        self.watch.get_or_init(Watch::new).clone()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.leaf.is_none() && self.children.is_empty()
+    }
+}
+
+impl<V: Clone> Node<V> {
+    /// A private copy for a write transaction. The leaf's watch is shared
+    /// with the copy if someone holds it already; the bool says so.
+    pub fn clone_for_write(&self) -> (Node<V>, bool) {
+        let mut leaf_shared = false;
+        let leaf = self.leaf.as_ref().map(|l| {
+            let watch = match l.watch.get() {
+                Some(w) => {
+                    leaf_shared = true;
+                    OnceLock::from(w.clone())
+                }
+                None => OnceLock::new(),
+            };
+            Leaf {
+                key: l.key.clone(),
+                value: l.value.clone(),
+                watch,
+            }
+        });
+        (
+            Node {
+                prefix: self.prefix.clone(),
+                leaf,
+                children: self.children.clone(),
+                watch: OnceLock::new(),
+            },
+            leaf_shared,
+        )
+    }
+
+    /// A copy with the same keys (only the prefix will differ), sharing
+    /// both watches so that watchers of the old node hear of later changes.
+    pub fn clone_same_keys(&self) -> Node<V> {
+        let leaf = self.leaf.as_ref().map(|l| Leaf {
+            key: l.key.clone(),
+            value: l.value.clone(),
+            watch: OnceLock::from(l.watch.get_or_init(Watch::new).clone()),
+        });
+        Node {
+            prefix: self.prefix.clone(),
+            leaf,
+            children: self.children.clone(),
+            watch: OnceLock::from(self.node_watch()),
+        }
+    }
+}
+
+/// Closes the watches of a node that a commit replaced.
+pub(crate) trait Seal: Send + Sync {
+    fn seal(&self, leaf_shared: bool);
+}
+
+impl<V: Send + Sync> Seal for Node<V> {
+    fn seal(&self, leaf_shared: bool) {
+        // A node nobody watched gets the closed watch, so a reader of an old
+        // snapshot asking later is told at once that it is stale.
+        self.watch.get_or_init(Watch::closed_watch).close();
+        if !leaf_shared {
+            if let Some(l) = &self.leaf {
+                l.watch.get_or_init(Watch::closed_watch).close();
+            }
+        }
+    }
+}
+
+/// A sorted array of up to N children.
+pub(crate) struct Small<V, const N: usize> {
+    len: u8,
+    keys: [u8; N],
+    ptrs: [Option<Link<V>>; N],
+}
+
+impl<V, const N: usize> Small<V, N> {
+    fn new() -> Self {
+        Small {
+            len: 0,
+            keys: [0; N],
+            ptrs: std::array::from_fn(|_| None),
+        }
+    }
+    #[inline]
+    fn position(&self, b: u8) -> Result<usize, usize> {
+        let keys = &self.keys[..self.len as usize];
+        if N <= 4 {
+            for (i, &k) in keys.iter().enumerate() {
+                if k >= b {
+                    return if k == b { Ok(i) } else { Err(i) };
+                }
+            }
+            Err(keys.len())
+        } else {
+            keys.binary_search(&b)
+        }
+    }
+    fn insert_at(&mut self, pos: usize, b: u8, child: Link<V>) {
+        let len = self.len as usize;
+        self.keys.copy_within(pos..len, pos + 1);
+        self.ptrs[pos..=len].rotate_right(1);
+        self.keys[pos] = b;
+        self.ptrs[pos] = Some(child);
+        self.len += 1;
+    }
+    fn remove_at(&mut self, pos: usize) -> Option<Link<V>> {
+        let len = self.len as usize;
+        let out = self.ptrs[pos].take();
+        self.keys.copy_within(pos + 1..len, pos);
+        self.ptrs[pos..len].rotate_left(1);
+        self.len -= 1;
+        out
+    }
+    fn entries(&mut self) -> impl Iterator<Item = (u8, Link<V>)> + '_ {
+        let len = self.len as usize;
+        self.len = 0;
+        self.keys[..len]
+            .iter()
+            .copied()
+            .zip(self.ptrs[..len].iter_mut().filter_map(Option::take))
+    }
+}
+
+impl<V, const N: usize> Clone for Small<V, N> {
+    fn clone(&self) -> Self {
+        Small {
+            len: self.len,
+            keys: self.keys,
+            ptrs: self.ptrs.clone(),
+        }
+    }
+}
+
+/// 48 children: a byte-indexed table of slot numbers (0 = none).
+pub(crate) struct N48<V> {
+    len: u8,
+    index: [u8; 256],
+    ptrs: [Option<Link<V>>; 48],
+}
+
+impl<V> Clone for N48<V> {
+    fn clone(&self) -> Self {
+        N48 {
+            len: self.len,
+            index: self.index,
+            ptrs: self.ptrs.clone(),
+        }
+    }
+}
+
+/// 256 children indexed directly by byte.
+pub(crate) struct N256<V> {
+    len: u16,
+    ptrs: [Option<Link<V>>; 256],
+}
+
+impl<V> Clone for N256<V> {
+    fn clone(&self) -> Self {
+        N256 {
+            len: self.len,
+            ptrs: self.ptrs.clone(),
+        }
+    }
+}
+
+/// The children of a node, in the smallest array that holds them.
+pub(crate) enum Children<V> {
+    Empty,
+    N4(Small<V, 4>),
+    N16(Box<Small<V, 16>>),
+    N48(Box<N48<V>>),
+    N256(Box<N256<V>>),
+}
+
+impl<V> Clone for Children<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Children::Empty => Children::Empty,
+            Children::N4(s) => Children::N4(s.clone()),
+            Children::N16(s) => Children::N16(s.clone()),
+            Children::N48(s) => Children::N48(s.clone()),
+            Children::N256(s) => Children::N256(s.clone()),
+        }
+    }
+}
+
+/// Node kind, for tests.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    /// No children.
+    Leaf,
+    /// Up to 4 children.
+    Node4,
+    /// Up to 16 children.
+    Node16,
+    /// Up to 48 children.
+    Node48,
+    /// Up to 256 children.
+    Node256,
+}
+
+// Shrink thresholds sit below the growth points so that a node oscillating
+// around a boundary does not reallocate on every change.
+const SHRINK_256: usize = 40;
+const SHRINK_48: usize = 12;
+const SHRINK_16: usize = 3;
+
+impl<V> Children<V> {
+    #[cfg(test)]
+    pub fn kind(&self) -> NodeKind {
+        match self {
+            Children::Empty => NodeKind::Leaf,
+            Children::N4(_) => NodeKind::Node4,
+            Children::N16(_) => NodeKind::Node16,
+            Children::N48(_) => NodeKind::Node48,
+            Children::N256(_) => NodeKind::Node256,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Children::Empty)
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Children::Empty => 0,
+            Children::N4(s) => s.len as usize,
+            Children::N16(s) => s.len as usize,
+            Children::N48(s) => s.len as usize,
+            Children::N256(s) => s.len as usize,
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, b: u8) -> Option<&Link<V>> {
+        match self {
+            Children::Empty => None,
+            Children::N4(s) => s.position(b).ok().and_then(|i| s.ptrs[i].as_ref()),
+            Children::N16(s) => s.position(b).ok().and_then(|i| s.ptrs[i].as_ref()),
+            Children::N48(s) => match s.index[b as usize] {
+                0 => None,
+                i => s.ptrs[i as usize - 1].as_ref(),
+            },
+            Children::N256(s) => s.ptrs[b as usize].as_ref(),
+        }
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, b: u8) -> Option<&mut Link<V>> {
+        match self {
+            Children::Empty => None,
+            Children::N4(s) => match s.position(b) {
+                Ok(i) => s.ptrs[i].as_mut(),
+                Err(_) => None,
+            },
+            Children::N16(s) => match s.position(b) {
+                Ok(i) => s.ptrs[i].as_mut(),
+                Err(_) => None,
+            },
+            Children::N48(s) => match s.index[b as usize] {
+                0 => None,
+                i => s.ptrs[i as usize - 1].as_mut(),
+            },
+            Children::N256(s) => s.ptrs[b as usize].as_mut(),
+        }
+    }
+
+    /// Adds a child for byte `b`, which must not be present; grows the
+    /// array when full.
+    pub fn insert(&mut self, b: u8, child: Link<V>) {
+        match self {
+            Children::Empty => {
+                let mut s = Small::new();
+                s.insert_at(0, b, child);
+                *self = Children::N4(s);
+            }
+            Children::N4(s) => {
+                if (s.len as usize) < 4 {
+                    let pos = s.position(b).unwrap_or_else(|p| p);
+                    s.insert_at(pos, b, child);
+                } else {
+                    let mut big = Box::new(Small::<V, 16>::new());
+                    for (i, (k, c)) in s.entries().enumerate() {
+                        big.keys[i] = k;
+                        big.ptrs[i] = Some(c);
+                        big.len += 1;
+                    }
+                    let pos = big.position(b).unwrap_or_else(|p| p);
+                    big.insert_at(pos, b, child);
+                    *self = Children::N16(big);
+                }
+            }
+            Children::N16(s) => {
+                if (s.len as usize) < 16 {
+                    let pos = s.position(b).unwrap_or_else(|p| p);
+                    s.insert_at(pos, b, child);
+                } else {
+                    let mut big = Box::new(N48 {
+                        len: 0,
+                        index: [0; 256],
+                        ptrs: std::array::from_fn(|_| None),
+                    });
+                    for (i, (k, c)) in s.entries().enumerate() {
+                        big.index[k as usize] = i as u8 + 1;
+                        big.ptrs[i] = Some(c);
+                        big.len += 1;
+                    }
+                    n48_insert(&mut big, b, child);
+                    *self = Children::N48(big);
+                }
+            }
+            Children::N48(s) => {
+                if (s.len as usize) < 48 {
+                    n48_insert(s, b, child);
+                } else {
+                    let mut big = Box::new(N256 {
+                        len: 0,
+                        ptrs: std::array::from_fn(|_| None),
+                    });
+                    for k in 0..256 {
+                        let i = s.index[k];
+                        if i != 0 {
+                            big.ptrs[k] = s.ptrs[i as usize - 1].take();
+                            big.len += 1;
+                        }
+                    }
+                    big.ptrs[b as usize] = Some(child);
+                    big.len += 1;
+                    *self = Children::N256(big);
+                }
+            }
+            Children::N256(s) => {
+                if s.ptrs[b as usize].replace(child).is_none() {
+                    s.len += 1;
+                }
+            }
+        }
+    }
+
+    /// Removes the child for byte `b`; shrinks the array when sparse.
+    pub fn remove(&mut self, b: u8) -> Option<Link<V>> {
+        let out = match self {
+            Children::Empty => None,
+            Children::N4(s) => s.position(b).ok().and_then(|i| s.remove_at(i)),
+            Children::N16(s) => s.position(b).ok().and_then(|i| s.remove_at(i)),
+            Children::N48(s) => match s.index[b as usize] {
+                0 => None,
+                i => {
+                    s.index[b as usize] = 0;
+                    s.len -= 1;
+                    s.ptrs[i as usize - 1].take()
+                }
+            },
+            Children::N256(s) => {
+                let out = s.ptrs[b as usize].take();
+                if out.is_some() {
+                    s.len -= 1;
+                }
+                out
+            }
+        };
+        if out.is_some() {
+            self.shrink();
+        }
+        out
+    }
+
+    fn shrink(&mut self) {
+        let len = self.len();
+        match self {
+            Children::N4(_) if len == 0 => *self = Children::Empty,
+            Children::N16(s) if len <= SHRINK_16 => {
+                let mut small = Small::<V, 4>::new();
+                for (i, (k, c)) in s.entries().enumerate() {
+                    small.keys[i] = k;
+                    small.ptrs[i] = Some(c);
+                    small.len += 1;
+                }
+                *self = Children::N4(small);
+            }
+            Children::N48(s) if len <= SHRINK_48 => {
+                let mut small = Box::new(Small::<V, 16>::new());
+                for k in 0..256 {
+                    let i = s.index[k];
+                    if i != 0 {
+                        let n = small.len as usize;
+                        small.keys[n] = k as u8;
+                        small.ptrs[n] = s.ptrs[i as usize - 1].take();
+                        small.len += 1;
+                    }
+                }
+                *self = Children::N16(small);
+            }
+            Children::N256(s) if len <= SHRINK_256 => {
+                let mut small = Box::new(N48 {
+                    len: 0,
+                    index: [0; 256],
+                    ptrs: std::array::from_fn(|_| None),
+                });
+                for k in 0..256 {
+                    if let Some(c) = s.ptrs[k].take() {
+                        let n = small.len as usize;
+                        small.index[k] = n as u8 + 1;
+                        small.ptrs[n] = Some(c);
+                        small.len += 1;
+                    }
+                }
+                *self = Children::N48(small);
+            }
+            _ => {}
+        }
+    }
+
+    /// The edge byte of the only child, when there is exactly one.
+    pub fn only_byte(&self) -> Option<u8> {
+        if self.len() != 1 {
+            return None;
+        }
+        match self {
+            Children::Empty => None,
+            Children::N4(s) => Some(s.keys[0]),
+            Children::N16(s) => Some(s.keys[0]),
+            Children::N48(s) => s.index.iter().position(|&i| i != 0).map(|b| b as u8),
+            Children::N256(s) => s.ptrs.iter().position(Option::is_some).map(|b| b as u8),
+        }
+    }
+
+    /// Ordered cursor: returns (cursor of the child, child) for the first
+    /// child at or after `cursor`; the next cursor is the returned one + 1.
+    #[inline]
+    pub fn cursor_next(&self, cursor: usize) -> Option<(usize, &Link<V>)> {
+        match self {
+            Children::Empty => None,
+            Children::N4(s) => {
+                if cursor < s.len as usize {
+                    s.ptrs[cursor].as_ref().map(|c| (cursor, c))
+                } else {
+                    None
+                }
+            }
+            Children::N16(s) => {
+                if cursor < s.len as usize {
+                    s.ptrs[cursor].as_ref().map(|c| (cursor, c))
+                } else {
+                    None
+                }
+            }
+            Children::N48(s) => {
+                for b in cursor..256 {
+                    let i = s.index[b];
+                    if i != 0 {
+                        return s.ptrs[i as usize - 1].as_ref().map(|c| (b, c));
+                    }
+                }
+                None
+            }
+            Children::N256(s) => {
+                for b in cursor..256 {
+                    if let Some(c) = &s.ptrs[b] {
+                        return Some((b, c));
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// The cursor of the first child whose byte is greater than `b`, and
+    /// the child of byte `b` if present.
+    pub fn seek(&self, b: u8) -> (usize, Option<&Link<V>>) {
+        match self {
+            Children::Empty => (0, None),
+            Children::N4(s) => match s.position(b) {
+                Ok(i) => (i + 1, s.ptrs[i].as_ref()),
+                Err(i) => (i, None),
+            },
+            Children::N16(s) => match s.position(b) {
+                Ok(i) => (i + 1, s.ptrs[i].as_ref()),
+                Err(i) => (i, None),
+            },
+            Children::N48(_) | Children::N256(_) => (b as usize + 1, self.get(b)),
+        }
+    }
+}
+
+fn n48_insert<V>(s: &mut N48<V>, b: u8, child: Link<V>) {
+    if let Some(slot) = s.ptrs.iter().position(Option::is_none) {
+        s.ptrs[slot] = Some(child);
+        s.index[b as usize] = slot as u8 + 1;
+        s.len += 1;
+    }
+}

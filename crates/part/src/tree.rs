@@ -1,0 +1,481 @@
+//! The persistent tree: queries and iterators over an immutable root.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use crate::node::{Leaf, Link, Node};
+use crate::txn::Txn;
+use crate::watch::Watch;
+
+/// A persistent adaptive radix tree mapping byte-string keys to `V`.
+///
+/// Cloning a tree is one reference count: the clone is a snapshot that
+/// later transactions never change. Writes go through a [`Txn`].
+///
+/// ```
+/// let tree = part::Tree::new();
+/// let mut txn = tree.txn();
+/// txn.insert(b"hello", 1);
+/// txn.insert(b"help", 2);
+/// let (tree2, watches) = txn.commit();
+/// watches.close();
+/// assert_eq!(tree2.get(b"hello"), Some(&1));
+/// assert_eq!(tree.get(b"hello"), None); // the old root is unchanged
+/// let keys: Vec<_> = tree2.prefix(b"hel").0.map(|(k, _)| k.to_vec()).collect();
+/// assert_eq!(keys, vec![b"hello".to_vec(), b"help".to_vec()]);
+/// ```
+pub struct Tree<V> {
+    pub(crate) root: Link<V>,
+    pub(crate) len: usize,
+    pub(crate) root_only_watch: bool,
+}
+
+impl<V> Clone for Tree<V> {
+    fn clone(&self) -> Self {
+        Tree {
+            root: self.root.clone(),
+            len: self.len,
+            root_only_watch: self.root_only_watch,
+        }
+    }
+}
+
+impl<V> Default for Tree<V> {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+impl<V> std::fmt::Debug for Tree<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tree")
+            .field("len", &self.len)
+            .field("root_only_watch", &self.root_only_watch)
+            .finish()
+    }
+}
+
+impl<V> Tree<V> {
+    /// An empty tree whose every node can hand out a watch.
+    pub fn new() -> Self {
+        Tree {
+            root: Arc::new(Node::empty()),
+            len: 0,
+            root_only_watch: false,
+        }
+    }
+
+    /// An empty tree with only a root watch: every query returns the root
+    /// watch, which closes on any change. Cheaper to write; meant for
+    /// collections inside objects and for indexes nobody watches by key.
+    pub fn new_root_only_watch() -> Self {
+        Tree {
+            root: Arc::new(Node::empty()),
+            len: 0,
+            root_only_watch: true,
+        }
+    }
+
+    /// True if this tree only has a root watch.
+    pub fn is_root_only_watch(&self) -> bool {
+        self.root_only_watch
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if the tree holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The watch that closes on any change of the tree.
+    pub fn root_watch(&self) -> Watch {
+        self.root.node_watch()
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        get(&self.root, key).map(|l| &l.value)
+    }
+
+    /// The value of `key` and a watch that closes when the key is inserted,
+    /// replaced or deleted. For a missing key, the watch of the closest node
+    /// is returned: it may also close when neighbouring keys change.
+    pub fn get_watch(&self, key: &[u8]) -> (Option<&V>, Watch) {
+        get_watch(&self.root, key, self.root_only_watch)
+    }
+
+    /// Ordered iteration over all keys.
+    pub fn iter(&self) -> Iter<'_, V> {
+        Iter::whole(&self.root)
+    }
+
+    /// Ordered iteration over the keys starting with `prefix`, and a watch
+    /// that closes when any key under the prefix changes.
+    pub fn prefix(&self, prefix: &[u8]) -> (Iter<'_, V>, Watch) {
+        let (node, watch) = prefix_search(&self.root, prefix);
+        let iter = match node {
+            Some(n) => Iter::whole(n),
+            None => Iter::empty(),
+        };
+        let watch = if self.root_only_watch {
+            self.root.node_watch()
+        } else {
+            watch.node_watch()
+        };
+        (iter, watch)
+    }
+
+    /// Ordered iteration over the keys greater than or equal to `key`.
+    pub fn lower_bound(&self, key: &[u8]) -> Iter<'_, V> {
+        let mut iter = Iter::empty();
+        lower_bound_stack(&self.root, key, &mut iter.stack);
+        iter
+    }
+
+    /// The first key (in order) and its value.
+    pub fn first(&self) -> Option<(&[u8], &V)> {
+        self.iter().next()
+    }
+
+    /// The last key (in order) and its value.
+    pub fn last(&self) -> Option<(&[u8], &V)> {
+        let mut node: &Node<V> = &self.root;
+        loop {
+            let mut last = None;
+            let mut cursor = 0;
+            while let Some((c, child)) = node.children.cursor_next(cursor) {
+                last = Some(child);
+                cursor = c + 1;
+            }
+            match last {
+                Some(child) => node = child,
+                None => return node.leaf.as_ref().map(|l| (&l.key[..], &l.value)),
+            }
+        }
+    }
+
+    /// An iterator that owns a snapshot of the tree (no borrow), yielding
+    /// cloned values in key order.
+    pub fn into_owned_iter(self) -> OwnedIter<V> {
+        OwnedIter::whole(self.root)
+    }
+
+    /// Like [`Tree::prefix`], but the iterator owns its snapshot.
+    pub fn prefix_owned(&self, prefix: &[u8]) -> (OwnedIter<V>, Watch) {
+        let (node, watch) = prefix_search(&self.root, prefix);
+        let iter = match node {
+            Some(n) => OwnedIter::whole(n.clone()),
+            None => OwnedIter::empty(),
+        };
+        let watch = if self.root_only_watch {
+            self.root.node_watch()
+        } else {
+            watch.node_watch()
+        };
+        (iter, watch)
+    }
+
+    /// Like [`Tree::lower_bound`], but the iterator owns its snapshot.
+    pub fn lower_bound_owned(&self, key: &[u8]) -> OwnedIter<V> {
+        let mut stack = Vec::new();
+        lower_bound_stack(&self.root, key, &mut stack);
+        OwnedIter {
+            stack: stack
+                .into_iter()
+                .map(|f| Frame {
+                    node: f.node.clone(),
+                    cursor: f.cursor,
+                    leaf_pending: f.leaf_pending,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Tree<V> {
+    /// Starts a write transaction on this tree. The tree itself is not
+    /// changed; [`Txn::commit`] returns the new tree.
+    pub fn txn(&self) -> Txn<V> {
+        Txn::new(self)
+    }
+
+    /// Persistent single insert: a new tree with `key` set to `value`.
+    /// For more than one change, use a [`Txn`]: it copies each path once.
+    pub fn insert(&self, key: &[u8], value: V) -> Tree<V> {
+        let mut txn = self.txn();
+        txn.insert(key, value);
+        txn.commit_and_close()
+    }
+
+    /// Persistent single delete: a new tree without `key`.
+    pub fn delete(&self, key: &[u8]) -> Tree<V> {
+        let mut txn = self.txn();
+        txn.delete(key);
+        txn.commit_and_close()
+    }
+}
+
+impl<'a, V> IntoIterator for &'a Tree<V> {
+    type Item = (&'a [u8], &'a V);
+    type IntoIter = Iter<'a, V>;
+    fn into_iter(self) -> Iter<'a, V> {
+        self.iter()
+    }
+}
+
+pub(crate) fn get<'a, V>(root: &'a Node<V>, key: &[u8]) -> Option<&'a Leaf<V>> {
+    let mut node = root;
+    let mut d = 0;
+    loop {
+        let p = &node.prefix[..];
+        if !p.is_empty() {
+            if key.len() < d + p.len() || key[d..d + p.len()] != *p {
+                return None;
+            }
+            d += p.len();
+        }
+        if d == key.len() {
+            return node.leaf.as_ref();
+        }
+        node = node.children.get(key[d])?;
+        d += 1;
+    }
+}
+
+pub(crate) fn get_watch<'a, V>(
+    root: &'a Node<V>,
+    key: &[u8],
+    root_only: bool,
+) -> (Option<&'a V>, Watch) {
+    if root_only {
+        return (get(root, key).map(|l| &l.value), root.node_watch());
+    }
+    let mut parent = root;
+    let mut node = root;
+    let mut d = 0;
+    loop {
+        let p = &node.prefix[..];
+        if key.len() < d + p.len() || key[d..d + p.len()] != *p {
+            // An insert of `key` would split this node: the parent changes.
+            return (None, parent.node_watch());
+        }
+        d += p.len();
+        if d == key.len() {
+            return match &node.leaf {
+                Some(l) => (Some(&l.value), l.watch.get_or_init(Watch::new).clone()),
+                None => (None, node.node_watch()),
+            };
+        }
+        match node.children.get(key[d]) {
+            Some(c) => {
+                parent = node;
+                node = c;
+                d += 1;
+            }
+            None => return (None, node.node_watch()),
+        }
+    }
+}
+
+/// The node whose subtree holds exactly the keys with `prefix`, and the
+/// node whose watch covers every change under the prefix.
+pub(crate) fn prefix_search<'a, V>(
+    root: &'a Link<V>,
+    prefix: &[u8],
+) -> (Option<&'a Link<V>>, &'a Node<V>) {
+    let mut parent: &Link<V> = root;
+    let mut node: &Link<V> = root;
+    let mut d = 0;
+    loop {
+        let pre = &node.prefix[..];
+        let rest = &prefix[d..];
+        if rest.len() <= pre.len() {
+            if pre.starts_with(rest) {
+                // Ending inside the compressed prefix: a split would add
+                // keys under `prefix` by changing the parent.
+                let watch = if rest.len() == pre.len() { node } else { parent };
+                return (Some(node), watch);
+            }
+            return (None, parent);
+        }
+        if !rest.starts_with(pre) {
+            return (None, parent);
+        }
+        d += pre.len();
+        match node.children.get(prefix[d]) {
+            Some(c) => {
+                parent = node;
+                node = c;
+                d += 1;
+            }
+            None => return (None, node),
+        }
+    }
+}
+
+pub(crate) fn lower_bound_stack<'a, V>(
+    root: &'a Link<V>,
+    key: &[u8],
+    stack: &mut Vec<Frame<&'a Link<V>>>,
+) {
+    let mut node = root;
+    let mut d = 0;
+    loop {
+        let pre = &node.prefix[..];
+        let rest = &key[d..];
+        let n = pre.len().min(rest.len());
+        match pre[..n].cmp(&rest[..n]) {
+            Ordering::Greater => {
+                stack.push(Frame::whole(node));
+                return;
+            }
+            Ordering::Less => return,
+            Ordering::Equal => {
+                if rest.len() <= pre.len() {
+                    stack.push(Frame::whole(node));
+                    return;
+                }
+                d += pre.len();
+                // The leaf here is a proper prefix of `key`, so smaller.
+                let (cursor, exact) = node.children.seek(key[d]);
+                stack.push(Frame {
+                    node,
+                    cursor,
+                    leaf_pending: false,
+                });
+                match exact {
+                    Some(c) => {
+                        node = c;
+                        d += 1;
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct Frame<P> {
+    pub node: P,
+    pub cursor: usize,
+    pub leaf_pending: bool,
+}
+
+impl<P> Frame<P> {
+    fn whole(node: P) -> Self {
+        Frame {
+            node,
+            cursor: 0,
+            leaf_pending: true,
+        }
+    }
+}
+
+/// Borrowing ordered iterator over `(key, value)`.
+pub struct Iter<'a, V> {
+    pub(crate) stack: Vec<Frame<&'a Link<V>>>,
+}
+
+impl<'a, V> Iter<'a, V> {
+    pub(crate) fn whole(node: &'a Link<V>) -> Self {
+        let mut stack = Vec::with_capacity(8);
+        stack.push(Frame::whole(node));
+        Iter { stack }
+    }
+    pub(crate) fn empty() -> Self {
+        Iter { stack: Vec::new() }
+    }
+}
+
+impl<'a, V> Iterator for Iter<'a, V> {
+    type Item = (&'a [u8], &'a V);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let top = self.stack.last_mut()?;
+            let node: &'a Link<V> = top.node;
+            if top.leaf_pending {
+                top.leaf_pending = false;
+                if let Some(l) = &node.leaf {
+                    return Some((&l.key[..], &l.value));
+                }
+            }
+            match node.children.cursor_next(top.cursor) {
+                Some((c, child)) => {
+                    top.cursor = c + 1;
+                    if child.children.is_empty() {
+                        // Leaf-only child: yield without a frame.
+                        if let Some(l) = &child.leaf {
+                            return Some((&l.key[..], &l.value));
+                        }
+                    } else {
+                        self.stack.push(Frame::whole(child));
+                    }
+                }
+                None => {
+                    self.stack.pop();
+                }
+            }
+        }
+    }
+}
+
+/// Ordered iterator that owns its snapshot; yields `(key, value)` clones.
+pub struct OwnedIter<V> {
+    stack: Vec<Frame<Link<V>>>,
+}
+
+impl<V> OwnedIter<V> {
+    fn whole(node: Link<V>) -> Self {
+        let mut stack = Vec::with_capacity(8);
+        stack.push(Frame::whole(node));
+        OwnedIter { stack }
+    }
+
+    fn empty() -> Self {
+        OwnedIter { stack: Vec::new() }
+    }
+
+    /// Advances and calls `f` with the next key and value by reference,
+    /// sparing the key copy of [`Iterator::next`].
+    #[inline]
+    pub fn next_with<R>(&mut self, f: impl FnOnce(&[u8], &V) -> R) -> Option<R> {
+        loop {
+            let top = self.stack.last_mut()?;
+            if top.leaf_pending {
+                top.leaf_pending = false;
+                if let Some(l) = &top.node.leaf {
+                    return Some(f(&l.key, &l.value));
+                }
+            }
+            match top.node.children.cursor_next(top.cursor) {
+                Some((c, child)) => {
+                    top.cursor = c + 1;
+                    if child.children.is_empty() {
+                        if let Some(l) = &child.leaf {
+                            return Some(f(&l.key, &l.value));
+                        }
+                    } else {
+                        let child = child.clone();
+                        self.stack.push(Frame::whole(child));
+                    }
+                }
+                None => {
+                    self.stack.pop();
+                }
+            }
+        }
+    }
+}
+
+impl<V: Clone> Iterator for OwnedIter<V> {
+    type Item = (crate::Key, V);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with(|k, v| (crate::Key::from_slice(k), v.clone()))
+    }
+}

@@ -1,0 +1,310 @@
+//! Write transactions: batches of changes that copy each path once.
+
+use std::sync::Arc;
+
+use crate::node::{Key, Leaf, Link, Node, Seal};
+use crate::tree::{self, Iter, OwnedIter, Tree};
+use crate::watch::{Watch, WatchesToClose};
+
+/// A write transaction over a [`Tree`].
+///
+/// The first change below a shared node copies it; the copy belongs to the
+/// transaction and later changes mutate it in place, so a batch of N
+/// inserts copies each path at most once. Reads see the transaction's own
+/// writes. [`Txn::commit`] returns the new tree; dropping the transaction
+/// discards it and fires no watch.
+///
+/// ```
+/// let tree = part::Tree::new();
+/// let (_, watch) = tree.get_watch(b"k");
+/// let mut txn = tree.txn();
+/// txn.insert(b"k", "v");
+/// assert_eq!(txn.get(b"k"), Some(&"v"));
+/// let (tree, watches) = txn.commit();
+/// assert!(!watch.is_closed()); // not yet: publish `tree` first
+/// watches.close();
+/// assert!(watch.is_closed());
+/// assert_eq!(tree.len(), 1);
+/// ```
+pub struct Txn<V> {
+    root: Link<V>,
+    len: usize,
+    root_only_watch: bool,
+    ctx: Ctx,
+}
+
+#[derive(Default)]
+struct Ctx {
+    /// Nodes of the original tree this transaction replaced, with whether
+    /// the leaf's watch was carried over to the copy.
+    retired: Vec<(Arc<dyn Seal>, bool)>,
+    /// Watches taken from nodes the transaction changed in place.
+    close: Vec<Watch>,
+}
+
+impl<V: Clone + Send + Sync + 'static> Txn<V> {
+    pub(crate) fn new(tree: &Tree<V>) -> Self {
+        Txn {
+            root: tree.root.clone(),
+            len: tree.len,
+            root_only_watch: tree.root_only_watch,
+            ctx: Ctx::default(),
+        }
+    }
+
+    /// Number of keys, including this transaction's changes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if the tree would be empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value of `key`, seeing this transaction's writes.
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        tree::get(&self.root, key).map(|l| &l.value)
+    }
+
+    /// Ordered iteration over the current contents.
+    pub fn iter(&self) -> Iter<'_, V> {
+        Iter::whole(&self.root)
+    }
+
+    /// Ordered iteration over the keys starting with `prefix`.
+    pub fn prefix(&self, prefix: &[u8]) -> Iter<'_, V> {
+        match tree::prefix_search(&self.root, prefix).0 {
+            Some(n) => Iter::whole(n),
+            None => Iter::empty(),
+        }
+    }
+
+    /// Ordered iteration over the keys greater than or equal to `key`.
+    pub fn lower_bound(&self, key: &[u8]) -> Iter<'_, V> {
+        let mut iter = Iter::empty();
+        tree::lower_bound_stack(&self.root, key, &mut iter.stack);
+        iter
+    }
+
+    /// A snapshot of the current contents as a tree. Later writes in this
+    /// transaction do not change it.
+    pub fn snapshot(&self) -> Tree<V> {
+        Tree {
+            root: self.root.clone(),
+            len: self.len,
+            root_only_watch: self.root_only_watch,
+        }
+    }
+
+    /// Iterator owning a snapshot of the current contents.
+    pub fn owned_iter(&self) -> OwnedIter<V> {
+        self.snapshot().into_owned_iter()
+    }
+
+    /// Sets `key` to `value`; returns the previous value.
+    pub fn insert(&mut self, key: &[u8], value: V) -> Option<V> {
+        self.modify(key, |_| value)
+    }
+
+    /// Sets `key` to `f(current value)`; returns the previous value.
+    pub fn modify(&mut self, key: &[u8], f: impl FnOnce(Option<&V>) -> V) -> Option<V> {
+        let full = !self.root_only_watch;
+        let (old, added) = upsert(&mut self.root, key, 0, f, &mut self.ctx, full, true);
+        if added {
+            self.len += 1;
+        }
+        old
+    }
+
+    /// Removes `key`; returns its value if it was present.
+    pub fn delete(&mut self, key: &[u8]) -> Option<V> {
+        // Look first so that deleting a missing key copies nothing.
+        tree::get(&self.root, key)?;
+        let full = !self.root_only_watch;
+        let old = delete(&mut self.root, key, 0, &mut self.ctx, full, true);
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let keys: Vec<Key> = self.iter().map(|(k, _)| Key::from_slice(k)).collect();
+        for k in keys {
+            self.delete(&k);
+        }
+    }
+
+    /// Ends the transaction: the new tree, and the watches its changes
+    /// invalidated. Publish the tree first, then [`WatchesToClose::close`].
+    pub fn commit(self) -> (Tree<V>, WatchesToClose) {
+        let tree = Tree {
+            root: self.root,
+            len: self.len,
+            root_only_watch: self.root_only_watch,
+        };
+        let watches = WatchesToClose {
+            watches: self.ctx.close,
+            retired: self.ctx.retired,
+        };
+        (tree, watches)
+    }
+
+    /// Commits and closes the invalidated watches at once: for trees that
+    /// are not published anywhere else.
+    pub fn commit_and_close(self) -> Tree<V> {
+        let (tree, watches) = self.commit();
+        watches.close();
+        tree
+    }
+}
+
+/// Makes the node in `slot` private to the transaction, copying it if it is
+/// shared. The copied original is retired: its watches close on commit.
+fn make_mut<'a, V: Clone + Send + Sync + 'static>(
+    slot: &'a mut Link<V>,
+    ctx: &mut Ctx,
+    retire: bool,
+) -> &'a mut Node<V> {
+    if Arc::get_mut(slot).is_none() {
+        let (copy, leaf_shared) = slot.clone_for_write();
+        let old = std::mem::replace(slot, Arc::new(copy));
+        if retire {
+            let old: Arc<dyn Seal> = old;
+            ctx.retired.push((old, leaf_shared));
+        }
+    }
+    let node = Arc::get_mut(slot).expect("node is private after copy");
+    // A private node may still carry a watch handed out while it was
+    // reachable from a snapshot that is gone now: it closes on commit.
+    if let Some(w) = node.watch.take() {
+        ctx.close.push(w);
+    }
+    node
+}
+
+/// Changes a node's prefix without changing its keys. A shared node is
+/// copied with its watches shared, so its watchers are not woken.
+fn set_prefix<V: Clone>(link: &mut Link<V>, prefix: &[u8], full: bool) {
+    match Arc::get_mut(link) {
+        Some(n) => n.prefix = Key::from_slice(prefix),
+        None => {
+            let mut n = if full {
+                link.clone_same_keys()
+            } else {
+                link.clone_for_write().0
+            };
+            n.prefix = Key::from_slice(prefix);
+            *link = Arc::new(n);
+        }
+    }
+}
+
+fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Inserts or modifies `key` below `slot`, whose prefix the caller matched.
+/// Returns the old value and whether a key was added.
+fn upsert<V: Clone + Send + Sync + 'static>(
+    slot: &mut Link<V>,
+    key: &[u8],
+    depth: usize,
+    f: impl FnOnce(Option<&V>) -> V,
+    ctx: &mut Ctx,
+    full: bool,
+    is_root: bool,
+) -> (Option<V>, bool) {
+    let node = make_mut(slot, ctx, full || is_root);
+    let d = depth + node.prefix.len();
+    if d == key.len() {
+        return match &mut node.leaf {
+            Some(leaf) => {
+                let new = f(Some(&leaf.value));
+                let old = std::mem::replace(&mut leaf.value, new);
+                if let Some(w) = leaf.watch.take() {
+                    ctx.close.push(w);
+                }
+                (Some(old), false)
+            }
+            None => {
+                node.leaf = Some(Leaf::new(key, f(None)));
+                (None, true)
+            }
+        };
+    }
+    let b = key[d];
+    let rest = &key[d + 1..];
+    let Some(child) = node.children.get_mut(b) else {
+        node.children
+            .insert(b, Arc::new(Node::new_leaf(rest, key, f(None))));
+        return (None, true);
+    };
+    let common = common_prefix_len(&child.prefix, rest);
+    if common == child.prefix.len() {
+        return upsert(child, key, d + 1, f, ctx, full, false);
+    }
+    // The key leaves the child's compressed path: split it with a new inner
+    // node holding the common part.
+    let child_prefix = child.prefix.clone();
+    let mut inner = Node::empty();
+    inner.prefix = Key::from_slice(&child_prefix[..common]);
+    let mut old = std::mem::replace(child, Arc::new(inner));
+    set_prefix(&mut old, &child_prefix[common + 1..], full);
+    let inner = Arc::get_mut(child).expect("new node is private");
+    inner.children.insert(child_prefix[common], old);
+    if rest.len() == common {
+        inner.leaf = Some(Leaf::new(key, f(None)));
+    } else {
+        inner.children.insert(
+            rest[common],
+            Arc::new(Node::new_leaf(&rest[common + 1..], key, f(None))),
+        );
+    }
+    (None, true)
+}
+
+/// Deletes `key` below `slot`; the caller checked that it exists.
+fn delete<V: Clone + Send + Sync + 'static>(
+    slot: &mut Link<V>,
+    key: &[u8],
+    depth: usize,
+    ctx: &mut Ctx,
+    full: bool,
+    is_root: bool,
+) -> Option<V> {
+    let node = make_mut(slot, ctx, full || is_root);
+    let d = depth + node.prefix.len();
+    if d == key.len() {
+        let leaf = node.leaf.take()?;
+        if let Some(w) = leaf.watch.into_inner() {
+            ctx.close.push(w);
+        }
+        return Some(leaf.value);
+    }
+    let b = key[d];
+    let child = node.children.get_mut(b)?;
+    let old = delete(child, key, d + 1, ctx, full, false)?;
+    if child.is_empty() {
+        node.children.remove(b);
+    } else if child.leaf.is_none() {
+        if let Some(gb) = child.children.only_byte() {
+            // Path compression: the child is now a pass-through; lift its
+            // only child into its place with the joined prefix.
+            let c = Arc::get_mut(child).expect("child is private after delete");
+            if let Some(mut grandchild) = c.children.remove(gb) {
+                let mut prefix = c.prefix.clone();
+                prefix.push(gb);
+                prefix.extend_from_slice(&grandchild.prefix);
+                set_prefix(&mut grandchild, &prefix, full);
+                *child = grandchild;
+            }
+        }
+    }
+    Some(old)
+}

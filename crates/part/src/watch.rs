@@ -1,0 +1,488 @@
+//! One-shot watch channels: closed once, waited on from threads or tokio.
+//!
+//! A [`Watch`] is handed out by queries; it closes when the data it covers
+//! changes in a committed and published transaction. Only the tree (through
+//! [`WatchesToClose`]) can close a watch: readers can only wait.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::node::Seal;
+
+/// A one-shot notification: open until the watched data changes, then
+/// closed forever.
+///
+/// Cloning is cheap (one reference count). A watch can be waited on from a
+/// blocking thread ([`Watch::wait`], [`Watch::wait_timeout`]), awaited from
+/// async code ([`Watch::closed`]), or combined with others in a
+/// [`WatchSet`].
+#[derive(Clone)]
+pub struct Watch {
+    inner: Arc<WatchInner>,
+}
+
+struct WatchInner {
+    closed: AtomicBool,
+    waiters: Mutex<Vec<Waiter>>,
+}
+
+enum Waiter {
+    Thread(u64, Arc<Signal>),
+    Task(u64, Waker),
+}
+
+impl Waiter {
+    fn id(&self) -> u64 {
+        match self {
+            Waiter::Thread(id, _) | Waiter::Task(id, _) => *id,
+        }
+    }
+}
+
+/// A thread parked on one or more watches.
+struct Signal {
+    fired: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Signal {
+    fn new() -> Arc<Self> {
+        Arc::new(Signal {
+            fired: Mutex::new(false),
+            cv: Condvar::new(),
+        })
+    }
+    fn fire(&self) {
+        *self.fired.lock() = true;
+        self.cv.notify_all();
+    }
+    /// Waits until fired or the deadline passes; returns whether fired.
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        let mut fired = self.fired.lock();
+        while !*fired {
+            match deadline {
+                None => self.cv.wait(&mut fired),
+                Some(d) => {
+                    if self.cv.wait_until(&mut fired, d).timed_out() {
+                        return *fired;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+static NEXT_WAITER_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_waiter_id() -> u64 {
+    NEXT_WAITER_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A watch that is closed from the start: handed out for nodes that were
+/// already replaced, so a late reader never waits on a dead node.
+static CLOSED: LazyLock<Watch> = LazyLock::new(|| {
+    let w = Watch::new();
+    w.close();
+    w
+});
+
+impl Watch {
+    pub(crate) fn new() -> Watch {
+        Watch {
+            inner: Arc::new(WatchInner {
+                closed: AtomicBool::new(false),
+                waiters: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// A watch that is already closed.
+    pub fn closed_watch() -> Watch {
+        CLOSED.clone()
+    }
+
+    /// Returns true once the watch has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Returns true if both handles refer to the same watch.
+    pub fn same_as(&self, other: &Watch) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let waiters = std::mem::take(&mut *self.inner.waiters.lock());
+        for w in waiters {
+            match w {
+                Waiter::Thread(_, s) => s.fire(),
+                Waiter::Task(_, waker) => waker.wake(),
+            }
+        }
+    }
+
+    /// Registers a waiter unless already closed. Returns false when closed.
+    fn register(&self, waiter: Waiter) -> bool {
+        let mut waiters = self.inner.waiters.lock();
+        // Checked under the lock: `close` sets the flag before taking the
+        // list, so a waiter added here is either seen by `close` or we see
+        // the flag.
+        if self.is_closed() {
+            return false;
+        }
+        let id = waiter.id();
+        if let Some(slot) = waiters.iter_mut().find(|w| w.id() == id) {
+            *slot = waiter;
+        } else {
+            waiters.push(waiter);
+        }
+        true
+    }
+
+    fn deregister(&self, id: u64) {
+        let mut waiters = self.inner.waiters.lock();
+        if let Some(pos) = waiters.iter().position(|w| w.id() == id) {
+            waiters.swap_remove(pos);
+        }
+    }
+
+    /// Blocks the current thread until the watch closes.
+    pub fn wait(&self) {
+        self.wait_deadline(None);
+    }
+
+    /// Blocks until the watch closes or `timeout` passes. Returns true if
+    /// the watch closed.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
+        if self.is_closed() {
+            return true;
+        }
+        let id = next_waiter_id();
+        let signal = Signal::new();
+        if !self.register(Waiter::Thread(id, signal.clone())) {
+            return true;
+        }
+        let fired = signal.wait(deadline);
+        if !fired {
+            self.deregister(id);
+        }
+        fired || self.is_closed()
+    }
+
+    /// A future that completes when the watch closes.
+    pub fn closed(&self) -> Closed {
+        Closed {
+            watch: self.clone(),
+            id: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl std::future::IntoFuture for Watch {
+    type Output = ();
+    type IntoFuture = Closed;
+    fn into_future(self) -> Closed {
+        Closed {
+            watch: self,
+            id: None,
+        }
+    }
+}
+
+/// Future returned by [`Watch::closed`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Closed {
+    watch: Watch,
+    id: Option<u64>,
+}
+
+impl Future for Closed {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.watch.is_closed() {
+            return Poll::Ready(());
+        }
+        let id = *self.id.get_or_insert_with(next_waiter_id);
+        if self
+            .watch
+            .register(Waiter::Task(id, cx.waker().clone()))
+        {
+            Poll::Pending
+        } else {
+            self.id = None;
+            Poll::Ready(())
+        }
+    }
+}
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.watch.deregister(id);
+        }
+    }
+}
+
+/// The watches a commit invalidated. Close them only after the new tree is
+/// published, so that a woken reader sees the new data.
+#[derive(Default)]
+#[must_use = "watches must be closed after publishing the new tree"]
+pub struct WatchesToClose {
+    pub(crate) watches: Vec<Watch>,
+    /// Replaced nodes: their watches (if any was handed out) close, and
+    /// those never handed out are sealed closed.
+    pub(crate) retired: Vec<(Arc<dyn Seal>, bool)>,
+}
+
+impl WatchesToClose {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of watches and replaced nodes to close.
+    pub fn len(&self) -> usize {
+        self.watches.len() + self.retired.len()
+    }
+
+    /// True if there is nothing to close.
+    pub fn is_empty(&self) -> bool {
+        self.watches.is_empty() && self.retired.is_empty()
+    }
+
+    /// Moves all of `other` into `self`.
+    pub fn append(&mut self, mut other: WatchesToClose) {
+        if self.watches.is_empty() {
+            self.watches = other.watches;
+        } else {
+            self.watches.append(&mut other.watches);
+        }
+        if self.retired.is_empty() {
+            self.retired = other.retired;
+        } else {
+            self.retired.append(&mut other.retired);
+        }
+    }
+
+    /// Closes every watch, waking all waiters.
+    pub fn close(self) {
+        for (node, leaf_shared) in &self.retired {
+            node.seal(*leaf_shared);
+        }
+        for w in &self.watches {
+            w.close();
+        }
+    }
+}
+
+/// Several watches waited on together: returns when any of them closes.
+#[derive(Default, Clone, Debug)]
+pub struct WatchSet {
+    watches: Vec<Watch>,
+}
+
+impl WatchSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a watch to the set.
+    pub fn add(&mut self, watch: Watch) {
+        if !self.watches.iter().any(|w| w.same_as(&watch)) {
+            self.watches.push(watch);
+        }
+    }
+
+    /// Number of distinct watches in the set.
+    pub fn len(&self) -> usize {
+        self.watches.len()
+    }
+
+    /// True if the set holds no watch.
+    pub fn is_empty(&self) -> bool {
+        self.watches.is_empty()
+    }
+
+    /// Removes all watches.
+    pub fn clear(&mut self) {
+        self.watches.clear();
+    }
+
+    /// The watches of the set that are closed now.
+    pub fn closed_now(&self) -> Vec<Watch> {
+        self.watches
+            .iter()
+            .filter(|w| w.is_closed())
+            .cloned()
+            .collect()
+    }
+
+    /// Blocks until at least one watch closes or `timeout` passes; returns
+    /// the closed watches (empty on timeout, or if the set is empty).
+    pub fn wait_timeout(&self, timeout: Duration) -> Vec<Watch> {
+        self.wait_deadline(Some(Instant::now() + timeout))
+    }
+
+    /// Blocks until at least one watch closes; returns the closed watches.
+    /// Returns at once with nothing if the set is empty.
+    pub fn wait(&self) -> Vec<Watch> {
+        self.wait_deadline(None)
+    }
+
+    fn wait_deadline(&self, deadline: Option<Instant>) -> Vec<Watch> {
+        if self.watches.is_empty() {
+            return Vec::new();
+        }
+        let closed = self.closed_now();
+        if !closed.is_empty() {
+            return closed;
+        }
+        let id = next_waiter_id();
+        let signal = Signal::new();
+        let mut any_closed = false;
+        for w in &self.watches {
+            if !w.register(Waiter::Thread(id, signal.clone())) {
+                any_closed = true;
+                break;
+            }
+        }
+        if !any_closed {
+            signal.wait(deadline);
+        }
+        for w in &self.watches {
+            w.deregister(id);
+        }
+        self.closed_now()
+    }
+
+    /// Completes when at least one watch closes, with the closed watches.
+    /// Never completes for an empty set.
+    pub async fn wait_async(&self) -> Vec<Watch> {
+        let fut = AnyClosed {
+            watches: &self.watches,
+            id: next_waiter_id(),
+        };
+        fut.await;
+        self.closed_now()
+    }
+}
+
+struct AnyClosed<'a> {
+    watches: &'a [Watch],
+    id: u64,
+}
+
+impl Future for AnyClosed<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        for w in self.watches {
+            if !w.register(Waiter::Task(self.id, cx.waker().clone())) {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for AnyClosed<'_> {
+    fn drop(&mut self) {
+        for w in self.watches {
+            w.deregister(self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_wakes_blocking_waiter() {
+        let w = Watch::new();
+        assert!(!w.is_closed());
+        assert!(!w.wait_timeout(Duration::from_millis(1)));
+        let w2 = w.clone();
+        let t = std::thread::spawn(move || w2.wait_timeout(Duration::from_secs(30)));
+        w.close();
+        assert!(t.join().unwrap());
+        assert!(w.is_closed());
+        // Waiting on a closed watch returns at once.
+        w.wait();
+    }
+
+    #[test]
+    fn timed_out_waiters_are_removed() {
+        let w = Watch::new();
+        for _ in 0..10 {
+            assert!(!w.wait_timeout(Duration::from_micros(10)));
+        }
+        assert!(w.inner.waiters.lock().is_empty());
+    }
+
+    #[test]
+    fn watch_set_returns_closed_ones() {
+        let a = Watch::new();
+        let b = Watch::new();
+        let mut set = WatchSet::new();
+        set.add(a.clone());
+        set.add(b.clone());
+        set.add(a.clone());
+        assert_eq!(set.len(), 2);
+        assert!(set.wait_timeout(Duration::from_millis(1)).is_empty());
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || b2.close());
+        let closed = set.wait_timeout(Duration::from_secs(30));
+        t.join().unwrap();
+        assert_eq!(closed.len(), 1);
+        assert!(closed[0].same_as(&b));
+        assert!(a.inner.waiters.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn async_wait() {
+        let w = Watch::new();
+        let w2 = w.clone();
+        let h = tokio::spawn(async move { w2.closed().await });
+        tokio::task::yield_now().await;
+        w.close();
+        h.await.unwrap();
+        let a = Watch::new();
+        let b = Watch::new();
+        let mut set = WatchSet::new();
+        set.add(a.clone());
+        set.add(b.clone());
+        let h = tokio::spawn(async move { set.wait_async().await.len() });
+        tokio::task::yield_now().await;
+        a.close();
+        assert_eq!(h.await.unwrap(), 1);
+        assert!(b.inner.waiters.lock().is_empty());
+    }
+
+    #[test]
+    fn closed_watch_is_closed() {
+        assert!(Watch::closed_watch().is_closed());
+    }
+}
