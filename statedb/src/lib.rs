@@ -1,1 +1,59 @@
-//! x
+//! `statedb`: an in-memory MVCC database of typed tables with indexes,
+//! transactions, watches and change tracking.
+//!
+//! - A [`Db`] holds tables ([`Table`]) declared with a unique primary
+//!   [`Index`] and any number of secondary indexes.
+//! - [`Db::read_txn`] is one atomic load: a consistent snapshot of all
+//!   tables that never blocks. [`Db::write_txn`] locks only the tables it
+//!   names; its [`WriteTxn::commit`] publishes atomically, then closes the
+//!   watches of what changed.
+//! - Every query can return a [`Watch`] to wait for changes, from threads
+//!   or async code; a [`WatchSet`] waits on many.
+//! - A [`ChangeIterator`] follows every upsert and delete in revision
+//!   order; deleted objects stay in a graveyard only until every change
+//!   iterator has seen them.
+//!
+//! See `docs/architecture.md` in the repository for the design.
+//!
+//! ```
+//! use statedb::{Db, Index, Table};
+//!
+//! #[derive(Clone, Debug, PartialEq)]
+//! struct Memo { name: String, body: String }
+//!
+//! let by_name: Index<Memo, str> = Index::unique("name", |m: &Memo, k| k.push(m.name.as_str()));
+//! let memos = Table::new("memos", &by_name)?;
+//! let db = Db::new();
+//! db.register_table(&memos)?;
+//!
+//! let (_, watch) = memos.get_watch(&db.read_txn(), by_name.query("a"))?;
+//! let mut w = db.write_txn(&[&memos])?;
+//! memos.insert(&mut w, Memo { name: "a".into(), body: "hello".into() })?;
+//! w.commit();
+//! assert!(watch.is_closed());
+//! let (memo, _rev) = memos.get(&db.read_txn(), by_name.query("a"))?.unwrap();
+//! assert_eq!(memo.body, "hello");
+//! # Ok::<(), statedb::Error>(())
+//! ```
+
+mod changes;
+mod db;
+mod error;
+mod index;
+mod metrics;
+mod state;
+mod table;
+mod txn;
+
+pub use changes::{Change, ChangeIterator, Changes};
+pub use db::{Db, JsonTable};
+pub use error::{Error, Result};
+pub use index::{Index, KeySet, Query};
+pub use metrics::{DbMetrics, NoopMetrics};
+pub use part::{Key, KeyEncoding, Watch, WatchSet};
+pub use table::{ErasedRef, Initializer, Objects, Table, TableBuilder, TableHandle};
+pub use txn::{ReadTxn, ReadTxnLike, View, WriteTxn};
+
+/// Revision of an object: per table, strictly increasing on every insert
+/// and delete.
+pub type Revision = u64;

@@ -41,7 +41,7 @@ pub use encoding::KeyEncoding;
 pub use node::Key;
 pub use tree::{Iter, OwnedIter, Tree};
 pub use txn::Txn;
-pub use watch::{Closed, Watch, WatchSet, WatchesToClose};
+pub use watch::{Closed, Watch, WatchCloser, WatchSet, WatchesToClose};
 
 #[cfg(test)]
 mod tests;

@@ -254,14 +254,13 @@ pub(crate) fn get_watch<'a, V>(
     if root_only {
         return (get(root, key).map(|l| &l.value), root.node_watch());
     }
-    let mut parent = root;
     let mut node = root;
     let mut d = 0;
     loop {
         let p = &node.prefix[..];
         if key.len() < d + p.len() || key[d..d + p.len()] != *p {
-            // An insert of `key` would split this node: the parent changes.
-            return (None, parent.node_watch());
+            // An insert of `key` would split this node, which replaces it.
+            return (None, node.node_watch());
         }
         d += p.len();
         if d == key.len() {
@@ -272,7 +271,6 @@ pub(crate) fn get_watch<'a, V>(
         }
         match node.children.get(key[d]) {
             Some(c) => {
-                parent = node;
                 node = c;
                 d += 1;
             }
@@ -287,28 +285,26 @@ pub(crate) fn prefix_search<'a, V>(
     root: &'a Link<V>,
     prefix: &[u8],
 ) -> (Option<&'a Link<V>>, &'a Node<V>) {
-    let mut parent: &Link<V> = root;
     let mut node: &Link<V> = root;
     let mut d = 0;
     loop {
         let pre = &node.prefix[..];
         let rest = &prefix[d..];
         if rest.len() <= pre.len() {
-            if pre.starts_with(rest) {
-                // Ending inside the compressed prefix: a split would add
-                // keys under `prefix` by changing the parent.
-                let watch = if rest.len() == pre.len() { node } else { parent };
-                return (Some(node), watch);
-            }
-            return (None, parent);
+            // Ending inside the compressed prefix: a key added under
+            // `prefix` but not under this node would split (replace) it.
+            return if pre.starts_with(rest) {
+                (Some(node), node)
+            } else {
+                (None, node)
+            };
         }
         if !rest.starts_with(pre) {
-            return (None, parent);
+            return (None, node);
         }
         d += pre.len();
         match node.children.get(prefix[d]) {
             Some(c) => {
-                parent = node;
                 node = c;
                 d += 1;
             }

@@ -255,7 +255,9 @@ fn upsert<V: Clone + Send + Sync + 'static>(
     let mut inner = Node::empty();
     inner.prefix = Key::from_slice(&child_prefix[..common]);
     let mut old = std::mem::replace(child, Arc::new(inner));
-    set_prefix(&mut old, &child_prefix[common + 1..], full);
+    // The split node is replaced (its node watch closes): queries that
+    // ended inside its compressed prefix were given that watch.
+    make_mut(&mut old, ctx, full).prefix = Key::from_slice(&child_prefix[common + 1..]);
     let inner = Arc::get_mut(child).expect("new node is private");
     inner.children.insert(child_prefix[common], old);
     if rest.len() == common {

@@ -245,6 +245,33 @@ impl Drop for Closed {
     }
 }
 
+/// The closing end of a watch made with [`Watch::channel`]: for watches
+/// that are not tied to tree nodes (e.g. "table initialized").
+#[derive(Debug)]
+pub struct WatchCloser {
+    watch: Watch,
+}
+
+impl WatchCloser {
+    /// Closes the watch, waking every waiter. Closing twice is harmless.
+    pub fn close(&self) {
+        self.watch.close();
+    }
+
+    /// The watch this closer closes.
+    pub fn watch(&self) -> Watch {
+        self.watch.clone()
+    }
+}
+
+impl Watch {
+    /// A new open watch and the only handle able to close it.
+    pub fn channel() -> (WatchCloser, Watch) {
+        let w = Watch::new();
+        (WatchCloser { watch: w.clone() }, w)
+    }
+}
+
 /// The watches a commit invalidated. Close them only after the new tree is
 /// published, so that a woken reader sees the new data.
 #[derive(Default)]

@@ -1,0 +1,197 @@
+//! Change iterators: every upsert and delete of a table, in revision order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use part::{OwnedIter, Watch};
+
+use crate::Revision;
+use crate::db::Db;
+use crate::error::Result;
+use crate::state::{Object, graveyard_key};
+use crate::table::{ErasedTable, Table};
+use crate::txn::{ReadTxnLike, WriteTxn, begin_locked};
+
+/// One change of an object.
+#[derive(Debug, Clone)]
+pub struct Change<T> {
+    /// The object (for a delete: as it was when deleted).
+    pub object: Arc<T>,
+    /// Revision of the change.
+    pub revision: Revision,
+    /// True if the object was deleted.
+    pub deleted: bool,
+}
+
+/// Follows a table's changes: first every object already in the table as
+/// an upsert, then each later upsert and delete in revision order.
+///
+/// Deleted objects stay in the table's graveyard until every live change
+/// iterator has seen them; dropping the iterator releases them. An object
+/// created and deleted between two reads shows up as a delete only.
+///
+/// ```
+/// use statedb::{Db, Index, Table};
+/// let idx: Index<u32, u32> = Index::unique("id", |o: &u32, k| k.push(o));
+/// let t = Table::new("nums", &idx)?;
+/// let db = Db::new();
+/// db.register_table(&t)?;
+/// let mut w = db.write_txn(&[&t])?;
+/// t.insert(&mut w, 1u32)?;
+/// let mut changes = t.changes(&mut w)?;
+/// w.commit();
+/// let (batch, _watch) = changes.next(&db.read_txn())?;
+/// assert_eq!(batch.map(|c| (*c.object, c.deleted)).collect::<Vec<_>>(), [(1, false)]);
+/// let mut w = db.write_txn(&[&t])?;
+/// t.delete(&mut w, &1)?;
+/// w.commit();
+/// let (batch, _watch) = changes.next(&db.read_txn())?;
+/// assert_eq!(batch.map(|c| (*c.object, c.deleted)).collect::<Vec<_>>(), [(1, true)]);
+/// # Ok::<(), statedb::Error>(())
+/// ```
+pub struct ChangeIterator<T: Send + Sync + 'static> {
+    table: Table<T>,
+    db: Db,
+    tracker: Arc<AtomicU64>,
+    last_upsert: Revision,
+    last_delete: Revision,
+}
+
+impl<T: Send + Sync + 'static> Table<T> {
+    /// Registers a change iterator. Taken in a write transaction that
+    /// locks the table, so no delete can slip past it.
+    pub fn changes(&self, txn: &mut WriteTxn) -> Result<ChangeIterator<T>> {
+        let db = txn.db.clone();
+        let tt = txn.table_txn_mut(self)?;
+        let seen = tt.last_revision;
+        let tracker = self.inner.add_tracker(seen);
+        Ok(ChangeIterator {
+            table: self.clone(),
+            db,
+            tracker,
+            last_upsert: 0,
+            last_delete: seen,
+        })
+    }
+}
+
+impl<T: Send + Sync + 'static> ChangeIterator<T> {
+    /// The changes in `txn` not yet seen, and a watch that closes when the
+    /// table changes again. Changes count as seen as the returned iterator
+    /// yields them.
+    pub fn next<'a>(&'a mut self, txn: &impl ReadTxnLike) -> Result<(Changes<'a, T>, Watch)> {
+        let view = txn.view(&self.table)?;
+        let revisions = view.revision_tree();
+        let watch = revisions.root_watch();
+        let upserts = revisions.lower_bound_owned(&(self.last_upsert.saturating_add(1)).to_be_bytes());
+        let deletes = view
+            .graveyard_revision_tree()
+            .lower_bound_owned(&graveyard_key(self.last_delete.saturating_add(1), &[]));
+        Ok((
+            Changes {
+                iter: self,
+                upserts,
+                deletes,
+                next_upsert: None,
+                next_delete: None,
+                started: false,
+            },
+            watch,
+        ))
+    }
+
+    /// Revision of the last upsert seen.
+    pub fn last_upsert_revision(&self) -> Revision {
+        self.last_upsert
+    }
+
+    /// Revision of the last delete seen.
+    pub fn last_delete_revision(&self) -> Revision {
+        self.last_delete
+    }
+
+    fn release_graveyard(&self) {
+        collect_if_idle(&self.db, &self.table);
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for ChangeIterator<T> {
+    fn drop(&mut self) {
+        self.table.inner.remove_tracker(&self.tracker);
+        self.release_graveyard();
+    }
+}
+
+/// Collects the table's graveyard now if nobody holds its lock; otherwise
+/// the holder's commit collects it.
+fn collect_if_idle<T: Send + Sync + 'static>(db: &Db, table: &Table<T>) {
+    let Some((_, pos)) = table.inner.registration.get().copied() else {
+        return;
+    };
+    let root = db.inner.root.load();
+    if root.get(pos).is_none_or(|s| s.graveyard_len() == 0) {
+        return;
+    }
+    drop(root);
+    if let Some(guard) = table.inner.lock.try_lock_arc() {
+        let erased: Arc<dyn ErasedTable> = table.inner.clone();
+        // Committing runs the graveyard collection.
+        begin_locked(db, vec![(pos, erased, guard)], None).commit();
+    }
+}
+
+/// The unseen changes of one [`ChangeIterator::next`] call.
+pub struct Changes<'a, T: Send + Sync + 'static> {
+    iter: &'a mut ChangeIterator<T>,
+    upserts: OwnedIter<Object<T>>,
+    deletes: OwnedIter<Object<T>>,
+    next_upsert: Option<Object<T>>,
+    next_delete: Option<Object<T>>,
+    started: bool,
+}
+
+impl<T: Send + Sync + 'static> Iterator for Changes<'_, T> {
+    type Item = Change<T>;
+
+    fn next(&mut self) -> Option<Change<T>> {
+        if !self.started {
+            self.started = true;
+            self.next_upsert = self.upserts.next_with(|_, o| o.clone());
+            self.next_delete = self.deletes.next_with(|_, o| o.clone());
+        }
+        let take_delete = match (&self.next_upsert, &self.next_delete) {
+            (None, None) => return None,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some(u), Some(d)) => d.revision < u.revision,
+        };
+        if take_delete {
+            let d = self.next_delete.take()?;
+            self.next_delete = self.deletes.next_with(|_, o| o.clone());
+            self.iter.last_delete = d.revision;
+            Some(Change {
+                object: d.data,
+                revision: d.revision,
+                deleted: true,
+            })
+        } else {
+            let u = self.next_upsert.take()?;
+            self.next_upsert = self.upserts.next_with(|_, o| o.clone());
+            self.iter.last_upsert = u.revision;
+            Some(Change {
+                object: u.data,
+                revision: u.revision,
+                deleted: false,
+            })
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for Changes<'_, T> {
+    fn drop(&mut self) {
+        let seen = self.iter.last_delete;
+        if self.iter.tracker.swap(seen, Ordering::AcqRel) != seen {
+            self.iter.release_graveyard();
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The database: the root of all tables, registration, transactions.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::metrics::DbMetrics;
+use crate::state::AnyTableState;
+use crate::table::{ErasedTable, Table, TableHandle};
+use crate::txn::{ReadTxn, WriteTxn, lock_tables};
+
+/// The root: one immutable state per table, by registration order.
+pub(crate) type Root = Vec<Arc<dyn AnyTableState>>;
+
+static NEXT_DB_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An in-memory MVCC database of typed tables.
+///
+/// Readers take [`Db::read_txn`]: one atomic load, never blocked by
+/// writers. Writers take [`Db::write_txn`] naming the tables they change;
+/// writers of disjoint tables run in parallel. Cloning a `Db` is cheap and
+/// yields a handle to the same database.
+///
+/// ```
+/// use statedb::{Db, Index, Table};
+/// let by_id: Index<(u64, String), u64> = Index::unique("id", |o: &(u64, String), k| k.push(&o.0));
+/// let table = Table::new("names", &by_id)?;
+/// let db = Db::new();
+/// db.register_table(&table)?;
+/// let before = db.read_txn();
+/// let mut w = db.write_txn(&[&table])?;
+/// table.insert(&mut w, (1, "one".to_string()))?;
+/// let after = w.commit();
+/// assert_eq!(table.num_objects(&before)?, 0);
+/// assert_eq!(table.num_objects(&after)?, 1);
+/// # Ok::<(), statedb::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<DbInner>,
+}
+
+pub(crate) struct DbInner {
+    pub id: u64,
+    pub root: ArcSwap<Root>,
+    /// Held only while swapping the root.
+    pub commit_lock: Mutex<()>,
+    pub tables: Mutex<Vec<Arc<dyn ErasedTable>>>,
+    pub metrics: Option<Arc<dyn DbMetrics>>,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db::new()
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("tables", &self.table_names())
+            .finish()
+    }
+}
+
+impl Db {
+    /// An empty database without metrics.
+    pub fn new() -> Db {
+        Self::build(None)
+    }
+
+    /// An empty database reporting to `metrics`.
+    pub fn with_metrics(metrics: Arc<dyn DbMetrics>) -> Db {
+        Self::build(Some(metrics))
+    }
+
+    fn build(metrics: Option<Arc<dyn DbMetrics>>) -> Db {
+        Db {
+            inner: Arc::new(DbInner {
+                id: NEXT_DB_ID.fetch_add(1, Ordering::Relaxed),
+                root: ArcSwap::from_pointee(Vec::new()),
+                commit_lock: Mutex::new(()),
+                tables: Mutex::new(Vec::new()),
+                metrics,
+            }),
+        }
+    }
+
+    /// Registers a table. Errors if a table of that name is registered
+    /// already, or if the table belongs to another Db.
+    pub fn register_table<T: Send + Sync + 'static>(&self, table: &Table<T>) -> Result<()> {
+        let erased: Arc<dyn ErasedTable> = table.inner.clone();
+        let mut tables = self.inner.tables.lock();
+        if let Some((db, _)) = erased.registration() {
+            return Err(if db == self.inner.id {
+                Error::DuplicateTable(table.name().to_string())
+            } else {
+                Error::TableFromOtherDb(table.name().to_string())
+            });
+        }
+        if tables.iter().any(|t| t.name() == table.name()) {
+            return Err(Error::DuplicateTable(table.name().to_string()));
+        }
+        let _commit = self.inner.commit_lock.lock();
+        let current = self.inner.root.load();
+        let pos = current.len();
+        if erased.set_registration(self.inner.id, pos).is_err() {
+            return Err(Error::TableFromOtherDb(table.name().to_string()));
+        }
+        let mut next: Root = current.iter().cloned().collect();
+        next.push(erased.new_state());
+        self.inner.root.store(Arc::new(next));
+        // No initializer yet: the table starts initialized.
+        erased.mark_initialized();
+        tables.push(erased);
+        Ok(())
+    }
+
+    /// Names of the registered tables, in registration order.
+    pub fn table_names(&self) -> Vec<String> {
+        self.inner
+            .tables
+            .lock()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect()
+    }
+
+    /// A snapshot of every table: one atomic load, lock-free.
+    pub fn read_txn(&self) -> ReadTxn {
+        ReadTxn {
+            db_id: self.inner.id,
+            root: self.inner.root.load_full(),
+        }
+    }
+
+    /// A write transaction locking `tables` (in a global order, so writers
+    /// naming overlapping tables in any order never deadlock). Blocks while
+    /// another write transaction holds one of them.
+    pub fn write_txn(&self, tables: &[&dyn TableHandle]) -> Result<WriteTxn> {
+        let erased = tables.iter().map(|t| t.erased().0).collect();
+        lock_tables(self, erased)
+    }
+
+    /// Writes the chosen tables as one JSON object `{"table": [objects]}`
+    /// as of `txn`, for inspection endpoints.
+    pub fn write_json(&self, txn: &ReadTxn, tables: &[&dyn JsonTable], mut out: impl Write) -> Result<()> {
+        let io = |e: std::io::Error| Error::Json(e.to_string());
+        out.write_all(b"{").map_err(io)?;
+        for (i, t) in tables.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",").map_err(io)?;
+            }
+            serde_json::to_writer(&mut out, t.table_name()).map_err(|e| Error::Json(e.to_string()))?;
+            out.write_all(b":").map_err(io)?;
+            t.write_objects(txn, &mut out)?;
+        }
+        out.write_all(b"}").map_err(io)?;
+        Ok(())
+    }
+}
+
+/// A table whose objects can be dumped as JSON; implemented by every
+/// [`Table`] of `Serialize` objects.
+pub trait JsonTable: TableHandle {
+    /// Writes the table's objects as a JSON array.
+    fn write_objects(&self, txn: &ReadTxn, out: &mut dyn Write) -> Result<()>;
+}
+
+impl<T: serde::Serialize + Send + Sync + 'static> JsonTable for Table<T> {
+    fn write_objects(&self, txn: &ReadTxn, out: &mut dyn Write) -> Result<()> {
+        let json = |e: serde_json::Error| Error::Json(e.to_string());
+        let io = |e: std::io::Error| Error::Json(e.to_string());
+        out.write_all(b"[").map_err(io)?;
+        for (i, (obj, _)) in self.all(txn)?.enumerate() {
+            if i > 0 {
+                out.write_all(b",").map_err(io)?;
+            }
+            serde_json::to_writer(&mut *out, &*obj).map_err(json)?;
+        }
+        out.write_all(b"]").map_err(io)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! Hook for database metrics.
+
+use std::time::Duration;
+
+use crate::Revision;
+
+/// Receives database metrics. Every method has a no-op default, so an
+/// implementation overrides only what it records. Install with
+/// [`crate::Db::with_metrics`]; without one the Db takes no timings.
+pub trait DbMetrics: Send + Sync + 'static {
+    /// A write transaction over `tables` committed `duration` after it
+    /// started (lock wait included).
+    fn write_txn_duration(&self, tables: &[&str], duration: Duration) {
+        let _ = (tables, duration);
+    }
+    /// A write transaction waited `wait` for the lock of `table`.
+    fn table_lock_wait(&self, table: &str, wait: Duration) {
+        let _ = (table, wait);
+    }
+    /// After a commit: the table's object count, graveyard size and
+    /// revision.
+    fn table_contents(&self, table: &str, objects: usize, graveyard: usize, revision: Revision) {
+        let _ = (table, objects, graveyard, revision);
+    }
+}
+
+/// Metrics that record nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopMetrics;
+
+impl DbMetrics for NoopMetrics {}

@@ -1,0 +1,605 @@
+//! Tables: declaration, registration data, and queries.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+use part::{OwnedIter, Tree, Watch, WatchCloser};
+
+use crate::Revision;
+use crate::error::{Error, Result};
+use crate::index::{non_unique_exact, non_unique_prefix, Index, IndexInner, Query};
+use crate::state::{AnyTableState, AnyTableTxn, Object, TableState, TableTxn};
+use crate::txn::{ReadTxnLike, View, WriteTxn};
+
+/// A typed table of objects `T`, with a unique primary index and any
+/// number of secondary indexes. Cheap to clone (one `Arc`).
+///
+/// Objects are stored as `Arc<T>` and handed out immutable; to change one,
+/// insert a new version (clone and modify).
+///
+/// ```
+/// use statedb::{Db, Index, Table};
+/// #[derive(Clone, Debug)]
+/// struct Route { id: u32, dev: String }
+/// let by_id: Index<Route, u32> = Index::unique("id", |r: &Route, k| k.push(&r.id));
+/// let by_dev: Index<Route, str> = Index::non_unique("dev", |r: &Route, k| k.push(r.dev.as_str()));
+/// let routes = Table::builder("routes", &by_id).index(&by_dev).build()?;
+/// let db = Db::new();
+/// db.register_table(&routes)?;
+///
+/// let mut wtxn = db.write_txn(&[&routes])?;
+/// routes.insert(&mut wtxn, Route { id: 1, dev: "eth0".into() })?;
+/// routes.insert(&mut wtxn, Route { id: 2, dev: "eth0".into() })?;
+/// let rtxn = wtxn.commit();
+///
+/// let (r, _rev) = routes.get(&rtxn, by_id.query(&2))?.unwrap();
+/// assert_eq!(r.dev, "eth0");
+/// assert_eq!(routes.list(&rtxn, by_dev.query("eth0"))?.count(), 2);
+/// # Ok::<(), statedb::Error>(())
+/// ```
+pub struct Table<T> {
+    pub(crate) inner: Arc<TableInner<T>>,
+}
+
+impl<T> Clone for Table<T> {
+    fn clone(&self) -> Self {
+        Table {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Table<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table").field("name", &self.inner.name).finish()
+    }
+}
+
+pub(crate) struct TableInner<T> {
+    pub name: String,
+    pub primary: Arc<IndexInner<T>>,
+    pub secondary: Vec<Arc<IndexInner<T>>>,
+    pub lock: Arc<Mutex<()>>,
+    /// (Db id, position in the root), set once on registration.
+    pub registration: OnceLock<(u64, usize)>,
+    /// Delete watermarks of live change iterators.
+    trackers: Mutex<Vec<Arc<AtomicU64>>>,
+    tracker_count: AtomicUsize,
+    /// The "initialized" watch and its closer.
+    init: Mutex<(Watch, WatchCloser)>,
+    next_initializer: AtomicU64,
+}
+
+impl<T> TableInner<T> {
+    pub fn has_delete_trackers(&self) -> bool {
+        self.tracker_count.load(Ordering::Acquire) > 0
+    }
+
+    /// Graveyard entries at or below this revision can be collected.
+    pub fn graveyard_low_watermark(&self) -> Revision {
+        let trackers = self.trackers.lock();
+        trackers
+            .iter()
+            .map(|t| t.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(Revision::MAX)
+    }
+
+    pub fn add_tracker(&self, seen: Revision) -> Arc<AtomicU64> {
+        let t = Arc::new(AtomicU64::new(seen));
+        let mut trackers = self.trackers.lock();
+        trackers.push(t.clone());
+        self.tracker_count.store(trackers.len(), Ordering::Release);
+        t
+    }
+
+    pub fn remove_tracker(&self, t: &Arc<AtomicU64>) {
+        let mut trackers = self.trackers.lock();
+        trackers.retain(|x| !Arc::ptr_eq(x, t));
+        self.tracker_count.store(trackers.len(), Ordering::Release);
+    }
+
+    pub fn index_pos(&self, name: &str) -> Result<IndexPos> {
+        if name == self.primary.name {
+            return Ok(IndexPos::Primary);
+        }
+        self.secondary
+            .iter()
+            .position(|i| i.name == name)
+            .map(|i| IndexPos::Secondary(i, self.secondary[i].unique))
+            .ok_or_else(|| Error::UnknownIndex {
+                table: self.name.clone(),
+                index: name.to_string(),
+            })
+    }
+}
+
+/// Which tree of a table an index query searches.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum IndexPos {
+    Primary,
+    Secondary(usize, bool),
+}
+
+impl IndexPos {
+    fn unique(self) -> bool {
+        match self {
+            IndexPos::Primary => true,
+            IndexPos::Secondary(_, u) => u,
+        }
+    }
+}
+
+/// Type-erased table operations the Db needs.
+pub(crate) trait ErasedTable: Send + Sync {
+    fn name(&self) -> &str;
+    fn registration(&self) -> Option<(u64, usize)>;
+    fn set_registration(&self, db: u64, pos: usize) -> std::result::Result<(), (u64, usize)>;
+    fn lock(&self) -> &Arc<Mutex<()>>;
+    fn new_state(&self) -> Arc<dyn AnyTableState>;
+    fn begin(self: Arc<Self>, state: &dyn AnyTableState) -> Box<dyn AnyTableTxn>;
+    fn mark_initialized(&self);
+}
+
+impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn registration(&self) -> Option<(u64, usize)> {
+        self.registration.get().copied()
+    }
+    fn set_registration(&self, db: u64, pos: usize) -> std::result::Result<(), (u64, usize)> {
+        self.registration.set((db, pos))
+    }
+    fn lock(&self) -> &Arc<Mutex<()>> {
+        &self.lock
+    }
+    fn new_state(&self) -> Arc<dyn AnyTableState> {
+        Arc::new(TableState::<T>::new(self.secondary.len()))
+    }
+    fn begin(self: Arc<Self>, state: &dyn AnyTableState) -> Box<dyn AnyTableTxn> {
+        // The root only holds this table's own state type at its position.
+        let state = state
+            .as_any()
+            .downcast_ref::<TableState<T>>()
+            .expect("root entry has the table's type");
+        Box::new(TableTxn::new(self.clone(), state))
+    }
+    fn mark_initialized(&self) {
+        self.init.lock().1.close();
+    }
+}
+
+/// A handle to any table, for naming tables in [`crate::Db::write_txn`].
+/// Implemented by [`Table`]; sealed.
+pub trait TableHandle: crate::txn::sealed::Sealed {
+    /// The table name.
+    fn table_name(&self) -> &str;
+    #[doc(hidden)]
+    fn erased(&self) -> ErasedRef;
+}
+
+/// Opaque type-erased table reference (implementation detail).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct ErasedRef(pub(crate) Arc<dyn ErasedTable>);
+
+impl<T> crate::txn::sealed::Sealed for Table<T> {}
+
+impl<T: Send + Sync + 'static> TableHandle for Table<T> {
+    fn table_name(&self) -> &str {
+        &self.inner.name
+    }
+    fn erased(&self) -> ErasedRef {
+        ErasedRef(self.inner.clone())
+    }
+}
+
+/// Builder of a [`Table`]: name, primary index, secondary indexes.
+pub struct TableBuilder<T> {
+    name: String,
+    primary: Arc<IndexInner<T>>,
+    secondary: Vec<Arc<IndexInner<T>>>,
+}
+
+impl<T: Send + Sync + 'static> TableBuilder<T> {
+    /// Adds a secondary index.
+    #[must_use]
+    pub fn index<K: ?Sized>(mut self, index: &Index<T, K>) -> Self {
+        self.secondary.push(index.inner.clone());
+        self
+    }
+
+    /// Validates the declaration and creates the table.
+    pub fn build(self) -> Result<Table<T>> {
+        if !valid_table_name(&self.name) {
+            return Err(Error::InvalidTableName(self.name));
+        }
+        if !self.primary.unique {
+            return Err(Error::PrimaryIndexNotUnique {
+                table: self.name,
+                index: self.primary.name.to_string(),
+            });
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for idx in std::iter::once(&self.primary).chain(&self.secondary) {
+            if idx.name.is_empty() {
+                return Err(Error::EmptyIndexName);
+            }
+            if idx.name.starts_with("__") {
+                return Err(Error::ReservedIndexName(idx.name.to_string()));
+            }
+            if names.contains(&idx.name) {
+                return Err(Error::DuplicateIndex {
+                    table: self.name,
+                    index: idx.name.to_string(),
+                });
+            }
+            names.push(idx.name);
+        }
+        let (closer, watch) = Watch::channel();
+        Ok(Table {
+            inner: Arc::new(TableInner {
+                name: self.name,
+                primary: self.primary,
+                secondary: self.secondary,
+                lock: Arc::new(Mutex::new(())),
+                registration: OnceLock::new(),
+                trackers: Mutex::new(Vec::new()),
+                tracker_count: AtomicUsize::new(0),
+                init: Mutex::new((watch, closer)),
+                next_initializer: AtomicU64::new(1),
+            }),
+        })
+    }
+}
+
+/// `^[a-z][a-z0-9_-]{0,30}$`
+pub(crate) fn valid_table_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 31
+        && b[0].is_ascii_lowercase()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+/// Iterator over query results: `(object, revision)` in index order. Owns
+/// its snapshot; borrows nothing from the Db or the transaction.
+pub struct Objects<T> {
+    inner: ObjectsInner<T>,
+}
+
+enum ObjectsInner<T> {
+    One(Option<Object<T>>),
+    Iter(OwnedIter<Object<T>>),
+}
+
+impl<T> Objects<T> {
+    fn one(o: Option<Object<T>>) -> Self {
+        Objects {
+            inner: ObjectsInner::One(o),
+        }
+    }
+    fn iter(i: OwnedIter<Object<T>>) -> Self {
+        Objects {
+            inner: ObjectsInner::Iter(i),
+        }
+    }
+}
+
+impl<T> Iterator for Objects<T> {
+    type Item = (Arc<T>, Revision);
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            ObjectsInner::One(o) => o.take().map(|o| (o.data, o.revision)),
+            ObjectsInner::Iter(i) => i.next_with(|_, o| (o.data.clone(), o.revision)),
+        }
+    }
+}
+
+/// An initializer registered with [`Table::register_initializer`]: the
+/// table reports initialized once every initializer is done.
+#[derive(Debug)]
+#[must_use = "the table stays uninitialized until the initializer is done"]
+pub struct Initializer<T> {
+    table: Table<T>,
+    id: u64,
+    name: String,
+}
+
+impl<T: Send + Sync + 'static> Initializer<T> {
+    /// Marks the initializer done; takes effect when `txn` commits.
+    pub fn done(self, txn: &mut WriteTxn) -> Result<()> {
+        let tt = txn.table_txn_mut(&self.table)?;
+        let pending = Arc::make_mut(&mut tt.pending_initializers);
+        let before = pending.len();
+        pending.retain(|(id, _)| *id != self.id);
+        if pending.len() == before {
+            return Err(Error::InitializerDone(self.name));
+        }
+        Ok(())
+    }
+
+    /// The initializer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<T: Send + Sync + 'static> Table<T> {
+    /// Starts declaring a table named `name` with the given primary index.
+    pub fn builder<K: ?Sized>(name: &str, primary: &Index<T, K>) -> TableBuilder<T> {
+        TableBuilder {
+            name: name.to_string(),
+            primary: primary.inner.clone(),
+            secondary: Vec::new(),
+        }
+    }
+
+    /// A table with only a primary index.
+    pub fn new<K: ?Sized>(name: &str, primary: &Index<T, K>) -> Result<Table<T>> {
+        Self::builder(name, primary).build()
+    }
+
+    /// The table name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Names of the table's indexes, primary first.
+    pub fn index_names(&self) -> Vec<&'static str> {
+        std::iter::once(self.inner.primary.name)
+            .chain(self.inner.secondary.iter().map(|i| i.name))
+            .collect()
+    }
+
+    /// A query on the primary index for `obj`'s own primary key.
+    pub fn primary_query(&self, obj: &T) -> Option<Query<T>> {
+        let keys = self.inner.primary.keys_of(obj);
+        keys.into_first()
+            .map(|key| Query::new(self.inner.primary.name, key))
+    }
+
+    // ---- writes -------------------------------------------------------
+
+    /// Inserts `obj`, replacing the object with the same primary key.
+    /// Returns the replaced object.
+    pub fn insert(&self, txn: &mut WriteTxn, obj: impl Into<Arc<T>>) -> Result<Option<Arc<T>>> {
+        let tt = txn.table_txn_mut(self)?;
+        Ok(tt.insert(obj.into())?.map(|o| o.data))
+    }
+
+    /// Inserts `obj` only if the stored object with its primary key has
+    /// revision `revision`. Errors: [`Error::ObjectNotFound`],
+    /// [`Error::RevisionNotEqual`].
+    pub fn compare_and_swap(
+        &self,
+        txn: &mut WriteTxn,
+        revision: Revision,
+        obj: impl Into<Arc<T>>,
+    ) -> Result<Option<Arc<T>>> {
+        let obj = obj.into();
+        let tt = txn.table_txn_mut(self)?;
+        let pk = tt.primary_key(&obj)?;
+        match tt.primary.get(&pk) {
+            None => Err(Error::ObjectNotFound),
+            Some(cur) if cur.revision != revision => Err(Error::RevisionNotEqual {
+                expected: revision,
+                found: cur.revision,
+            }),
+            Some(_) => Ok(tt.insert(obj)?.map(|o| o.data)),
+        }
+    }
+
+    /// Deletes the object with `obj`'s primary key. Returns the deleted
+    /// object, or `None` if there was none.
+    pub fn delete(&self, txn: &mut WriteTxn, obj: &T) -> Result<Option<Arc<T>>> {
+        let tt = txn.table_txn_mut(self)?;
+        let pk = tt.primary_key(obj)?;
+        Ok(tt.delete_key(&pk).map(|o| o.data))
+    }
+
+    /// Deletes the object with `obj`'s primary key only if its revision is
+    /// `revision`.
+    pub fn compare_and_delete(&self, txn: &mut WriteTxn, revision: Revision, obj: &T) -> Result<Arc<T>> {
+        let tt = txn.table_txn_mut(self)?;
+        let pk = tt.primary_key(obj)?;
+        match tt.primary.get(&pk) {
+            None => Err(Error::ObjectNotFound),
+            Some(cur) if cur.revision != revision => Err(Error::RevisionNotEqual {
+                expected: revision,
+                found: cur.revision,
+            }),
+            Some(_) => Ok(tt.delete_key(&pk).map(|o| o.data).ok_or(Error::ObjectNotFound)?),
+        }
+    }
+
+    /// Deletes every object; returns how many.
+    pub fn delete_all(&self, txn: &mut WriteTxn) -> Result<usize> {
+        let tt = txn.table_txn_mut(self)?;
+        let keys: Vec<part::Key> = tt.primary.iter().map(|(k, _)| part::Key::from_slice(k)).collect();
+        for k in &keys {
+            tt.delete_key(k);
+        }
+        Ok(keys.len())
+    }
+
+    /// Registers an initializer: the table reports uninitialized until
+    /// every registered initializer is [done](Initializer::done).
+    pub fn register_initializer(&self, txn: &mut WriteTxn, name: &str) -> Result<Initializer<T>> {
+        let id = self.inner.next_initializer.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut init = self.inner.init.lock();
+            if init.0.is_closed() {
+                *init = {
+                    let (c, w) = Watch::channel();
+                    (w, c)
+                };
+            }
+        }
+        let tt = txn.table_txn_mut(self)?;
+        Arc::make_mut(&mut tt.pending_initializers).push((id, name.to_string()));
+        Ok(Initializer {
+            table: self.clone(),
+            id,
+            name: name.to_string(),
+        })
+    }
+
+    // ---- reads --------------------------------------------------------
+
+    fn view<'t, X: ReadTxnLike>(&self, txn: &'t X) -> Result<View<'t, T>> {
+        txn.view(self)
+    }
+
+    /// The first object matching `q`.
+    pub fn get(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Option<(Arc<T>, Revision)>> {
+        let view = self.view(txn)?;
+        let pos = self.inner.index_pos(q.index)?;
+        Ok(view.first(pos, &q.key).map(|o| (o.data, o.revision)))
+    }
+
+    /// The first object matching `q`, and a watch that closes when the
+    /// result may have changed.
+    pub fn get_watch(
+        &self,
+        txn: &impl ReadTxnLike,
+        q: Query<T>,
+    ) -> Result<(Option<(Arc<T>, Revision)>, Watch)> {
+        let view = self.view(txn)?;
+        let pos = self.inner.index_pos(q.index)?;
+        let tree = view.tree(pos);
+        if pos.unique() {
+            let (o, w) = tree.get_watch(&q.key);
+            Ok((o.map(|o| (o.data.clone(), o.revision)), w))
+        } else {
+            let (mut it, w) = tree.prefix(&non_unique_exact(&q.key));
+            Ok((it.next().map(|(_, o)| (o.data.clone(), o.revision)), w))
+        }
+    }
+
+    /// All objects matching `q` exactly.
+    pub fn list(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>> {
+        Ok(self.list_watch(txn, q)?.0)
+    }
+
+    /// All objects matching `q` exactly, and a watch that closes when the
+    /// result may have changed.
+    pub fn list_watch(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
+        let view = self.view(txn)?;
+        let pos = self.inner.index_pos(q.index)?;
+        let tree = view.tree(pos);
+        if pos.unique() {
+            let (o, w) = tree.get_watch(&q.key);
+            Ok((Objects::one(o.cloned()), w))
+        } else {
+            let (it, w) = tree.prefix_owned(&non_unique_exact(&q.key));
+            Ok((Objects::iter(it), w))
+        }
+    }
+
+    /// Objects whose key in `q`'s index starts with `q`'s key, in key
+    /// order, with a watch. On a non-unique index an object appears once
+    /// per matching key.
+    pub fn prefix(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
+        let view = self.view(txn)?;
+        let pos = self.inner.index_pos(q.index)?;
+        let tree = view.tree(pos);
+        let key = if pos.unique() {
+            q.key
+        } else {
+            non_unique_prefix(&q.key)
+        };
+        let (it, w) = tree.prefix_owned(&key);
+        Ok((Objects::iter(it), w))
+    }
+
+    /// Objects whose key in `q`'s index is greater than or equal to `q`'s
+    /// key, in key order, with the index's root watch.
+    pub fn lower_bound(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
+        let view = self.view(txn)?;
+        let pos = self.inner.index_pos(q.index)?;
+        let tree = view.tree(pos);
+        let key = if pos.unique() {
+            q.key
+        } else {
+            non_unique_prefix(&q.key)
+        };
+        Ok((Objects::iter(tree.lower_bound_owned(&key)), tree.root_watch()))
+    }
+
+    /// Every object in primary key order.
+    pub fn all(&self, txn: &impl ReadTxnLike) -> Result<Objects<T>> {
+        Ok(self.all_watch(txn)?.0)
+    }
+
+    /// Every object in primary key order, and a watch that closes on any
+    /// change of the table.
+    pub fn all_watch(&self, txn: &impl ReadTxnLike) -> Result<(Objects<T>, Watch)> {
+        let view = self.view(txn)?;
+        let tree = view.tree(IndexPos::Primary);
+        let w = tree.root_watch();
+        Ok((Objects::iter(tree.into_owned_iter()), w))
+    }
+
+    /// Objects changed at or after `revision`, in the order they changed
+    /// (deleted objects are not included; see [`Table::changes`]), and the
+    /// table watch.
+    pub fn lower_bound_by_revision(
+        &self,
+        txn: &impl ReadTxnLike,
+        revision: Revision,
+    ) -> Result<(Objects<T>, Watch)> {
+        let view = self.view(txn)?;
+        let tree: Tree<Object<T>> = view.revision_tree();
+        let w = tree.root_watch();
+        Ok((Objects::iter(tree.lower_bound_owned(&revision.to_be_bytes())), w))
+    }
+
+    /// A watch that closes on any insert or delete in the table.
+    pub fn watch(&self, txn: &impl ReadTxnLike) -> Result<Watch> {
+        Ok(self.view(txn)?.revision_tree().root_watch())
+    }
+
+    /// The table's revision: that of its last insert or delete.
+    pub fn revision(&self, txn: &impl ReadTxnLike) -> Result<Revision> {
+        Ok(self.view(txn)?.last_revision())
+    }
+
+    /// Number of objects.
+    pub fn num_objects(&self, txn: &impl ReadTxnLike) -> Result<usize> {
+        Ok(self.view(txn)?.num_objects())
+    }
+
+    /// Number of deleted objects kept for change iterators that have not
+    /// seen them yet.
+    pub fn graveyard_len(&self, txn: &impl ReadTxnLike) -> Result<usize> {
+        Ok(self.view(txn)?.graveyard_len())
+    }
+
+    /// Whether every registered initializer is done, and a watch that
+    /// closes when the table becomes initialized.
+    pub fn initialized(&self, txn: &impl ReadTxnLike) -> Result<(bool, Watch)> {
+        let done = self.view(txn)?.pending_initializers().is_empty();
+        let w = if done {
+            Watch::closed_watch()
+        } else {
+            self.inner.init.lock().0.clone()
+        };
+        Ok((done, w))
+    }
+
+    /// Names of initializers not yet done.
+    pub fn pending_initializers(&self, txn: &impl ReadTxnLike) -> Result<Vec<String>> {
+        Ok(self
+            .view(txn)?
+            .pending_initializers()
+            .iter()
+            .map(|(_, n)| n.clone())
+            .collect())
+    }
+}
