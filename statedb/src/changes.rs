@@ -124,7 +124,7 @@ impl<T: Send + Sync + 'static> Drop for ChangeIterator<T> {
 
 /// Collects the table's graveyard now if nobody holds its lock; otherwise
 /// the holder's commit collects it.
-fn collect_if_idle<T: Send + Sync + 'static>(db: &Db, table: &Table<T>) {
+pub(crate) fn collect_if_idle<T: Send + Sync + 'static>(db: &Db, table: &Table<T>) {
     let Some((_, pos)) = table.inner.registration.get().copied() else {
         return;
     };
@@ -133,6 +133,7 @@ fn collect_if_idle<T: Send + Sync + 'static>(db: &Db, table: &Table<T>) {
         return;
     }
     drop(root);
+    table.inner.gc_requested.store(true, Ordering::Release);
     if let Some(guard) = table.inner.lock.try_lock_arc() {
         let erased: Arc<dyn ErasedTable> = table.inner.clone();
         // Committing runs the graveyard collection.

@@ -235,6 +235,9 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
 
     /// Drops graveyard entries every live change iterator has seen.
     pub fn collect_graveyard(&mut self) {
+        self.table
+            .gc_requested
+            .store(false, std::sync::atomic::Ordering::Release);
         if self.graveyard.is_empty() {
             return;
         }

@@ -66,6 +66,9 @@ pub(crate) struct TableInner<T> {
     /// Delete watermarks of live change iterators.
     trackers: Mutex<Vec<Arc<AtomicU64>>>,
     tracker_count: AtomicUsize,
+    /// Set when the graveyard could be collected but the table was locked:
+    /// the lock holder collects when it finishes, commit or abort.
+    pub gc_requested: std::sync::atomic::AtomicBool,
     /// The "initialized" watch and its closer.
     init: Mutex<(Watch, WatchCloser)>,
     next_initializer: AtomicU64,
@@ -140,6 +143,8 @@ pub(crate) trait ErasedTable: Send + Sync {
     fn new_state(&self) -> Arc<dyn AnyTableState>;
     fn begin(self: Arc<Self>, state: &dyn AnyTableState) -> Box<dyn AnyTableTxn>;
     fn mark_initialized(&self);
+    /// Collects the graveyard if a collection was requested while locked.
+    fn collect_if_requested(self: Arc<Self>, db: &crate::Db);
 }
 
 impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
@@ -168,6 +173,11 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
     }
     fn mark_initialized(&self) {
         self.init.lock().1.close();
+    }
+    fn collect_if_requested(self: Arc<Self>, db: &crate::Db) {
+        if self.gc_requested.swap(false, Ordering::AcqRel) {
+            crate::changes::collect_if_idle(db, &Table { inner: self });
+        }
     }
 }
 
@@ -248,6 +258,7 @@ impl<T: Send + Sync + 'static> TableBuilder<T> {
                 registration: OnceLock::new(),
                 trackers: Mutex::new(Vec::new()),
                 tracker_count: AtomicUsize::new(0),
+                gc_requested: std::sync::atomic::AtomicBool::new(false),
                 init: Mutex::new((watch, closer)),
                 next_initializer: AtomicU64::new(1),
             }),

@@ -206,6 +206,22 @@ impl ReadTxnLike for WriteTxn {
     }
 }
 
+impl Drop for WriteTxn {
+    /// Abort: discard the changes and release the locks. A graveyard
+    /// collection requested while we held a lock runs now.
+    fn drop(&mut self) {
+        let locked = std::mem::take(&mut self.locked);
+        let mut tables = Vec::with_capacity(locked.len());
+        for l in locked {
+            drop(l.guard);
+            tables.push(l.table);
+        }
+        for t in tables {
+            t.collect_if_requested(&self.db);
+        }
+    }
+}
+
 impl WriteTxn {
     pub(crate) fn table_txn_mut<T: Send + Sync + 'static>(
         &mut self,
@@ -264,8 +280,10 @@ impl WriteTxn {
         };
         let metrics = inner.metrics.as_deref();
         let mut names = Vec::new();
+        let mut released = Vec::with_capacity(finished.len());
         for (_, _, stats, table, guard) in finished {
             drop(guard);
+            released.push(table.clone());
             if stats.initialized {
                 table.mark_initialized();
             }
@@ -275,6 +293,11 @@ impl WriteTxn {
             }
         }
         watches.close();
+        // A change iterator may have asked for collection while we held
+        // the lock, after our own collection ran.
+        for t in released {
+            t.collect_if_requested(&self.db);
+        }
         if let (Some(m), Some(started)) = (metrics, self.started) {
             let names: Vec<&str> = names.iter().map(|t| t.name()).collect();
             m.write_txn_duration(&names, started.elapsed());
