@@ -50,6 +50,13 @@ impl<T> Clone for Table<T> {
     }
 }
 
+impl<T> Table<T> {
+    /// The table name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+}
+
 impl<T> std::fmt::Debug for Table<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Table").field("name", &self.inner.name).finish()
@@ -354,11 +361,6 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// A table with only a primary index.
     pub fn new<K: ?Sized>(name: &str, primary: &Index<T, K>) -> Result<Table<T>> {
         Self::builder(name, primary).build()
-    }
-
-    /// The table name.
-    pub fn name(&self) -> &str {
-        &self.inner.name
     }
 
     /// Names of the table's indexes, primary first.

@@ -1,0 +1,240 @@
+//! A small application lifecycle: start hooks and jobs in order, stop them
+//! in reverse order, waiting for each job to exit.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Errors of hooks and of the lifecycle.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type JobFn = Box<dyn FnOnce(CancellationToken) -> BoxFuture<()> + Send>;
+
+/// A start/stop pair run by the [`Lifecycle`].
+#[async_trait::async_trait]
+pub trait Hook: Send + Sync {
+    /// Starts; an error stops what already started and fails the start.
+    async fn start(&self) -> Result<(), BoxError>;
+    /// Stops; called in reverse start order.
+    async fn stop(&self);
+}
+
+/// Lifecycle errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// A hook failed to start; what had started was stopped again.
+    #[error("start hook {name:?} failed: {source}")]
+    StartFailed {
+        /// Name of the hook.
+        name: String,
+        /// Its error.
+        source: BoxError,
+    },
+    /// `start` was called twice.
+    #[error("lifecycle already started")]
+    AlreadyStarted,
+    /// `start` was called outside a tokio runtime.
+    #[error("lifecycle must be started inside a tokio runtime")]
+    NoRuntime,
+}
+
+enum Entry {
+    Hook(String, Arc<dyn Hook>),
+    Job(String, Option<JobFn>),
+}
+
+enum Running {
+    Hook(Arc<dyn Hook>),
+    Job(String, CancellationToken, JoinHandle<()>),
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: Vec<Entry>,
+    running: Vec<Running>,
+    started: bool,
+}
+
+/// Starts hooks and jobs (reconcilers, or any task of the application) on
+/// the current tokio runtime, in the order they were added, and stops them
+/// in reverse order. Stopping a job cancels its token and waits for it to
+/// exit. Cheap to clone; clones share the same lifecycle.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use reconciler::Lifecycle;
+/// let lc = Lifecycle::new();
+/// lc.add_job("ticker", |cancel| async move { cancel.cancelled().await });
+/// lc.start().await.unwrap();
+/// lc.stop().await; // returns once the job has exited
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Lifecycle {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.inner.lock();
+        f.debug_struct("Lifecycle")
+            .field("entries", &inner.entries.len())
+            .field("running", &inner.running.len())
+            .finish()
+    }
+}
+
+impl Lifecycle {
+    /// An empty lifecycle.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a hook. If the lifecycle is running already, it is started with
+    /// the next [`Lifecycle::start`] call only.
+    pub fn add_hook(&self, name: &str, hook: impl Hook + 'static) {
+        self.inner
+            .lock()
+            .entries
+            .push(Entry::Hook(name.to_string(), Arc::new(hook)));
+    }
+
+    /// Adds a job: on start, `job` is spawned with a cancellation token
+    /// that is cancelled on stop; stop waits for the job to return.
+    pub fn add_job<F, Fut>(&self, name: &str, job: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let f: JobFn = Box::new(move |c| Box::pin(job(c)));
+        self.inner
+            .lock()
+            .entries
+            .push(Entry::Job(name.to_string(), Some(f)));
+    }
+
+    /// Starts every hook and job in order. On a failing hook, stops what
+    /// started (in reverse) and returns the error.
+    pub async fn start(&self) -> Result<(), LifecycleError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(LifecycleError::NoRuntime);
+        }
+        let entries = {
+            let mut inner = self.inner.lock();
+            if inner.started {
+                return Err(LifecycleError::AlreadyStarted);
+            }
+            inner.started = true;
+            std::mem::take(&mut inner.entries)
+        };
+        for entry in entries {
+            match entry {
+                Entry::Hook(name, hook) => {
+                    if let Err(source) = hook.start().await {
+                        self.stop().await;
+                        return Err(LifecycleError::StartFailed { name, source });
+                    }
+                    self.inner.lock().running.push(Running::Hook(hook));
+                }
+                Entry::Job(name, job) => {
+                    let Some(job) = job else { continue };
+                    let token = CancellationToken::new();
+                    let handle = tokio::spawn(job(token.clone()));
+                    tracing::debug!(job = %name, "job started");
+                    self.inner
+                        .lock()
+                        .running
+                        .push(Running::Job(name, token, handle));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops everything started, in reverse order, waiting for each job to
+    /// exit. A job that panicked is logged, not propagated.
+    pub async fn stop(&self) {
+        loop {
+            let next = self.inner.lock().running.pop();
+            match next {
+                None => break,
+                Some(Running::Hook(h)) => h.stop().await,
+                Some(Running::Job(name, token, handle)) => {
+                    token.cancel();
+                    if let Err(e) = handle.await {
+                        tracing::error!(job = %name, error = %e, "job failed");
+                    }
+                    tracing::debug!(job = %name, "job stopped");
+                }
+            }
+        }
+    }
+
+    /// Number of hooks and jobs currently running.
+    pub fn running(&self) -> usize {
+        self.inner.lock().running.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Recording(&'static str, Arc<Mutex<Vec<String>>>, bool);
+
+    #[async_trait::async_trait]
+    impl Hook for Recording {
+        async fn start(&self) -> Result<(), BoxError> {
+            self.1.lock().push(format!("start {}", self.0));
+            if self.2 { Err("refused".into()) } else { Ok(()) }
+        }
+        async fn stop(&self) {
+            self.1.lock().push(format!("stop {}", self.0));
+        }
+    }
+
+    #[tokio::test]
+    async fn starts_in_order_stops_in_reverse_and_waits_for_jobs() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lc = Lifecycle::new();
+        lc.add_hook("a", Recording("a", log.clone(), false));
+        let l2 = log.clone();
+        lc.add_job("job", move |cancel| async move {
+            cancel.cancelled().await;
+            tokio::task::yield_now().await;
+            l2.lock().push("job exited".into());
+        });
+        lc.add_hook("b", Recording("b", log.clone(), false));
+        lc.start().await.unwrap();
+        assert_eq!(lc.running(), 3);
+        assert!(matches!(lc.start().await, Err(LifecycleError::AlreadyStarted)));
+        lc.stop().await;
+        assert_eq!(*log.lock(), ["start a", "start b", "stop b", "job exited", "stop a"]);
+        assert_eq!(lc.running(), 0);
+    }
+
+    #[tokio::test]
+    async fn failed_start_stops_what_started() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lc = Lifecycle::new();
+        lc.add_hook("a", Recording("a", log.clone(), false));
+        lc.add_hook("b", Recording("b", log.clone(), true));
+        lc.add_hook("c", Recording("c", log.clone(), false));
+        let err = lc.start().await.unwrap_err();
+        assert!(err.to_string().contains("\"b\""), "{err}");
+        assert_eq!(*log.lock(), ["start a", "start b", "stop a"]);
+    }
+
+    #[test]
+    fn start_outside_runtime_is_an_error() {
+        let lc = Lifecycle::new();
+        let r = futures::executor::block_on(lc.start());
+        assert!(matches!(r, Err(LifecycleError::NoRuntime)));
+    }
+}

@@ -1,0 +1,285 @@
+//! Reconciler metrics: the [`Metrics`] trait, an in-memory implementation
+//! for tests and debugging, and a Prometheus implementation.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// Receives what the reconciler measures. `module_id` names the reconciler
+/// (see [`crate::Params::module_id`]); `operation` is [`crate::OP_UPDATE`],
+/// [`crate::OP_DELETE`] or [`crate::OP_PRUNE`].
+pub trait Metrics: Send + Sync {
+    /// Duration of one operation during an incremental round.
+    fn incremental_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration);
+    /// End of an incremental round, with the errors it produced.
+    fn incremental_reconciliation_errors(&self, module_id: &str, errs: &[String]);
+    /// A full round found an object out of sync (the update changed it).
+    fn full_reconciliation_out_of_sync(&self, module_id: &str);
+    /// End of a full round, with the errors it produced.
+    fn full_reconciliation_errors(&self, module_id: &str, errs: &[String]);
+    /// Duration of one operation during a full round.
+    fn full_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration);
+}
+
+/// What [`InMemoryMetrics`] recorded for one module.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ModuleMetrics {
+    /// Incremental rounds.
+    pub incremental_rounds: u64,
+    /// Per operation: (count, total duration) in incremental rounds.
+    pub incremental_durations: BTreeMap<String, (u64, Duration)>,
+    /// Errors over all incremental rounds.
+    pub incremental_total_errors: u64,
+    /// Errors of the last incremental round.
+    pub incremental_current_errors: u64,
+    /// Full rounds.
+    pub full_rounds: u64,
+    /// Per operation: (count, total duration) in full rounds.
+    pub full_durations: BTreeMap<String, (u64, Duration)>,
+    /// Errors over all full rounds.
+    pub full_total_errors: u64,
+    /// Errors of the last full round.
+    pub full_current_errors: u64,
+    /// Objects found out of sync by full rounds.
+    pub full_out_of_sync: u64,
+}
+
+/// Metrics kept in memory and readable at any time: the role of the Go
+/// library's expvar metrics.
+///
+/// ```
+/// use reconciler::{InMemoryMetrics, Metrics};
+/// let m = InMemoryMetrics::new();
+/// m.incremental_reconciliation_errors("mod", &["boom".to_string()]);
+/// assert_eq!(m.module("mod").incremental_total_errors, 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct InMemoryMetrics {
+    modules: Mutex<BTreeMap<String, ModuleMetrics>>,
+}
+
+impl InMemoryMetrics {
+    /// Empty metrics.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of what was recorded for `module_id` (zeros if nothing).
+    pub fn module(&self, module_id: &str) -> ModuleMetrics {
+        self.modules.lock().get(module_id).cloned().unwrap_or_default()
+    }
+
+    fn with(&self, module_id: &str, f: impl FnOnce(&mut ModuleMetrics)) {
+        let mut m = self.modules.lock();
+        match m.get_mut(module_id) {
+            Some(x) => f(x),
+            None => f(m.entry(module_id.to_string()).or_default()),
+        }
+    }
+}
+
+fn add_duration(map: &mut BTreeMap<String, (u64, Duration)>, op: &str, d: Duration) {
+    let e = match map.get_mut(op) {
+        Some(e) => e,
+        None => map.entry(op.to_string()).or_default(),
+    };
+    e.0 += 1;
+    e.1 += d;
+}
+
+impl Metrics for InMemoryMetrics {
+    fn incremental_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration) {
+        self.with(module_id, |m| add_duration(&mut m.incremental_durations, operation, duration));
+    }
+    fn incremental_reconciliation_errors(&self, module_id: &str, errs: &[String]) {
+        self.with(module_id, |m| {
+            m.incremental_rounds += 1;
+            m.incremental_total_errors += errs.len() as u64;
+            m.incremental_current_errors = errs.len() as u64;
+        });
+    }
+    fn full_reconciliation_out_of_sync(&self, module_id: &str) {
+        self.with(module_id, |m| m.full_out_of_sync += 1);
+    }
+    fn full_reconciliation_errors(&self, module_id: &str, errs: &[String]) {
+        self.with(module_id, |m| {
+            m.full_rounds += 1;
+            m.full_total_errors += errs.len() as u64;
+            m.full_current_errors = errs.len() as u64;
+        });
+    }
+    fn full_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration) {
+        self.with(module_id, |m| add_duration(&mut m.full_durations, operation, duration));
+    }
+}
+
+/// Metrics exported to Prometheus, all labelled `module_id`:
+///
+/// - `reconciler_incremental_reconciliation_total` (counter of rounds)
+/// - `reconciler_incremental_reconciliation_duration_seconds` (histogram,
+///   label `operation`)
+/// - `reconciler_incremental_reconciliation_errors_total` (counter)
+/// - `reconciler_incremental_reconciliation_current_errors` (gauge)
+/// - the same four with `full` in place of `incremental`
+/// - `reconciler_full_reconciliation_out_of_sync_total` (counter)
+#[derive(Clone)]
+pub struct PrometheusMetrics {
+    incremental_total: IntCounterVec,
+    incremental_duration: HistogramVec,
+    incremental_errors_total: IntCounterVec,
+    incremental_current_errors: IntGaugeVec,
+    full_total: IntCounterVec,
+    full_duration: HistogramVec,
+    full_errors_total: IntCounterVec,
+    full_current_errors: IntGaugeVec,
+    full_out_of_sync_total: IntCounterVec,
+}
+
+impl std::fmt::Debug for PrometheusMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrometheusMetrics")
+    }
+}
+
+impl PrometheusMetrics {
+    /// Creates the metrics and registers them on `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["module_id"]);
+        let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["module_id"]);
+        let histogram = |name: &str, help: &str| {
+            HistogramVec::new(HistogramOpts::new(name, help), &["module_id", "operation"])
+        };
+        let m = PrometheusMetrics {
+            incremental_total: counter(
+                "reconciler_incremental_reconciliation_total",
+                "Number of incremental reconciliation rounds performed",
+            )?,
+            incremental_duration: histogram(
+                "reconciler_incremental_reconciliation_duration_seconds",
+                "Duration of operations in incremental reconciliation",
+            )?,
+            incremental_errors_total: counter(
+                "reconciler_incremental_reconciliation_errors_total",
+                "Number of errors in incremental reconciliation",
+            )?,
+            incremental_current_errors: gauge(
+                "reconciler_incremental_reconciliation_current_errors",
+                "Errors of the last incremental reconciliation round",
+            )?,
+            full_total: counter(
+                "reconciler_full_reconciliation_total",
+                "Number of full reconciliation rounds performed",
+            )?,
+            full_duration: histogram(
+                "reconciler_full_reconciliation_duration_seconds",
+                "Duration of operations in full reconciliation",
+            )?,
+            full_errors_total: counter(
+                "reconciler_full_reconciliation_errors_total",
+                "Number of errors in full reconciliation",
+            )?,
+            full_current_errors: gauge(
+                "reconciler_full_reconciliation_current_errors",
+                "Errors of the last full reconciliation round",
+            )?,
+            full_out_of_sync_total: counter(
+                "reconciler_full_reconciliation_out_of_sync_total",
+                "Number of objects found out of sync in full reconciliation",
+            )?,
+        };
+        registry.register(Box::new(m.incremental_total.clone()))?;
+        registry.register(Box::new(m.incremental_duration.clone()))?;
+        registry.register(Box::new(m.incremental_errors_total.clone()))?;
+        registry.register(Box::new(m.incremental_current_errors.clone()))?;
+        registry.register(Box::new(m.full_total.clone()))?;
+        registry.register(Box::new(m.full_duration.clone()))?;
+        registry.register(Box::new(m.full_errors_total.clone()))?;
+        registry.register(Box::new(m.full_current_errors.clone()))?;
+        registry.register(Box::new(m.full_out_of_sync_total.clone()))?;
+        Ok(m)
+    }
+
+    fn histogram(v: &HistogramVec, module_id: &str, op: &str) -> Histogram {
+        v.with_label_values(&[module_id, op])
+    }
+}
+
+impl Metrics for PrometheusMetrics {
+    fn incremental_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration) {
+        Self::histogram(&self.incremental_duration, module_id, operation).observe(duration.as_secs_f64());
+    }
+    fn incremental_reconciliation_errors(&self, module_id: &str, errs: &[String]) {
+        self.incremental_total.with_label_values(&[module_id]).inc();
+        self.incremental_errors_total
+            .with_label_values(&[module_id])
+            .inc_by(errs.len() as u64);
+        self.incremental_current_errors
+            .with_label_values(&[module_id])
+            .set(errs.len() as i64);
+    }
+    fn full_reconciliation_out_of_sync(&self, module_id: &str) {
+        self.full_out_of_sync_total.with_label_values(&[module_id]).inc();
+    }
+    fn full_reconciliation_errors(&self, module_id: &str, errs: &[String]) {
+        self.full_total.with_label_values(&[module_id]).inc();
+        self.full_errors_total
+            .with_label_values(&[module_id])
+            .inc_by(errs.len() as u64);
+        self.full_current_errors
+            .with_label_values(&[module_id])
+            .set(errs.len() as i64);
+    }
+    fn full_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration) {
+        Self::histogram(&self.full_duration, module_id, operation).observe(duration.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::Encoder;
+
+    #[test]
+    fn prometheus_registers_the_documented_names() {
+        let reg = Registry::new();
+        let m = PrometheusMetrics::new(&reg).unwrap();
+        m.incremental_reconciliation_duration("m", "update", Duration::from_millis(1));
+        m.incremental_reconciliation_errors("m", &["e".into()]);
+        m.full_reconciliation_duration("m", "prune", Duration::from_millis(1));
+        m.full_reconciliation_errors("m", &[]);
+        m.full_reconciliation_out_of_sync("m");
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new().encode(&reg.gather(), &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        for name in [
+            "reconciler_incremental_reconciliation_total{module_id=\"m\"} 1",
+            "reconciler_incremental_reconciliation_duration_seconds_count{module_id=\"m\",operation=\"update\"} 1",
+            "reconciler_incremental_reconciliation_errors_total{module_id=\"m\"} 1",
+            "reconciler_incremental_reconciliation_current_errors{module_id=\"m\"} 1",
+            "reconciler_full_reconciliation_total{module_id=\"m\"} 1",
+            "reconciler_full_reconciliation_duration_seconds_count{module_id=\"m\",operation=\"prune\"} 1",
+            "reconciler_full_reconciliation_errors_total{module_id=\"m\"} 0",
+            "reconciler_full_reconciliation_current_errors{module_id=\"m\"} 0",
+            "reconciler_full_reconciliation_out_of_sync_total{module_id=\"m\"} 1",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+        // Registering twice on one registry is an error, not a panic.
+        assert!(PrometheusMetrics::new(&reg).is_err());
+    }
+
+    #[test]
+    fn in_memory_records() {
+        let m = InMemoryMetrics::new();
+        m.full_reconciliation_duration("a", "update", Duration::from_millis(2));
+        m.full_reconciliation_duration("a", "update", Duration::from_millis(3));
+        m.full_reconciliation_errors("a", &["x".into(), "y".into()]);
+        m.full_reconciliation_errors("a", &[]);
+        let a = m.module("a");
+        assert_eq!(a.full_durations["update"], (2, Duration::from_millis(5)));
+        assert_eq!((a.full_rounds, a.full_total_errors, a.full_current_errors), (2, 2, 0));
+        assert_eq!(m.module("b"), ModuleMetrics::default());
+    }
+}

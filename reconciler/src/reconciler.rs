@@ -1,0 +1,440 @@
+//! The reconciliation loop: incremental rounds over changed objects,
+//! retries, and periodic or triggered full reconciliation.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use statedb::{ChangeIterator, Db, Key, ReadTxn, Revision, WatchSet};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BatchEntry, Config, OpError};
+use crate::health::{Health, join_errors};
+use crate::metrics::Metrics;
+use crate::retries::RetryQueue;
+use crate::status::{OP_DELETE, OP_PRUNE, OP_UPDATE, Status, StatusKind};
+
+/// The outcome of one operation on one object, to be written back.
+struct Outcome<Obj> {
+    pk: Key,
+    /// The object as reconciled (possibly changed by the operation).
+    object: Obj,
+    /// The revision the operation saw: the write-back is compare-and-swap.
+    revision: Revision,
+    delete: bool,
+    result: Result<(), String>,
+}
+
+pub(crate) struct Runner<Obj: Send + Sync + 'static> {
+    pub cfg: Config<Obj>,
+    pub db: Db,
+    pub module_id: String,
+    pub metrics: Option<Arc<dyn Metrics>>,
+    pub health: Arc<dyn Health>,
+    pub trigger: Arc<Notify>,
+    retries: RetryQueue<Obj>,
+    prune_error: Option<String>,
+}
+
+fn panic_message(p: Box<dyn Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        format!("operation panicked: {s}")
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        format!("operation panicked: {s}")
+    } else {
+        "operation panicked".to_string()
+    }
+}
+
+/// Runs an operation future, turning a panic into an error.
+async fn guarded<F: std::future::Future<Output = Result<(), OpError>>>(f: F) -> Result<(), String> {
+    match AssertUnwindSafe(f).catch_unwind().await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(p) => Err(panic_message(p)),
+    }
+}
+
+impl<Obj: Send + Sync + 'static> Runner<Obj> {
+    pub fn new(
+        cfg: Config<Obj>,
+        db: Db,
+        module_id: String,
+        metrics: Option<Arc<dyn Metrics>>,
+        health: Arc<dyn Health>,
+        trigger: Arc<Notify>,
+    ) -> Self {
+        let retries = RetryQueue::new(cfg.retry_backoff_min_duration, cfg.retry_backoff_max_duration);
+        Runner {
+            cfg,
+            db,
+            module_id,
+            metrics,
+            health,
+            trigger,
+            retries,
+            prune_error: None,
+        }
+    }
+
+    fn primary_key(&self, obj: &Obj) -> Key {
+        self.cfg
+            .table
+            .primary_query(obj)
+            .map(|q| Key::from_slice(q.key()))
+            .unwrap_or_default()
+    }
+
+    /// The loop; returns when `cancel` fires. Dropping an in-flight round
+    /// drops its operations and commits nothing of it.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let table = self.cfg.table.clone();
+        let mut changes = match self.db.write_txn(&[&table]).and_then(|mut w| {
+            let c = table.changes(&mut w);
+            w.commit();
+            c
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(module_id = %self.module_id, error = %e, "reconciler cannot follow table");
+                self.health.degraded("Reconciler failed to start", &e.to_string());
+                return;
+            }
+        };
+        let interval = self.cfg.full_reconciliation_interval;
+        let mut next_full = (!interval.is_zero()).then(|| Instant::now() + interval);
+        let mut full_requested = false;
+        // Set when a round stopped at the round size with changes left.
+        let mut more = true;
+        // The table watch of the snapshot the last round read its changes
+        // from: it closes on any change that round did not see.
+        let mut changes_watch: Option<statedb::Watch> = None;
+        tracing::info!(module_id = %self.module_id, table = %table.name(), "reconciler started");
+        loop {
+            let txn = self.db.read_txn();
+            let (initialized, init_watch) = match table.initialized(&txn) {
+                Ok(x) => x,
+                Err(_) => (false, statedb::Watch::closed_watch()),
+            };
+            if !more {
+                let mut watches = WatchSet::new();
+                watches.add(changes_watch.take().unwrap_or_else(statedb::Watch::closed_watch));
+                if !initialized {
+                    watches.add(init_watch);
+                }
+                let retry_at = self.retries.next_due();
+                let full_at = next_full.filter(|_| initialized);
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = watches.wait_async() => {}
+                    _ = self.trigger.notified() => full_requested = true,
+                    _ = sleep_until_opt(retry_at) => {}
+                    _ = sleep_until_opt(full_at) => full_requested = true,
+                }
+            }
+            if let Some(limiter) = self.cfg.rate_limiter.clone() {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = limiter.wait() => {}
+                }
+            }
+            let txn = self.db.read_txn();
+            let initialized = table.initialized(&txn).map(|x| x.0).unwrap_or(false);
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                (m, w) = self.incremental(&txn, &mut changes) => {
+                    more = m;
+                    changes_watch = w;
+                }
+            }
+            if full_requested && initialized {
+                full_requested = false;
+                let txn = self.db.read_txn();
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = self.full(&txn) => {}
+                }
+                next_full = (!interval.is_zero()).then(|| Instant::now() + interval);
+            }
+            self.report_health();
+        }
+        self.health.stopped("reconciler stopped");
+        tracing::info!(module_id = %self.module_id, "reconciler stopped");
+    }
+
+    fn report_health(&self) {
+        if self.retries.len() == 0 && self.prune_error.is_none() {
+            let n = self.cfg.table.num_objects(&self.db.read_txn()).unwrap_or(0);
+            self.health.ok(&format!("OK, {n} object(s)"));
+        } else {
+            let errs = self.prune_error.iter().map(String::as_str).chain(self.retries.errors());
+            self.health.degraded("Reconciliation failed", &join_errors(errs));
+        }
+    }
+
+    /// One incremental round. Returns true if it stopped at the round size
+    /// with changes possibly left, and the watch for further changes.
+    async fn incremental(
+        &mut self,
+        txn: &ReadTxn,
+        changes: &mut ChangeIterator<Obj>,
+    ) -> (bool, Option<statedb::Watch>) {
+        let limit = self.cfg.incremental_round_size;
+        let get_status = self.cfg.get_object_status;
+        let mut work: Vec<(Key, Arc<Obj>, Revision)> = Vec::new();
+        let mut more = false;
+        let mut watch = None;
+        match changes.next(txn) {
+            Ok((mut iter, w)) => {
+                watch = Some(w);
+                while work.len() < limit {
+                    let Some(change) = iter.next() else { break };
+                    let pk = self.primary_key(&change.object);
+                    if change.deleted {
+                        self.retries.remove(&pk);
+                        continue;
+                    }
+                    if get_status(&change.object).kind != StatusKind::Pending {
+                        // Our own status write (or a foreign one): nothing to do.
+                        continue;
+                    }
+                    // A new desired version: earlier failures no longer count.
+                    self.retries.remove(&pk);
+                    work.push((pk, change.object, change.revision));
+                }
+                more = work.len() >= limit;
+            }
+            Err(e) => tracing::error!(module_id = %self.module_id, error = %e, "reading changes failed"),
+        }
+        // Retries that are due, looked up again in this snapshot.
+        let now = Instant::now();
+        if work.len() < limit {
+            for (pk, obj) in self.retries.due(now, limit - work.len()) {
+                if work.iter().any(|(k, ..)| *k == pk) {
+                    continue;
+                }
+                let current = self
+                    .cfg
+                    .table
+                    .primary_query(&obj)
+                    .and_then(|q| self.cfg.table.get(txn, q).ok().flatten());
+                match current {
+                    Some((cur, rev)) if get_status(&cur).kind == StatusKind::Error => {
+                        work.push((pk, cur, rev));
+                    }
+                    _ => self.retries.remove(&pk),
+                }
+            }
+        }
+        if work.is_empty() {
+            return (more, watch);
+        }
+        let outcomes = match self.cfg.batch_operations.clone() {
+            Some(batch) => self.run_batch(txn, &*batch, work).await,
+            None => self.run_each(txn, work).await,
+        };
+        let errs: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().err().cloned())
+            .collect();
+        self.write_back(outcomes);
+        if let Some(m) = &self.metrics {
+            m.incremental_reconciliation_errors(&self.module_id, &errs);
+        }
+        (more, watch)
+    }
+
+    async fn run_each(&self, txn: &ReadTxn, work: Vec<(Key, Arc<Obj>, Revision)>) -> Vec<Outcome<Obj>> {
+        let ops = self.cfg.operations.clone();
+        let mut out = Vec::with_capacity(work.len());
+        for (pk, obj, revision) in work {
+            let delete = (self.cfg.get_object_status)(&obj).delete;
+            let mut object = (self.cfg.clone_object)(&obj);
+            drop(obj);
+            let start = Instant::now();
+            let (op, result) = if delete {
+                (OP_DELETE, guarded(ops.delete(txn, &object)).await)
+            } else {
+                (OP_UPDATE, guarded(ops.update(txn, &mut object, None)).await)
+            };
+            if let Some(m) = &self.metrics {
+                m.incremental_reconciliation_duration(&self.module_id, op, start.elapsed());
+            }
+            out.push(Outcome {
+                pk,
+                object,
+                revision,
+                delete,
+                result,
+            });
+        }
+        out
+    }
+
+    async fn run_batch(
+        &self,
+        txn: &ReadTxn,
+        batch_ops: &dyn crate::config::BatchOperations<Obj>,
+        work: Vec<(Key, Arc<Obj>, Revision)>,
+    ) -> Vec<Outcome<Obj>> {
+        let mut deletes = Vec::new();
+        let mut updates = Vec::new();
+        let mut keys = (Vec::new(), Vec::new());
+        for (pk, obj, revision) in work {
+            let entry = BatchEntry {
+                object: (self.cfg.clone_object)(&obj),
+                revision,
+                result: Ok(()),
+            };
+            if (self.cfg.get_object_status)(&obj).delete {
+                deletes.push(entry);
+                keys.0.push(pk);
+            } else {
+                updates.push(entry);
+                keys.1.push(pk);
+            }
+        }
+        let mut out = Vec::new();
+        for (delete, mut batch, keys) in [(true, deletes, keys.0), (false, updates, keys.1)] {
+            if batch.is_empty() {
+                continue;
+            }
+            let start = Instant::now();
+            let res = if delete {
+                AssertUnwindSafe(batch_ops.delete_batch(txn, &mut batch)).catch_unwind().await
+            } else {
+                AssertUnwindSafe(batch_ops.update_batch(txn, &mut batch)).catch_unwind().await
+            };
+            if let Some(m) = &self.metrics {
+                let op = if delete { OP_DELETE } else { OP_UPDATE };
+                m.incremental_reconciliation_duration(&self.module_id, op, start.elapsed());
+            }
+            let panicked = res.err().map(panic_message);
+            for (entry, pk) in batch.into_iter().zip(keys) {
+                let result = match &panicked {
+                    Some(msg) => Err(msg.clone()),
+                    None => entry.result.map_err(|e| e.to_string()),
+                };
+                out.push(Outcome {
+                    pk,
+                    object: entry.object,
+                    revision: entry.revision,
+                    delete,
+                    result,
+                });
+            }
+        }
+        out
+    }
+
+    /// Writes statuses back in one short write transaction, each as a
+    /// compare-and-swap on the revision the operation saw: a result for an
+    /// object that changed meanwhile is dropped, and the newer version is
+    /// reconciled in a later round.
+    fn write_back(&mut self, outcomes: Vec<Outcome<Obj>>) {
+        let table = self.cfg.table.clone();
+        let mut wtxn = match self.db.write_txn(&[&table]) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(module_id = %self.module_id, error = %e, "cannot write statuses");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for mut o in outcomes {
+            match o.result {
+                Ok(()) if o.delete => {
+                    // Stale (changed or gone) deletes are dropped.
+                    let _ = table.compare_and_delete(&mut wtxn, o.revision, &o.object);
+                    self.retries.remove(&o.pk);
+                }
+                Ok(()) => {
+                    (self.cfg.set_object_status)(&mut o.object, Status::done());
+                    let _ = table.compare_and_swap(&mut wtxn, o.revision, o.object);
+                    self.retries.remove(&o.pk);
+                }
+                Err(err) => {
+                    (self.cfg.set_object_status)(&mut o.object, Status::error(o.delete, &err));
+                    let object = Arc::new(o.object);
+                    if table.compare_and_swap(&mut wtxn, o.revision, object.clone()).is_ok() {
+                        let delay = self.retries.add(o.pk, object, err.clone(), now);
+                        tracing::debug!(module_id = %self.module_id, error = %err, retry_in = ?delay, "operation failed");
+                    }
+                }
+            }
+        }
+        wtxn.commit();
+    }
+
+    /// Full reconciliation: prune, then update every object comparing with
+    /// the target. Failures get an error status and join the retry queue.
+    async fn full(&mut self, txn: &ReadTxn) {
+        let ops = self.cfg.operations.clone();
+        let table = self.cfg.table.clone();
+        let mut errs = Vec::new();
+        if let Ok(all) = table.all(txn) {
+            let start = Instant::now();
+            let res = guarded(ops.prune(txn, all)).await;
+            if let Some(m) = &self.metrics {
+                m.full_reconciliation_duration(&self.module_id, OP_PRUNE, start.elapsed());
+            }
+            match res {
+                Ok(()) => self.prune_error = None,
+                Err(e) => {
+                    let e = format!("prune: {e}");
+                    errs.push(e.clone());
+                    self.prune_error = Some(e);
+                }
+            }
+        }
+        let mut outcomes = Vec::new();
+        let objects: Vec<(Arc<Obj>, Revision)> = table.all(txn).map(|it| it.collect()).unwrap_or_default();
+        for (obj, revision) in objects {
+            let status = (self.cfg.get_object_status)(&obj);
+            // Pending objects and deletes belong to incremental rounds.
+            if status.delete || status.kind == StatusKind::Pending {
+                continue;
+            }
+            let was_error = status.kind == StatusKind::Error;
+            let mut object = (self.cfg.clone_object)(&obj);
+            let mut changed = false;
+            let start = Instant::now();
+            let result = guarded(ops.update(txn, &mut object, Some(&mut changed))).await;
+            if let Some(m) = &self.metrics {
+                m.full_reconciliation_duration(&self.module_id, OP_UPDATE, start.elapsed());
+                if result.is_ok() && changed {
+                    m.full_reconciliation_out_of_sync(&self.module_id);
+                }
+            }
+            if let Err(e) = &result {
+                errs.push(e.clone());
+            }
+            // Write back failures, and successes that repair an error.
+            if result.is_err() || was_error {
+                outcomes.push(Outcome {
+                    pk: self.primary_key(&obj),
+                    object,
+                    revision,
+                    delete: false,
+                    result,
+                });
+            }
+        }
+        if !outcomes.is_empty() {
+            self.write_back(outcomes);
+        }
+        if let Some(m) = &self.metrics {
+            m.full_reconciliation_errors(&self.module_id, &errs);
+        }
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,197 @@
+//! Per-object reconciliation status, embedded in the reconciled objects.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use statedb::{Index, Key, KeyEncoding};
+
+/// Name of the update operation, as used in metric labels.
+pub const OP_UPDATE: &str = "update";
+/// Name of the delete operation, as used in metric labels.
+pub const OP_DELETE: &str = "delete";
+/// Name of the prune operation, as used in metric labels.
+pub const OP_PRUNE: &str = "prune";
+
+/// The state of an object's reconciliation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusKind {
+    /// Waiting for the reconciler.
+    Pending,
+    /// Reconciled.
+    Done,
+    /// The last attempt failed; it will be retried.
+    Error,
+}
+
+impl StatusKind {
+    /// The stable string form: `"pending"`, `"done"` or `"error"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusKind::Pending => "pending",
+            StatusKind::Done => "done",
+            StatusKind::Error => "error",
+        }
+    }
+
+    /// The key of this kind in the status index (its string form).
+    pub fn key(self) -> Key {
+        Key::from_slice(self.as_str().as_bytes())
+    }
+}
+
+impl fmt::Display for StatusKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl KeyEncoding for StatusKind {
+    fn encode_key(&self, out: &mut Key) {
+        out.extend_from_slice(self.as_str().as_bytes());
+    }
+}
+
+/// Reconciliation status of an object: embed it in the object type and
+/// point [`crate::Config::get_object_status`] and
+/// [`crate::Config::set_object_status`] at it.
+///
+/// Deletion is soft: mark the object [`Status::pending_delete`]; the
+/// reconciler deletes it from the target, then from the table. This makes
+/// failed deletes visible and retryable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Pending, done or error.
+    pub kind: StatusKind,
+    /// True if the object is to be deleted by the reconciler.
+    pub delete: bool,
+    /// When the status was set (RFC 3339 in JSON).
+    #[serde(with = "rfc3339")]
+    pub updated_at: SystemTime,
+    /// The error of the last failed attempt, for [`StatusKind::Error`].
+    pub error: Option<String>,
+}
+
+impl Status {
+    fn new(kind: StatusKind, delete: bool, error: Option<String>) -> Status {
+        Status {
+            kind,
+            delete,
+            updated_at: SystemTime::now(),
+            error,
+        }
+    }
+
+    /// Marks the object as needing reconciliation (an update).
+    pub fn pending() -> Status {
+        Self::new(StatusKind::Pending, false, None)
+    }
+
+    /// Marks the object for deletion: the reconciler deletes it from the
+    /// target and then removes it from the table.
+    pub fn pending_delete() -> Status {
+        Self::new(StatusKind::Pending, true, None)
+    }
+
+    /// Marks the object as reconciled.
+    pub fn done() -> Status {
+        Self::new(StatusKind::Done, false, None)
+    }
+
+    /// Marks the object as failed; `delete` keeps a failed delete a delete.
+    pub fn error(delete: bool, err: impl fmt::Display) -> Status {
+        Self::new(StatusKind::Error, delete, Some(err.to_string()))
+    }
+
+    /// Is the object waiting for the reconciler?
+    pub fn is_pending(&self) -> bool {
+        self.kind == StatusKind::Pending
+    }
+}
+
+impl Default for Status {
+    /// A new object is pending.
+    fn default() -> Self {
+        Status::pending()
+    }
+}
+
+impl fmt::Display for Status {
+    /// Like `Done (1.5s ago)`, `Pending (delete) (3ms ago)` or
+    /// `Error: no route (2s ago)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ago = SystemTime::now()
+            .duration_since(self.updated_at)
+            .unwrap_or(Duration::ZERO);
+        let ago = humantime::format_duration(Duration::from_millis(ago.as_millis() as u64));
+        let kind = match self.kind {
+            StatusKind::Pending => "Pending",
+            StatusKind::Done => "Done",
+            StatusKind::Error => "Error",
+        };
+        write!(f, "{kind}")?;
+        if self.delete {
+            write!(f, " (delete)")?;
+        }
+        if let Some(e) = &self.error {
+            write!(f, ": {e}")?;
+        }
+        write!(f, " ({ago} ago)")
+    }
+}
+
+mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_nanos(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A non-unique index named `"status"` on the status kind, for
+/// [`crate::wait_for_reconciliation`] and for listing pending or failed
+/// objects.
+pub fn new_status_index<Obj: 'static>(get_status: fn(&Obj) -> &Status) -> Index<Obj, StatusKind> {
+    Index::non_unique("status", move |o: &Obj, keys| keys.push(&get_status(o).kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_and_strings() {
+        assert_eq!(Status::pending().kind, StatusKind::Pending);
+        assert!(!Status::pending().delete);
+        assert!(Status::pending_delete().delete);
+        assert_eq!(Status::done().kind, StatusKind::Done);
+        let e = Status::error(true, "boom");
+        assert_eq!((e.kind, e.delete, e.error.as_deref()), (StatusKind::Error, true, Some("boom")));
+        assert_eq!(StatusKind::Pending.as_str(), "pending");
+        assert_eq!(&StatusKind::Done.key()[..], b"done");
+        assert_eq!(StatusKind::Error.to_string(), "error");
+        let s = e.to_string();
+        assert!(s.starts_with("Error (delete): boom ("), "{s}");
+        assert!(s.ends_with(" ago)"), "{s}");
+        assert!(Status::done().to_string().starts_with("Done ("));
+    }
+
+    #[test]
+    fn serde_uses_rfc3339_and_lowercase_kinds() {
+        let s = Status::error(false, "x");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["kind"], "error");
+        let ts = json["updated_at"].as_str().unwrap();
+        assert!(humantime::parse_rfc3339(ts).is_ok(), "{ts}");
+        let back: Status = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+    }
+}
