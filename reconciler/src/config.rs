@@ -35,7 +35,12 @@ pub trait Operations<Obj>: Send + Sync {
     /// `changed` is `Some` during full reconciliation: set it to true when
     /// the target differed from `obj` (it had drifted); such objects are
     /// counted as out of sync in the metrics.
-    async fn update(&self, txn: &ReadTxn, obj: &mut Obj, changed: Option<&mut bool>) -> Result<(), OpError>;
+    async fn update(
+        &self,
+        txn: &ReadTxn,
+        obj: &mut Obj,
+        changed: Option<&mut bool>,
+    ) -> Result<(), OpError>;
 
     /// Deletes `obj` from the target. Deleting what is not there is not an
     /// error.
@@ -124,9 +129,18 @@ impl<Obj> fmt::Debug for Config<Obj> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("table", &self.table.name())
-            .field("full_reconciliation_interval", &self.full_reconciliation_interval)
-            .field("retry_backoff_min_duration", &self.retry_backoff_min_duration)
-            .field("retry_backoff_max_duration", &self.retry_backoff_max_duration)
+            .field(
+                "full_reconciliation_interval",
+                &self.full_reconciliation_interval,
+            )
+            .field(
+                "retry_backoff_min_duration",
+                &self.retry_backoff_min_duration,
+            )
+            .field(
+                "retry_backoff_max_duration",
+                &self.retry_backoff_max_duration,
+            )
             .field("incremental_round_size", &self.incremental_round_size)
             .field("rate_limiter", &self.rate_limiter.is_some())
             .field("batch_operations", &self.batch_operations.is_some())
@@ -144,7 +158,9 @@ pub enum ConfigError {
     #[error("retry_backoff_min_duration must be greater than zero")]
     ZeroRetryBackoffMin,
     /// `retry_backoff_max_duration` is below the minimum.
-    #[error("retry_backoff_max_duration ({max:?}) must not be less than retry_backoff_min_duration ({min:?})")]
+    #[error(
+        "retry_backoff_max_duration ({max:?}) must not be less than retry_backoff_min_duration ({min:?})"
+    )]
     RetryBackoffMaxBelowMin {
         /// The minimum.
         min: Duration,

@@ -85,7 +85,9 @@ mod wait;
 use std::sync::Arc;
 
 pub use config::{BatchEntry, BatchOperations, Config, ConfigError, OpError, Operations};
-pub use health::{Health, HealthLevel, HealthReport, HealthReporter, MAX_JOINED_ERRORS, join_errors};
+pub use health::{
+    Health, HealthLevel, HealthReport, HealthReporter, MAX_JOINED_ERRORS, join_errors,
+};
 pub use lifecycle::{BoxError, Hook, Lifecycle, LifecycleError};
 pub use limiter::{GovernorLimiter, RateLimiter, TokioClock, TokioInstant, tokio_rate_limiter};
 pub use metrics::{InMemoryMetrics, Metrics, ModuleMetrics, PrometheusMetrics};
@@ -158,7 +160,9 @@ impl<Obj> Clone for Reconciler<Obj> {
 
 impl<Obj> std::fmt::Debug for Reconciler<Obj> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reconciler").field("module_id", &self.module_id).finish()
+        f.debug_struct("Reconciler")
+            .field("module_id", &self.module_id)
+            .finish()
     }
 }
 
@@ -179,7 +183,10 @@ impl<Obj> Reconciler<Obj> {
 
 /// Validates `config` and adds the reconciler to `params.lifecycle`; it
 /// runs from [`Lifecycle::start`] until [`Lifecycle::stop`].
-pub fn new<Obj: Send + Sync + 'static>(config: Config<Obj>, params: Params) -> Result<Reconciler<Obj>, ConfigError> {
+pub fn new<Obj: Send + Sync + 'static>(
+    config: Config<Obj>,
+    params: Params,
+) -> Result<Reconciler<Obj>, ConfigError> {
     config.validate()?;
     if params.module_id.is_empty() {
         return Err(ConfigError::EmptyModuleId);
@@ -202,7 +209,9 @@ pub fn new<Obj: Send + Sync + 'static>(config: Config<Obj>, params: Params) -> R
         trigger.clone(),
     );
     let name = format!("reconcile-{}", params.module_id);
-    params.lifecycle.add_job(&name, move |cancel| runner.run(cancel));
+    params
+        .lifecycle
+        .add_job(&name, move |cancel| runner.run(cancel));
     Ok(Reconciler {
         trigger,
         module_id: params.module_id,
@@ -211,6 +220,9 @@ pub fn new<Obj: Send + Sync + 'static>(config: Config<Obj>, params: Params) -> R
 }
 
 /// Like [`new`], for when the handle is not needed.
-pub fn register<Obj: Send + Sync + 'static>(config: Config<Obj>, params: Params) -> Result<(), ConfigError> {
+pub fn register<Obj: Send + Sync + 'static>(
+    config: Config<Obj>,
+    params: Params,
+) -> Result<(), ConfigError> {
     new(config, params).map(|_| ())
 }

@@ -192,7 +192,11 @@ mod tests {
     impl Hook for Recording {
         async fn start(&self) -> Result<(), BoxError> {
             self.1.lock().push(format!("start {}", self.0));
-            if self.2 { Err("refused".into()) } else { Ok(()) }
+            if self.2 {
+                Err("refused".into())
+            } else {
+                Ok(())
+            }
         }
         async fn stop(&self) {
             self.1.lock().push(format!("stop {}", self.0));
@@ -213,9 +217,15 @@ mod tests {
         lc.add_hook("b", Recording("b", log.clone(), false));
         lc.start().await.unwrap();
         assert_eq!(lc.running(), 3);
-        assert!(matches!(lc.start().await, Err(LifecycleError::AlreadyStarted)));
+        assert!(matches!(
+            lc.start().await,
+            Err(LifecycleError::AlreadyStarted)
+        ));
         lc.stop().await;
-        assert_eq!(*log.lock(), ["start a", "start b", "stop b", "job exited", "stop a"]);
+        assert_eq!(
+            *log.lock(),
+            ["start a", "start b", "stop b", "job exited", "stop a"]
+        );
         assert_eq!(lc.running(), 0);
     }
 

@@ -67,7 +67,8 @@ impl Clock for TokioClock {
 }
 
 /// A direct (unkeyed) governor limiter on any clock.
-pub type GovernorLimiter<C> = governor::RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+pub type GovernorLimiter<C> =
+    governor::RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 #[async_trait::async_trait]
 impl<C> RateLimiter for GovernorLimiter<C>

@@ -5,14 +5,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// Receives what the reconciler measures. `module_id` names the reconciler
 /// (see [`crate::Params::module_id`]); `operation` is [`crate::OP_UPDATE`],
 /// [`crate::OP_DELETE`] or [`crate::OP_PRUNE`].
 pub trait Metrics: Send + Sync {
     /// Duration of one operation during an incremental round.
-    fn incremental_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration);
+    fn incremental_reconciliation_duration(
+        &self,
+        module_id: &str,
+        operation: &str,
+        duration: Duration,
+    );
     /// End of an incremental round, with the errors it produced.
     fn incremental_reconciliation_errors(&self, module_id: &str, errs: &[String]);
     /// A full round found an object out of sync (the update changed it).
@@ -68,7 +75,11 @@ impl InMemoryMetrics {
 
     /// A copy of what was recorded for `module_id` (zeros if nothing).
     pub fn module(&self, module_id: &str) -> ModuleMetrics {
-        self.modules.lock().get(module_id).cloned().unwrap_or_default()
+        self.modules
+            .lock()
+            .get(module_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn with(&self, module_id: &str, f: impl FnOnce(&mut ModuleMetrics)) {
@@ -90,8 +101,15 @@ fn add_duration(map: &mut BTreeMap<String, (u64, Duration)>, op: &str, d: Durati
 }
 
 impl Metrics for InMemoryMetrics {
-    fn incremental_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration) {
-        self.with(module_id, |m| add_duration(&mut m.incremental_durations, operation, duration));
+    fn incremental_reconciliation_duration(
+        &self,
+        module_id: &str,
+        operation: &str,
+        duration: Duration,
+    ) {
+        self.with(module_id, |m| {
+            add_duration(&mut m.incremental_durations, operation, duration)
+        });
     }
     fn incremental_reconciliation_errors(&self, module_id: &str, errs: &[String]) {
         self.with(module_id, |m| {
@@ -111,7 +129,9 @@ impl Metrics for InMemoryMetrics {
         });
     }
     fn full_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration) {
-        self.with(module_id, |m| add_duration(&mut m.full_durations, operation, duration));
+        self.with(module_id, |m| {
+            add_duration(&mut m.full_durations, operation, duration)
+        });
     }
 }
 
@@ -146,8 +166,10 @@ impl std::fmt::Debug for PrometheusMetrics {
 impl PrometheusMetrics {
     /// Creates the metrics and registers them on `registry`.
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let counter = |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["module_id"]);
-        let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["module_id"]);
+        let counter =
+            |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["module_id"]);
+        let gauge =
+            |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["module_id"]);
         let histogram = |name: &str, help: &str| {
             HistogramVec::new(HistogramOpts::new(name, help), &["module_id", "operation"])
         };
@@ -207,8 +229,14 @@ impl PrometheusMetrics {
 }
 
 impl Metrics for PrometheusMetrics {
-    fn incremental_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration) {
-        Self::histogram(&self.incremental_duration, module_id, operation).observe(duration.as_secs_f64());
+    fn incremental_reconciliation_duration(
+        &self,
+        module_id: &str,
+        operation: &str,
+        duration: Duration,
+    ) {
+        Self::histogram(&self.incremental_duration, module_id, operation)
+            .observe(duration.as_secs_f64());
     }
     fn incremental_reconciliation_errors(&self, module_id: &str, errs: &[String]) {
         self.incremental_total.with_label_values(&[module_id]).inc();
@@ -220,7 +248,9 @@ impl Metrics for PrometheusMetrics {
             .set(errs.len() as i64);
     }
     fn full_reconciliation_out_of_sync(&self, module_id: &str) {
-        self.full_out_of_sync_total.with_label_values(&[module_id]).inc();
+        self.full_out_of_sync_total
+            .with_label_values(&[module_id])
+            .inc();
     }
     fn full_reconciliation_errors(&self, module_id: &str, errs: &[String]) {
         self.full_total.with_label_values(&[module_id]).inc();
@@ -251,7 +281,9 @@ mod tests {
         m.full_reconciliation_errors("m", &[]);
         m.full_reconciliation_out_of_sync("m");
         let mut buf = Vec::new();
-        prometheus::TextEncoder::new().encode(&reg.gather(), &mut buf).unwrap();
+        prometheus::TextEncoder::new()
+            .encode(&reg.gather(), &mut buf)
+            .unwrap();
         let text = String::from_utf8(buf).unwrap();
         for name in [
             "reconciler_incremental_reconciliation_total{module_id=\"m\"} 1",
@@ -279,7 +311,10 @@ mod tests {
         m.full_reconciliation_errors("a", &[]);
         let a = m.module("a");
         assert_eq!(a.full_durations["update"], (2, Duration::from_millis(5)));
-        assert_eq!((a.full_rounds, a.full_total_errors, a.full_current_errors), (2, 2, 0));
+        assert_eq!(
+            (a.full_rounds, a.full_total_errors, a.full_current_errors),
+            (2, 2, 0)
+        );
         assert_eq!(m.module("b"), ModuleMetrics::default());
     }
 }

@@ -67,7 +67,10 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         health: Arc<dyn Health>,
         trigger: Arc<Notify>,
     ) -> Self {
-        let retries = RetryQueue::new(cfg.retry_backoff_min_duration, cfg.retry_backoff_max_duration);
+        let retries = RetryQueue::new(
+            cfg.retry_backoff_min_duration,
+            cfg.retry_backoff_max_duration,
+        );
         Runner {
             cfg,
             db,
@@ -100,7 +103,8 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(module_id = %self.module_id, error = %e, "reconciler cannot follow table");
-                self.health.degraded("Reconciler failed to start", &e.to_string());
+                self.health
+                    .degraded("Reconciler failed to start", &e.to_string());
                 return;
             }
         };
@@ -121,7 +125,11 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             };
             if !more {
                 let mut watches = WatchSet::new();
-                watches.add(changes_watch.take().unwrap_or_else(statedb::Watch::closed_watch));
+                watches.add(
+                    changes_watch
+                        .take()
+                        .unwrap_or_else(statedb::Watch::closed_watch),
+                );
                 if !initialized {
                     watches.add(init_watch);
                 }
@@ -170,8 +178,13 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             let n = self.cfg.table.num_objects(&self.db.read_txn()).unwrap_or(0);
             self.health.ok(&format!("OK, {n} object(s)"));
         } else {
-            let errs = self.prune_error.iter().map(String::as_str).chain(self.retries.errors());
-            self.health.degraded("Reconciliation failed", &join_errors(errs));
+            let errs = self
+                .prune_error
+                .iter()
+                .map(String::as_str)
+                .chain(self.retries.errors());
+            self.health
+                .degraded("Reconciliation failed", &join_errors(errs));
         }
     }
 
@@ -207,7 +220,9 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                 }
                 more = work.len() >= limit;
             }
-            Err(e) => tracing::error!(module_id = %self.module_id, error = %e, "reading changes failed"),
+            Err(e) => {
+                tracing::error!(module_id = %self.module_id, error = %e, "reading changes failed")
+            }
         }
         // Retries that are due, looked up again in this snapshot.
         let now = Instant::now();
@@ -247,7 +262,11 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         (more, watch)
     }
 
-    async fn run_each(&self, txn: &ReadTxn, work: Vec<(Key, Arc<Obj>, Revision)>) -> Vec<Outcome<Obj>> {
+    async fn run_each(
+        &self,
+        txn: &ReadTxn,
+        work: Vec<(Key, Arc<Obj>, Revision)>,
+    ) -> Vec<Outcome<Obj>> {
         let ops = self.cfg.operations.clone();
         let mut out = Vec::with_capacity(work.len());
         for (pk, obj, revision) in work {
@@ -304,9 +323,13 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             }
             let start = Instant::now();
             let res = if delete {
-                AssertUnwindSafe(batch_ops.delete_batch(txn, &mut batch)).catch_unwind().await
+                AssertUnwindSafe(batch_ops.delete_batch(txn, &mut batch))
+                    .catch_unwind()
+                    .await
             } else {
-                AssertUnwindSafe(batch_ops.update_batch(txn, &mut batch)).catch_unwind().await
+                AssertUnwindSafe(batch_ops.update_batch(txn, &mut batch))
+                    .catch_unwind()
+                    .await
             };
             if let Some(m) = &self.metrics {
                 let op = if delete { OP_DELETE } else { OP_UPDATE };
@@ -359,7 +382,10 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                 Err(err) => {
                     (self.cfg.set_object_status)(&mut o.object, Status::error(o.delete, &err));
                     let object = Arc::new(o.object);
-                    if table.compare_and_swap(&mut wtxn, o.revision, object.clone()).is_ok() {
+                    if table
+                        .compare_and_swap(&mut wtxn, o.revision, object.clone())
+                        .is_ok()
+                    {
                         let delay = self.retries.add(o.pk, object, err.clone(), now);
                         tracing::debug!(module_id = %self.module_id, error = %err, retry_in = ?delay, "operation failed");
                     }
@@ -391,7 +417,8 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             }
         }
         let mut outcomes = Vec::new();
-        let objects: Vec<(Arc<Obj>, Revision)> = table.all(txn).map(|it| it.collect()).unwrap_or_default();
+        let objects: Vec<(Arc<Obj>, Revision)> =
+            table.all(txn).map(|it| it.collect()).unwrap_or_default();
         for (obj, revision) in objects {
             let status = (self.cfg.get_object_status)(&obj);
             // Pending objects and deletes belong to incremental rounds.

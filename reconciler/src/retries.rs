@@ -101,7 +101,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let q: RetryQueue<()> = RetryQueue::new(Duration::from_millis(10), Duration::from_millis(50));
+        let q: RetryQueue<()> =
+            RetryQueue::new(Duration::from_millis(10), Duration::from_millis(50));
         let d: Vec<u64> = (1..=6).map(|a| q.backoff(a).as_millis() as u64).collect();
         assert_eq!(d, [10, 20, 40, 50, 50, 50]);
         assert_eq!(q.backoff(1000), Duration::from_millis(50));
@@ -113,8 +114,14 @@ mod tests {
         let now = Instant::now();
         let a = Key::from_slice(b"a");
         let b = Key::from_slice(b"b");
-        assert_eq!(q.add(a.clone(), Arc::new(1), "e1".into(), now), Duration::from_millis(10));
-        assert_eq!(q.add(a.clone(), Arc::new(1), "e2".into(), now), Duration::from_millis(20));
+        assert_eq!(
+            q.add(a.clone(), Arc::new(1), "e1".into(), now),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            q.add(a.clone(), Arc::new(1), "e2".into(), now),
+            Duration::from_millis(20)
+        );
         q.add(b.clone(), Arc::new(2), "e3".into(), now);
         assert_eq!(q.len(), 2);
         assert_eq!(q.next_due(), Some(now + Duration::from_millis(10)));
@@ -124,6 +131,9 @@ mod tests {
         q.remove(&b);
         assert_eq!(q.len(), 0);
         // After removal, attempts start over.
-        assert_eq!(q.add(a, Arc::new(1), "e".into(), now), Duration::from_millis(10));
+        assert_eq!(
+            q.add(a, Arc::new(1), "e".into(), now),
+            Duration::from_millis(10)
+        );
     }
 }

@@ -160,7 +160,9 @@ mod rfc3339 {
 /// [`crate::wait_for_reconciliation`] and for listing pending or failed
 /// objects.
 pub fn new_status_index<Obj: 'static>(get_status: fn(&Obj) -> &Status) -> Index<Obj, StatusKind> {
-    Index::non_unique("status", move |o: &Obj, keys| keys.push(&get_status(o).kind))
+    Index::non_unique("status", move |o: &Obj, keys| {
+        keys.push(&get_status(o).kind)
+    })
 }
 
 #[cfg(test)]
@@ -174,7 +176,10 @@ mod tests {
         assert!(Status::pending_delete().delete);
         assert_eq!(Status::done().kind, StatusKind::Done);
         let e = Status::error(true, "boom");
-        assert_eq!((e.kind, e.delete, e.error.as_deref()), (StatusKind::Error, true, Some("boom")));
+        assert_eq!(
+            (e.kind, e.delete, e.error.as_deref()),
+            (StatusKind::Error, true, Some("boom"))
+        );
         assert_eq!(StatusKind::Pending.as_str(), "pending");
         assert_eq!(&StatusKind::Done.key()[..], b"done");
         assert_eq!(StatusKind::Error.to_string(), "error");

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use reconciler::{
-    BatchEntry, BatchOperations, Config, ConfigError, HealthLevel, HealthReporter, InMemoryMetrics, Lifecycle,
-    OpError, Operations, Params, Reconciler, Status, StatusKind,
+    BatchEntry, BatchOperations, Config, ConfigError, HealthLevel, HealthReporter, InMemoryMetrics,
+    Lifecycle, OpError, Operations, Params, Reconciler, Status, StatusKind,
 };
 use statedb::{Db, Index, Objects, ReadTxn, Table};
 use tokio::time::Instant;
@@ -22,7 +22,11 @@ struct TObj {
 }
 
 fn pending(id: u64, value: u32) -> TObj {
-    TObj { id, value, status: Status::pending() }
+    TObj {
+        id,
+        value,
+        status: Status::pending(),
+    }
 }
 
 #[derive(Default)]
@@ -38,10 +42,19 @@ struct Target {
 
 impl Target {
     fn log(&self) -> Vec<(&'static str, u64, u32)> {
-        self.log.lock().iter().map(|(o, i, v, _)| (*o, *i, *v)).collect()
+        self.log
+            .lock()
+            .iter()
+            .map(|(o, i, v, _)| (*o, *i, *v))
+            .collect()
     }
     fn times(&self, id: u64) -> Vec<Instant> {
-        self.log.lock().iter().filter(|e| e.1 == id).map(|e| e.3).collect()
+        self.log
+            .lock()
+            .iter()
+            .filter(|e| e.1 == id)
+            .map(|e| e.3)
+            .collect()
     }
     async fn enter(&self, op: &'static str, id: u64, value: u32) -> Result<(), OpError> {
         self.log.lock().push((op, id, value, Instant::now()));
@@ -61,7 +74,12 @@ impl Target {
 
 #[async_trait::async_trait]
 impl Operations<TObj> for Target {
-    async fn update(&self, _txn: &ReadTxn, obj: &mut TObj, changed: Option<&mut bool>) -> Result<(), OpError> {
+    async fn update(
+        &self,
+        _txn: &ReadTxn,
+        obj: &mut TObj,
+        changed: Option<&mut bool>,
+    ) -> Result<(), OpError> {
         self.enter("update", obj.id, obj.value).await?;
         let old = self.state.lock().insert(obj.id, obj.value);
         if let Some(c) = changed {
@@ -98,7 +116,13 @@ struct H {
 }
 
 fn config(table: &Table<TObj>, target: &Arc<Target>) -> Config<TObj> {
-    let mut c = Config::new(table.clone(), |o| &o.status, |o, s| o.status = s, TObj::clone, target.clone());
+    let mut c = Config::new(
+        table.clone(),
+        |o| &o.status,
+        |o, s| o.status = s,
+        TObj::clone,
+        target.clone(),
+    );
     c.retry_backoff_min_duration = Duration::from_millis(10);
     c.retry_backoff_max_duration = Duration::from_millis(80);
     c.incremental_round_size = 100;
@@ -108,13 +132,19 @@ fn config(table: &Table<TObj>, target: &Arc<Target>) -> Config<TObj> {
 fn tables() -> (Db, Table<TObj>, Index<TObj, u64>, Index<TObj, StatusKind>) {
     let by_id: Index<TObj, u64> = Index::unique("id", |o: &TObj, k| k.push(&o.id));
     let status = reconciler::new_status_index(|o: &TObj| &o.status);
-    let table = Table::builder("objs", &by_id).index(&status).build().unwrap();
+    let table = Table::builder("objs", &by_id)
+        .index(&status)
+        .build()
+        .unwrap();
     let db = Db::new();
     db.register_table(&table).unwrap();
     (db, table, by_id, status)
 }
 
-async fn start(tweak: impl FnOnce(&mut Config<TObj>), before_start: impl FnOnce(&Db, &Table<TObj>)) -> H {
+async fn start(
+    tweak: impl FnOnce(&mut Config<TObj>),
+    before_start: impl FnOnce(&Db, &Table<TObj>),
+) -> H {
     let (db, table, by_id, status) = tables();
     let target = Arc::new(Target::default());
     let metrics = Arc::new(InMemoryMetrics::new());
@@ -122,11 +152,22 @@ async fn start(tweak: impl FnOnce(&mut Config<TObj>), before_start: impl FnOnce(
     let mut cfg = config(&table, &target);
     tweak(&mut cfg);
     let lc = Lifecycle::new();
-    let params = Params::new(db.clone(), "test", lc.clone(), health.clone()).with_default_metrics(metrics.clone());
+    let params = Params::new(db.clone(), "test", lc.clone(), health.clone())
+        .with_default_metrics(metrics.clone());
     let rec = reconciler::new(cfg, params).unwrap();
     before_start(&db, &table);
     lc.start().await.unwrap();
-    H { db, table, by_id, status, target, metrics, health, lc, rec }
+    H {
+        db,
+        table,
+        by_id,
+        status,
+        target,
+        metrics,
+        health,
+        lc,
+        rec,
+    }
 }
 
 impl H {
@@ -138,7 +179,10 @@ impl H {
         w.commit();
     }
     fn get(&self, id: u64) -> Option<TObj> {
-        self.table.get(&self.db.read_txn(), self.by_id.query(&id)).unwrap().map(|(o, _)| (*o).clone())
+        self.table
+            .get(&self.db.read_txn(), self.by_id.query(&id))
+            .unwrap()
+            .map(|(o, _)| (*o).clone())
     }
     fn kind(&self, id: u64) -> Option<StatusKind> {
         self.get(id).map(|o| o.status.kind)
@@ -165,18 +209,32 @@ impl H {
 #[tokio::test(start_paused = true)]
 async fn incremental_in_revision_order_only_pending_bounded_rounds() {
     let h = start(|c| c.incremental_round_size = 2, |_, _| {}).await;
-    let mut objs: Vec<TObj> = [5u64, 3, 9, 1, 7].iter().map(|&i| pending(i, i as u32)).collect();
-    objs.push(TObj { id: 100, value: 0, status: Status::done() });
+    let mut objs: Vec<TObj> = [5u64, 3, 9, 1, 7]
+        .iter()
+        .map(|&i| pending(i, i as u32))
+        .collect();
+    objs.push(TObj {
+        id: 100,
+        value: 0,
+        status: Status::done(),
+    });
     h.insert(&objs);
     h.settled().await;
     let order: Vec<u64> = h.target.log().iter().map(|e| e.1).collect();
-    assert_eq!(order, [5, 3, 9, 1, 7], "revision order, done objects skipped");
+    assert_eq!(
+        order,
+        [5, 3, 9, 1, 7],
+        "revision order, done objects skipped"
+    );
     for i in [5, 3, 9, 1, 7] {
         assert_eq!(h.kind(i), Some(StatusKind::Done));
     }
     // 5 pending objects with rounds of 2: at least 3 rounds with work.
     assert!(h.metrics.module("test").incremental_rounds >= 3);
-    assert_eq!(h.metrics.module("test").incremental_durations["update"].0, 5);
+    assert_eq!(
+        h.metrics.module("test").incremental_durations["update"].0,
+        5
+    );
     h.lc.stop().await;
 }
 
@@ -185,7 +243,8 @@ async fn operation_gets_clone_and_stale_result_is_dropped() {
     let h = start(|_| {}, |_, _| {}).await;
     h.target.slow.lock().insert(1, Duration::from_secs(1));
     h.insert(&[pending(1, 10)]);
-    h.until("first update started", |h| !h.target.log().is_empty()).await;
+    h.until("first update started", |h| !h.target.log().is_empty())
+        .await;
     // Changed while the operation is in flight.
     h.insert(&[pending(1, 20)]);
     h.target.slow.lock().clear();
@@ -203,16 +262,28 @@ async fn soft_delete_removes_on_success_and_keeps_delete_flag_on_error() {
     h.insert(&[pending(1, 1), pending(2, 2)]);
     h.settled().await;
     h.target.fail.lock().insert(2);
-    let del = |id| TObj { id, value: 0, status: Status::pending_delete() };
+    let del = |id| TObj {
+        id,
+        value: 0,
+        status: Status::pending_delete(),
+    };
     h.insert(&[del(1), del(2)]);
     h.until("1 removed", |h| h.get(1).is_none()).await;
-    h.until("2 failed", |h| h.kind(2) == Some(StatusKind::Error)).await;
+    h.until("2 failed", |h| h.kind(2) == Some(StatusKind::Error))
+        .await;
     let o2 = h.get(2).unwrap();
     assert!(o2.status.delete, "a failed delete stays a delete");
-    assert!(o2.status.error.as_deref().unwrap().contains("cannot delete 2"));
+    assert!(
+        o2.status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cannot delete 2")
+    );
     assert!(!h.target.state.lock().contains_key(&1));
     h.target.fail.lock().clear();
-    h.until("2 removed after retry", |h| h.get(2).is_none()).await;
+    h.until("2 removed after retry", |h| h.get(2).is_none())
+        .await;
     assert!(h.target.state.lock().is_empty());
     h.lc.stop().await;
 }
@@ -222,9 +293,13 @@ async fn retries_back_off_exponentially_and_reset_on_change() {
     let h = start(|_| {}, |_, _| {}).await;
     h.target.fail.lock().insert(1);
     h.insert(&[pending(1, 1)]);
-    h.until("six attempts", |h| h.target.times(1).len() >= 6).await;
+    h.until("six attempts", |h| h.target.times(1).len() >= 6)
+        .await;
     let t = h.target.times(1);
-    let gaps: Vec<u64> = t.windows(2).map(|w| (w[1] - w[0]).as_millis() as u64).collect();
+    let gaps: Vec<u64> = t
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis() as u64)
+        .collect();
     // min 10 ms doubling to the 80 ms cap.
     for (g, want) in gaps.iter().zip([10u64, 20, 40, 80, 80]) {
         assert!(*g >= want && *g < want + 5, "gaps {gaps:?}");
@@ -232,8 +307,18 @@ async fn retries_back_off_exponentially_and_reset_on_change() {
     assert_eq!(h.kind(1), Some(StatusKind::Error));
     // A new version drops the retry state: its first retry is after min again.
     h.insert(&[pending(1, 2)]);
-    h.until("two attempts of v2", |h| h.target.log().iter().filter(|e| e.2 == 2).count() >= 2).await;
-    let t2: Vec<Instant> = h.target.log.lock().iter().filter(|e| e.2 == 2).map(|e| e.3).collect();
+    h.until("two attempts of v2", |h| {
+        h.target.log().iter().filter(|e| e.2 == 2).count() >= 2
+    })
+    .await;
+    let t2: Vec<Instant> = h
+        .target
+        .log
+        .lock()
+        .iter()
+        .filter(|e| e.2 == 2)
+        .map(|e| e.3)
+        .collect();
     let g = (t2[1] - t2[0]).as_millis() as u64;
     assert!((10..15).contains(&g), "backoff not reset: {g}");
     // Success clears the error and the retries stop.
@@ -262,7 +347,11 @@ async fn full_reconciliation_waits_for_init_prunes_then_updates() {
     h.settled().await;
     h.rec.trigger_full_reconciliation();
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(h.target.prunes.load(Ordering::SeqCst), 0, "pruned before initialized");
+    assert_eq!(
+        h.target.prunes.load(Ordering::SeqCst),
+        0,
+        "pruned before initialized"
+    );
     // Initialize; outside drift: a stray object and a changed value.
     {
         let mut w = h.db.write_txn(&[&h.table]).unwrap();
@@ -271,10 +360,15 @@ async fn full_reconciliation_waits_for_init_prunes_then_updates() {
     }
     h.target.state.lock().insert(99, 0);
     h.target.state.lock().insert(2, 777);
-    h.until("pruned", |h| h.target.prunes.load(Ordering::SeqCst) >= 1).await;
-    h.until("repaired", |h| h.target.state.lock().get(&2) == Some(&2)).await;
+    h.until("pruned", |h| h.target.prunes.load(Ordering::SeqCst) >= 1)
+        .await;
+    h.until("repaired", |h| h.target.state.lock().get(&2) == Some(&2))
+        .await;
     assert!(!h.target.state.lock().contains_key(&99), "stray not pruned");
-    h.until("out of sync counted", |h| h.metrics.module("test").full_out_of_sync == 1).await;
+    h.until("out of sync counted", |h| {
+        h.metrics.module("test").full_out_of_sync == 1
+    })
+    .await;
     let m = h.metrics.module("test");
     assert!(m.full_rounds >= 1);
     assert_eq!(m.full_durations["prune"].0, m.full_rounds);
@@ -286,10 +380,22 @@ async fn full_reconciliation_waits_for_init_prunes_then_updates() {
     h.target.fail_prune.store(true, Ordering::SeqCst);
     let prunes = h.target.prunes.load(Ordering::SeqCst);
     h.rec.trigger_full_reconciliation();
-    h.until("prune failed", |h| h.target.prunes.load(Ordering::SeqCst) == prunes + 1).await;
-    h.until("degraded", |h| h.health.latest().is_some_and(|r| r.level == HealthLevel::Degraded)).await;
+    h.until("prune failed", |h| {
+        h.target.prunes.load(Ordering::SeqCst) == prunes + 1
+    })
+    .await;
+    h.until("degraded", |h| {
+        h.health
+            .latest()
+            .is_some_and(|r| r.level == HealthLevel::Degraded)
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(h.target.prunes.load(Ordering::SeqCst), prunes + 1, "failed prune retried early");
+    assert_eq!(
+        h.target.prunes.load(Ordering::SeqCst),
+        prunes + 1,
+        "failed prune retried early"
+    );
     assert!(h.metrics.module("test").full_total_errors >= 1);
     h.target.fail_prune.store(false, Ordering::SeqCst);
     h.until("healthy again", |h| h.health.is_ok()).await;
@@ -303,7 +409,10 @@ async fn full_reconciliation_failures_get_error_status_and_retry() {
     h.settled().await;
     h.target.fail.lock().insert(1);
     h.rec.trigger_full_reconciliation();
-    h.until("error from full round", |h| h.kind(1) == Some(StatusKind::Error)).await;
+    h.until("error from full round", |h| {
+        h.kind(1) == Some(StatusKind::Error)
+    })
+    .await;
     h.target.fail.lock().clear();
     h.settled().await;
     assert_eq!(h.kind(1), Some(StatusKind::Done));
@@ -318,13 +427,17 @@ struct Batch {
 #[async_trait::async_trait]
 impl BatchOperations<TObj> for Batch {
     async fn update_batch(&self, txn: &ReadTxn, batch: &mut [BatchEntry<TObj>]) {
-        self.calls.lock().push(("update", batch.iter().map(|e| e.object.id).collect()));
+        self.calls
+            .lock()
+            .push(("update", batch.iter().map(|e| e.object.id).collect()));
         for e in batch {
             e.result = self.target.update(txn, &mut e.object, None).await;
         }
     }
     async fn delete_batch(&self, txn: &ReadTxn, batch: &mut [BatchEntry<TObj>]) {
-        self.calls.lock().push(("delete", batch.iter().map(|e| e.object.id).collect()));
+        self.calls
+            .lock()
+            .push(("delete", batch.iter().map(|e| e.object.id).collect()));
         for e in batch {
             e.result = self.target.delete(txn, &e.object).await;
         }
@@ -337,7 +450,10 @@ async fn batch_operations_delete_first_and_map_results() {
     let b2 = batch.clone();
     let h = start(
         move |c| {
-            let b = Arc::new(Batch { target: Arc::new(Target::default()), calls: Mutex::new(Vec::new()) });
+            let b = Arc::new(Batch {
+                target: Arc::new(Target::default()),
+                calls: Mutex::new(Vec::new()),
+            });
             *b2.lock() = Some(b.clone());
             c.batch_operations = Some(b);
         },
@@ -348,18 +464,34 @@ async fn batch_operations_delete_first_and_map_results() {
     h.insert(&[pending(1, 1), pending(2, 2)]);
     h.settled().await;
     b.target.fail.lock().insert(3);
-    h.insert(&[pending(3, 3), TObj { id: 1, value: 0, status: Status::pending_delete() }, pending(4, 4)]);
-    h.until("3 in error", |h| h.kind(3) == Some(StatusKind::Error)).await;
+    h.insert(&[
+        pending(3, 3),
+        TObj {
+            id: 1,
+            value: 0,
+            status: Status::pending_delete(),
+        },
+        pending(4, 4),
+    ]);
+    h.until("3 in error", |h| h.kind(3) == Some(StatusKind::Error))
+        .await;
     h.until("1 deleted", |h| h.get(1).is_none()).await;
     assert_eq!(h.kind(4), Some(StatusKind::Done));
     let calls = b.calls.lock().clone();
     assert_eq!(calls[0], ("update", vec![1, 2]));
-    assert_eq!(calls[1], ("delete", vec![1]), "deletes come first: {calls:?}");
+    assert_eq!(
+        calls[1],
+        ("delete", vec![1]),
+        "deletes come first: {calls:?}"
+    );
     assert_eq!(calls[2], ("update", vec![3, 4]));
     // The failed entry is retried through the batch operations.
     b.target.fail.lock().clear();
     h.settled().await;
-    assert!(h.target.log().is_empty(), "plain operations unused in incremental rounds");
+    assert!(
+        h.target.log().is_empty(),
+        "plain operations unused in incremental rounds"
+    );
     h.lc.stop().await;
 }
 
@@ -368,11 +500,19 @@ async fn health_reports_count_or_joined_errors() {
     let h = start(|_| {}, |_, _| {}).await;
     h.insert(&[pending(1, 1), pending(2, 2)]);
     h.settled().await;
-    h.until("ok", |h| h.health.latest().is_some_and(|r| r.message == "OK, 2 object(s)")).await;
+    h.until("ok", |h| {
+        h.health
+            .latest()
+            .is_some_and(|r| r.message == "OK, 2 object(s)")
+    })
+    .await;
     let ids: Vec<u64> = (10..22).collect();
     h.target.fail.lock().extend(ids.iter().copied());
     h.insert(&ids.iter().map(|&i| pending(i, 0)).collect::<Vec<_>>());
-    h.until("all failed", |h| ids.iter().all(|&i| h.kind(i) == Some(StatusKind::Error))).await;
+    h.until("all failed", |h| {
+        ids.iter().all(|&i| h.kind(i) == Some(StatusKind::Error))
+    })
+    .await;
     let r = h.health.latest().unwrap();
     assert_eq!(r.level, HealthLevel::Degraded);
     let err = r.error.unwrap();
@@ -380,7 +520,12 @@ async fn health_reports_count_or_joined_errors() {
     assert!(err.ends_with("2 further errors omitted"), "{err}");
     h.target.fail.lock().clear();
     h.settled().await;
-    h.until("ok again", |h| h.health.latest().is_some_and(|r| r.message == "OK, 14 object(s)")).await;
+    h.until("ok again", |h| {
+        h.health
+            .latest()
+            .is_some_and(|r| r.message == "OK, 14 object(s)")
+    })
+    .await;
     h.lc.stop().await;
 }
 
@@ -390,11 +535,15 @@ async fn metrics_record_durations_and_errors() {
     h.target.slow.lock().insert(1, Duration::from_millis(30));
     h.target.fail.lock().insert(2);
     h.insert(&[pending(1, 1), pending(2, 2)]);
-    h.until("2 failed", |h| h.kind(2) == Some(StatusKind::Error)).await;
+    h.until("2 failed", |h| h.kind(2) == Some(StatusKind::Error))
+        .await;
     let m = h.metrics.module("test");
     let (n, total) = m.incremental_durations["update"];
     assert!(n >= 2);
-    assert!(total >= Duration::from_millis(30), "virtual duration of the slow op: {total:?}");
+    assert!(
+        total >= Duration::from_millis(30),
+        "virtual duration of the slow op: {total:?}"
+    );
     assert!(m.incremental_total_errors >= 1);
     h.lc.stop().await;
 }
@@ -402,14 +551,23 @@ async fn metrics_record_durations_and_errors() {
 #[tokio::test(start_paused = true)]
 async fn rate_limiter_spaces_rounds() {
     let quota = governor::Quota::per_second(std::num::NonZeroU32::new(1).unwrap());
-    let h = start(move |c| c.rate_limiter = Some(reconciler::tokio_rate_limiter(quota)), |_, _| {}).await;
+    let h = start(
+        move |c| c.rate_limiter = Some(reconciler::tokio_rate_limiter(quota)),
+        |_, _| {},
+    )
+    .await;
     for i in 0..3 {
         h.insert(&[pending(i, 0)]);
-        h.until("processed", |h| h.kind(i) == Some(StatusKind::Done)).await;
+        h.until("processed", |h| h.kind(i) == Some(StatusKind::Done))
+            .await;
     }
     let t: Vec<Instant> = h.target.log.lock().iter().map(|e| e.3).collect();
     for w in t.windows(2) {
-        assert!(w[1] - w[0] >= Duration::from_millis(990), "rounds not spaced: {:?}", w[1] - w[0]);
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(990),
+            "rounds not spaced: {:?}",
+            w[1] - w[0]
+        );
     }
     h.lc.stop().await;
 }
@@ -419,9 +577,13 @@ async fn panicking_operation_becomes_error_and_is_retried() {
     let h = start(|_| {}, |_, _| {}).await;
     h.target.panic.lock().insert(1);
     h.insert(&[pending(1, 1), pending(2, 2)]);
-    h.until("1 error", |h| h.kind(1) == Some(StatusKind::Error)).await;
+    h.until("1 error", |h| h.kind(1) == Some(StatusKind::Error))
+        .await;
     let e = h.get(1).unwrap().status.error.unwrap();
-    assert!(e.contains("panicked") && e.contains("target exploded on 1"), "{e}");
+    assert!(
+        e.contains("panicked") && e.contains("target exploded on 1"),
+        "{e}"
+    );
     assert_eq!(h.kind(2), Some(StatusKind::Done));
     h.target.panic.lock().clear();
     h.settled().await;
@@ -436,9 +598,15 @@ async fn shutdown_during_slow_operation_is_prompt_and_commits_nothing() {
     h.insert(&[pending(1, 1)]);
     h.until("op started", |h| !h.target.log().is_empty()).await;
     let t0 = Instant::now();
-    tokio::time::timeout(Duration::from_secs(1), h.lc.stop()).await.expect("stop hung");
+    tokio::time::timeout(Duration::from_secs(1), h.lc.stop())
+        .await
+        .expect("stop hung");
     assert!(Instant::now() - t0 < Duration::from_secs(1));
-    assert_eq!(h.kind(1), Some(StatusKind::Pending), "half-done result committed");
+    assert_eq!(
+        h.kind(1),
+        Some(StatusKind::Pending),
+        "half-done result committed"
+    );
     assert_eq!(h.health.latest().unwrap().level, HealthLevel::Stopped);
 }
 
@@ -450,10 +618,16 @@ async fn trigger_coalesces() {
     for _ in 0..5 {
         h.rec.trigger_full_reconciliation();
     }
-    h.until("one full round", |h| h.metrics.module("test").full_rounds >= 1).await;
+    h.until("one full round", |h| {
+        h.metrics.module("test").full_rounds >= 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rounds = h.metrics.module("test").full_rounds;
-    assert!((1..=2).contains(&rounds), "{rounds} rounds for 5 coalesced triggers");
+    assert!(
+        (1..=2).contains(&rounds),
+        "{rounds} rounds for 5 coalesced triggers"
+    );
     h.lc.stop().await;
 }
 
@@ -465,10 +639,16 @@ fn config_validation_names_the_field() {
     let params = || Params::new(db.clone(), "m", lc.clone(), Arc::new(HealthReporter::new()));
     let mut c = config(&table, &target);
     c.incremental_round_size = 0;
-    assert_eq!(reconciler::new(c, params()).unwrap_err(), ConfigError::ZeroRoundSize);
+    assert_eq!(
+        reconciler::new(c, params()).unwrap_err(),
+        ConfigError::ZeroRoundSize
+    );
     let mut c = config(&table, &target);
     c.retry_backoff_min_duration = Duration::ZERO;
-    assert_eq!(reconciler::new(c, params()).unwrap_err(), ConfigError::ZeroRetryBackoffMin);
+    assert_eq!(
+        reconciler::new(c, params()).unwrap_err(),
+        ConfigError::ZeroRetryBackoffMin
+    );
     let mut c = config(&table, &target);
     c.retry_backoff_max_duration = Duration::from_millis(1);
     let e = reconciler::new(c, params()).unwrap_err();
@@ -476,10 +656,16 @@ fn config_validation_names_the_field() {
     let c = config(&table, &target);
     let mut p = params();
     p.module_id.clear();
-    assert_eq!(reconciler::new(c, p).unwrap_err(), ConfigError::EmptyModuleId);
+    assert_eq!(
+        reconciler::new(c, p).unwrap_err(),
+        ConfigError::EmptyModuleId
+    );
     let (_, other_table, _, _) = tables();
     let c = config(&other_table, &target);
-    assert!(matches!(reconciler::register(c, params()), Err(ConfigError::Table { .. })));
+    assert!(matches!(
+        reconciler::register(c, params()),
+        Err(ConfigError::Table { .. })
+    ));
     assert!(reconciler::register(config(&table, &target), params()).is_ok());
 }
 
@@ -487,7 +673,11 @@ fn config_validation_names_the_field() {
 fn blocking_wait_for_reconciliation() {
     let (db, table, _, status) = tables();
     let target = Arc::new(Target::default());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let lc = Lifecycle::new();
     let params = Params::new(db.clone(), "m", lc.clone(), Arc::new(HealthReporter::new()));
     reconciler::register(config(&table, &target), params).unwrap();
@@ -498,10 +688,16 @@ fn blocking_wait_for_reconciliation() {
     table.insert(&mut w, pending(2, 2)).unwrap();
     w.commit();
     // Object 2 keeps failing: the wait times out.
-    let r = reconciler::wait_for_reconciliation_blocking(&db, &table, &status, Duration::from_millis(300));
+    let r = reconciler::wait_for_reconciliation_blocking(
+        &db,
+        &table,
+        &status,
+        Duration::from_millis(300),
+    );
     assert_eq!(r, Err(reconciler::WaitError::Timeout));
     target.fail.lock().clear();
-    reconciler::wait_for_reconciliation_blocking(&db, &table, &status, Duration::from_secs(60)).unwrap();
+    reconciler::wait_for_reconciliation_blocking(&db, &table, &status, Duration::from_secs(60))
+        .unwrap();
     assert_eq!(target.state.lock().len(), 2);
     rt.block_on(lc.stop());
 }

@@ -83,7 +83,8 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
         let view = txn.view(&self.table)?;
         let revisions = view.revision_tree();
         let watch = revisions.root_watch();
-        let upserts = revisions.lower_bound_owned(&(self.last_upsert.saturating_add(1)).to_be_bytes());
+        let upserts =
+            revisions.lower_bound_owned(&(self.last_upsert.saturating_add(1)).to_be_bytes());
         let deletes = view
             .graveyard_revision_tree()
             .lower_bound_owned(&graveyard_key(self.last_delete.saturating_add(1), &[]));

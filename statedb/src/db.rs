@@ -148,14 +148,20 @@ impl Db {
 
     /// Writes the chosen tables as one JSON object `{"table": [objects]}`
     /// as of `txn`, for inspection endpoints.
-    pub fn write_json(&self, txn: &ReadTxn, tables: &[&dyn JsonTable], mut out: impl Write) -> Result<()> {
+    pub fn write_json(
+        &self,
+        txn: &ReadTxn,
+        tables: &[&dyn JsonTable],
+        mut out: impl Write,
+    ) -> Result<()> {
         let io = |e: std::io::Error| Error::Json(e.to_string());
         out.write_all(b"{").map_err(io)?;
         for (i, t) in tables.iter().enumerate() {
             if i > 0 {
                 out.write_all(b",").map_err(io)?;
             }
-            serde_json::to_writer(&mut out, t.table_name()).map_err(|e| Error::Json(e.to_string()))?;
+            serde_json::to_writer(&mut out, t.table_name())
+                .map_err(|e| Error::Json(e.to_string()))?;
             out.write_all(b":").map_err(io)?;
             t.write_objects(txn, &mut out)?;
         }

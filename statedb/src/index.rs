@@ -119,7 +119,10 @@ impl<Obj, K: KeyEncoding + ?Sized> Index<Obj, K> {
 
     /// A unique index (at most one object per key): what a primary index
     /// must be.
-    pub fn unique(name: &'static str, keys: impl Fn(&Obj, &mut KeySet) + Send + Sync + 'static) -> Self {
+    pub fn unique(
+        name: &'static str,
+        keys: impl Fn(&Obj, &mut KeySet) + Send + Sync + 'static,
+    ) -> Self {
         Self::new(name, true, keys)
     }
 

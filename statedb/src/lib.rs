@@ -51,7 +51,7 @@ pub use error::{Error, Result};
 pub use index::{Index, KeySet, Query};
 pub use metrics::{DbMetrics, NoopMetrics};
 pub use part::{Key, KeyEncoding, Watch, WatchSet};
-pub use table::{ErasedRef, Initializer, Objects, Table, TableBuilder, TableHandle};
+pub use table::{ErasedRef, Found, Initializer, Objects, Table, TableBuilder, TableHandle};
 pub use txn::{ReadTxn, ReadTxnLike, View, WriteTxn};
 
 /// Revision of an object: per table, strictly increasing on every insert

@@ -8,7 +8,7 @@ use part::{Key, Tree, Txn, WatchesToClose};
 
 use crate::Revision;
 use crate::error::{Error, Result};
-use crate::index::{non_unique_key, KeySet};
+use crate::index::{KeySet, non_unique_key};
 use crate::table::TableInner;
 
 /// An object as stored: shared, immutable, with the revision of its last
@@ -198,7 +198,8 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         }
         if !self.graveyard.is_empty() {
             if let Some(g) = self.graveyard.delete(&pk) {
-                self.graveyard_revision.delete(&graveyard_key(g.revision, &pk));
+                self.graveyard_revision
+                    .delete(&graveyard_key(g.revision, &pk));
             }
         }
         Ok(old)

@@ -8,7 +8,7 @@ use part::{OwnedIter, Tree, Watch, WatchCloser};
 
 use crate::Revision;
 use crate::error::{Error, Result};
-use crate::index::{non_unique_exact, non_unique_prefix, Index, IndexInner, Query};
+use crate::index::{Index, IndexInner, Query, non_unique_exact, non_unique_prefix};
 use crate::state::{AnyTableState, AnyTableTxn, Object, TableState, TableTxn};
 use crate::txn::{ReadTxnLike, View, WriteTxn};
 
@@ -59,7 +59,9 @@ impl<T> Table<T> {
 
 impl<T> std::fmt::Debug for Table<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Table").field("name", &self.inner.name).finish()
+        f.debug_struct("Table")
+            .field("name", &self.inner.name)
+            .finish()
     }
 }
 
@@ -284,6 +286,9 @@ pub(crate) fn valid_table_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
+/// A query's first match: the object and its revision.
+pub type Found<T> = Option<(Arc<T>, Revision)>;
+
 /// Iterator over query results: `(object, revision)` in index order. Owns
 /// its snapshot; borrows nothing from the Db or the transaction.
 pub struct Objects<T> {
@@ -418,7 +423,12 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     /// Deletes the object with `obj`'s primary key only if its revision is
     /// `revision`.
-    pub fn compare_and_delete(&self, txn: &mut WriteTxn, revision: Revision, obj: &T) -> Result<Arc<T>> {
+    pub fn compare_and_delete(
+        &self,
+        txn: &mut WriteTxn,
+        revision: Revision,
+        obj: &T,
+    ) -> Result<Arc<T>> {
         let tt = txn.table_txn_mut(self)?;
         let pk = tt.primary_key(obj)?;
         match tt.primary.get(&pk) {
@@ -427,14 +437,21 @@ impl<T: Send + Sync + 'static> Table<T> {
                 expected: revision,
                 found: cur.revision,
             }),
-            Some(_) => Ok(tt.delete_key(&pk).map(|o| o.data).ok_or(Error::ObjectNotFound)?),
+            Some(_) => Ok(tt
+                .delete_key(&pk)
+                .map(|o| o.data)
+                .ok_or(Error::ObjectNotFound)?),
         }
     }
 
     /// Deletes every object; returns how many.
     pub fn delete_all(&self, txn: &mut WriteTxn) -> Result<usize> {
         let tt = txn.table_txn_mut(self)?;
-        let keys: Vec<part::Key> = tt.primary.iter().map(|(k, _)| part::Key::from_slice(k)).collect();
+        let keys: Vec<part::Key> = tt
+            .primary
+            .iter()
+            .map(|(k, _)| part::Key::from_slice(k))
+            .collect();
         for k in &keys {
             tt.delete_key(k);
         }
@@ -470,7 +487,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     }
 
     /// The first object matching `q`.
-    pub fn get(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Option<(Arc<T>, Revision)>> {
+    pub fn get(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Found<T>> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
         Ok(view.first(pos, &q.key).map(|o| (o.data, o.revision)))
@@ -478,11 +495,7 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     /// The first object matching `q`, and a watch that closes when the
     /// result may have changed.
-    pub fn get_watch(
-        &self,
-        txn: &impl ReadTxnLike,
-        q: Query<T>,
-    ) -> Result<(Option<(Arc<T>, Revision)>, Watch)> {
+    pub fn get_watch(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Found<T>, Watch)> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
         let tree = view.tree(pos);
@@ -542,7 +555,10 @@ impl<T: Send + Sync + 'static> Table<T> {
         } else {
             non_unique_prefix(&q.key)
         };
-        Ok((Objects::iter(tree.lower_bound_owned(&key)), tree.root_watch()))
+        Ok((
+            Objects::iter(tree.lower_bound_owned(&key)),
+            tree.root_watch(),
+        ))
     }
 
     /// Every object in primary key order.
@@ -570,7 +586,10 @@ impl<T: Send + Sync + 'static> Table<T> {
         let view = self.view(txn)?;
         let tree: Tree<Object<T>> = view.revision_tree();
         let w = tree.root_watch();
-        Ok((Objects::iter(tree.lower_bound_owned(&revision.to_be_bytes())), w))
+        Ok((
+            Objects::iter(tree.lower_bound_owned(&revision.to_be_bytes())),
+            w,
+        ))
     }
 
     /// A watch that closes on any insert or delete in the table.

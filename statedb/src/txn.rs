@@ -26,7 +26,9 @@ pub struct ReadTxn {
 
 impl std::fmt::Debug for ReadTxn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadTxn").field("tables", &self.root.len()).finish()
+        f.debug_struct("ReadTxn")
+            .field("tables", &self.root.len())
+            .finish()
     }
 }
 
@@ -65,7 +67,9 @@ impl<T: Send + Sync + 'static> View<'_, T> {
         match (&self.0, pos) {
             (ViewInner::Snapshot(s), IndexPos::Primary) => s.primary.get(key).cloned(),
             (ViewInner::Txn(t), IndexPos::Primary) => t.primary.get(key).cloned(),
-            (ViewInner::Snapshot(s), IndexPos::Secondary(i, true)) => s.secondary[i].get(key).cloned(),
+            (ViewInner::Snapshot(s), IndexPos::Secondary(i, true)) => {
+                s.secondary[i].get(key).cloned()
+            }
             (ViewInner::Txn(t), IndexPos::Secondary(i, true)) => t.secondary[i].get(key).cloned(),
             (ViewInner::Snapshot(s), IndexPos::Secondary(i, false)) => s.secondary[i]
                 .prefix(&crate::index::non_unique_exact(key))
@@ -151,6 +155,9 @@ impl ReadTxnLike for ReadTxn {
     }
 }
 
+/// A table's position, its erased handle and its held lock.
+pub(crate) type LockedTable = (usize, Arc<dyn ErasedTable>, ArcMutexGuard<RawMutex, ()>);
+
 pub(crate) struct Locked {
     pub pos: usize,
     pub table: Arc<dyn ErasedTable>,
@@ -228,7 +235,12 @@ impl WriteTxn {
         table: &Table<T>,
     ) -> Result<&mut TableTxn<T>> {
         let not_locked = || Error::TableNotLocked(table.inner.name.clone());
-        let (db, pos) = table.inner.registration.get().copied().ok_or_else(not_locked)?;
+        let (db, pos) = table
+            .inner
+            .registration
+            .get()
+            .copied()
+            .ok_or_else(not_locked)?;
         if db != self.db.inner.id {
             return Err(Error::TableFromOtherDb(table.inner.name.clone()));
         }
@@ -346,7 +358,7 @@ pub(crate) fn lock_tables(db: &Db, tables: Vec<Arc<dyn ErasedTable>>) -> Result<
 /// Starts a write transaction over tables whose locks are held.
 pub(crate) fn begin_locked(
     db: &Db,
-    guards: Vec<(usize, Arc<dyn ErasedTable>, ArcMutexGuard<RawMutex, ()>)>,
+    guards: Vec<LockedTable>,
     started: Option<Instant>,
 ) -> WriteTxn {
     // Loaded after locking: the state of our tables cannot change now.

@@ -12,7 +12,12 @@ use statedb::{Db, DbMetrics, Error, Index, Table, WatchSet};
 fn insert_get_list_prefix_lower_bound() {
     let f = fixture("objs");
     let mut w = f.db.write_txn(&[&f.table]).unwrap();
-    assert!(f.table.insert(&mut w, obj(1, &["a", "b"], 1)).unwrap().is_none());
+    assert!(
+        f.table
+            .insert(&mut w, obj(1, &["a", "b"], 1))
+            .unwrap()
+            .is_none()
+    );
     f.table.insert(&mut w, obj(2, &["b"], 2)).unwrap();
     f.table.insert(&mut w, obj(3, &["ab", "c"], 3)).unwrap();
     // Reads in the write txn see its own writes.
@@ -27,14 +32,26 @@ fn insert_get_list_prefix_lower_bound() {
     let ids = |it: statedb::Objects<Obj>| it.map(|(o, _)| o.id).collect::<Vec<_>>();
     assert_eq!(ids(f.table.list(&r, f.tags.query("b")).unwrap()), [2]);
     assert_eq!(ids(f.table.list(&r, f.tags.query("a")).unwrap()), [1]);
-    assert_eq!(ids(f.table.prefix(&r, f.tags.query("a")).unwrap().0), [1, 3]);
-    assert_eq!(ids(f.table.lower_bound(&r, f.tags.query("b")).unwrap().0), [2, 3]);
-    assert_eq!(ids(f.table.lower_bound(&r, f.id.query(&2)).unwrap().0), [2, 3]);
+    assert_eq!(
+        ids(f.table.prefix(&r, f.tags.query("a")).unwrap().0),
+        [1, 3]
+    );
+    assert_eq!(
+        ids(f.table.lower_bound(&r, f.tags.query("b")).unwrap().0),
+        [2, 3]
+    );
+    assert_eq!(
+        ids(f.table.lower_bound(&r, f.id.query(&2)).unwrap().0),
+        [2, 3]
+    );
     assert_eq!(ids(f.table.all(&r).unwrap()), [1, 2, 3]);
     assert_eq!(f.table.get(&r, f.tags.query("c")).unwrap().unwrap().0.id, 3);
     assert!(f.table.get(&r, f.tags.query("zz")).unwrap().is_none());
     // By revision: in the order they changed.
-    assert_eq!(ids(f.table.lower_bound_by_revision(&r, 0).unwrap().0), [2, 3, 1]);
+    assert_eq!(
+        ids(f.table.lower_bound_by_revision(&r, 0).unwrap().0),
+        [2, 3, 1]
+    );
 }
 
 #[test]
@@ -42,21 +59,45 @@ fn non_unique_keys_with_zero_bytes_and_prefixes_stay_exact() {
     let idx: Index<(u32, Vec<u8>), u32> = Index::unique("id", |o: &(u32, Vec<u8>), k| k.push(&o.0));
     let by_bytes: Index<(u32, Vec<u8>), [u8]> =
         Index::non_unique("bytes", |o: &(u32, Vec<u8>), k| k.push(o.1.as_slice()));
-    let t = Table::builder("bytes", &idx).index(&by_bytes).build().unwrap();
+    let t = Table::builder("bytes", &idx)
+        .index(&by_bytes)
+        .build()
+        .unwrap();
     let db = Db::new();
     db.register_table(&t).unwrap();
     let mut w = db.write_txn(&[&t]).unwrap();
-    let vals: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0, 0], vec![0, 1], vec![1], vec![0xff, 0]];
+    let vals: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0],
+        vec![0, 0],
+        vec![0, 1],
+        vec![1],
+        vec![0xff, 0],
+    ];
     for (i, v) in vals.iter().enumerate() {
         t.insert(&mut w, (i as u32, v.clone())).unwrap();
     }
     let r = w.commit();
     for (i, v) in vals.iter().enumerate() {
-        let got: Vec<u32> = t.list(&r, by_bytes.query(v.as_slice())).unwrap().map(|(o, _)| o.0).collect();
+        let got: Vec<u32> = t
+            .list(&r, by_bytes.query(v.as_slice()))
+            .unwrap()
+            .map(|(o, _)| o.0)
+            .collect();
         assert_eq!(got, [i as u32], "exact lookup of {v:?}");
-        let got: Vec<u32> = t.prefix(&r, by_bytes.query(v.as_slice())).unwrap().0.map(|(o, _)| o.0).collect();
+        let got: Vec<u32> = t
+            .prefix(&r, by_bytes.query(v.as_slice()))
+            .unwrap()
+            .0
+            .map(|(o, _)| o.0)
+            .collect();
         let want: Vec<u32> = {
-            let mut m: Vec<(Vec<u8>, u32)> = vals.iter().enumerate().filter(|(_, x)| x.starts_with(v)).map(|(j, x)| (x.clone(), j as u32)).collect();
+            let mut m: Vec<(Vec<u8>, u32)> = vals
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| x.starts_with(v))
+                .map(|(j, x)| (x.clone(), j as u32))
+                .collect();
             m.sort();
             m.into_iter().map(|(_, j)| j).collect()
         };
@@ -68,16 +109,34 @@ fn non_unique_keys_with_zero_bytes_and_prefixes_stay_exact() {
 fn compare_and_swap_and_delete() {
     let f = fixture("cas");
     let mut w = f.db.write_txn(&[&f.table]).unwrap();
-    assert_eq!(f.table.compare_and_swap(&mut w, 1, obj(1, &[], 0)), Err(Error::ObjectNotFound));
+    assert_eq!(
+        f.table.compare_and_swap(&mut w, 1, obj(1, &[], 0)),
+        Err(Error::ObjectNotFound)
+    );
     f.table.insert(&mut w, obj(1, &[], 0)).unwrap();
     assert_eq!(
         f.table.compare_and_swap(&mut w, 7, obj(1, &[], 1)),
-        Err(Error::RevisionNotEqual { expected: 7, found: 1 })
+        Err(Error::RevisionNotEqual {
+            expected: 7,
+            found: 1
+        })
     );
     f.table.compare_and_swap(&mut w, 1, obj(1, &[], 1)).unwrap();
-    assert!(matches!(f.table.compare_and_delete(&mut w, 1, &obj(1, &[], 0)), Err(Error::RevisionNotEqual { .. })));
-    assert_eq!(f.table.compare_and_delete(&mut w, 2, &obj(1, &[], 0)).unwrap().value, 1);
-    assert_eq!(f.table.compare_and_delete(&mut w, 2, &obj(1, &[], 0)), Err(Error::ObjectNotFound));
+    assert!(matches!(
+        f.table.compare_and_delete(&mut w, 1, &obj(1, &[], 0)),
+        Err(Error::RevisionNotEqual { .. })
+    ));
+    assert_eq!(
+        f.table
+            .compare_and_delete(&mut w, 2, &obj(1, &[], 0))
+            .unwrap()
+            .value,
+        1
+    );
+    assert_eq!(
+        f.table.compare_and_delete(&mut w, 2, &obj(1, &[], 0)),
+        Err(Error::ObjectNotFound)
+    );
     assert!(f.table.delete(&mut w, &obj(1, &[], 0)).unwrap().is_none());
     // A delete bumps the revision too.
     assert_eq!(f.table.revision(&w).unwrap(), 3);
@@ -88,37 +147,76 @@ fn compare_and_swap_and_delete() {
 fn declaration_errors() {
     let id = id_index();
     for bad in ["", "A", "1x", "has space", "x".repeat(32).as_str(), "é"] {
-        assert!(matches!(Table::new(bad, &id), Err(Error::InvalidTableName(_))), "{bad:?}");
+        assert!(
+            matches!(Table::new(bad, &id), Err(Error::InvalidTableName(_))),
+            "{bad:?}"
+        );
     }
     assert!(Table::new(&"x".repeat(31), &id).is_ok());
     assert!(Table::new("a-b_c9", &id).is_ok());
     let nu: Index<Obj, u64> = Index::non_unique("id", |o: &Obj, k| k.push(&o.id));
-    assert!(matches!(Table::new("t", &nu), Err(Error::PrimaryIndexNotUnique { .. })));
-    assert!(matches!(Table::builder("t", &id).index(&id).build(), Err(Error::DuplicateIndex { .. })));
+    assert!(matches!(
+        Table::new("t", &nu),
+        Err(Error::PrimaryIndexNotUnique { .. })
+    ));
+    assert!(matches!(
+        Table::builder("t", &id).index(&id).build(),
+        Err(Error::DuplicateIndex { .. })
+    ));
     let reserved: Index<Obj, u64> = Index::non_unique("__revision__", |o: &Obj, k| k.push(&o.id));
-    assert!(matches!(Table::builder("t", &id).index(&reserved).build(), Err(Error::ReservedIndexName(_))));
+    assert!(matches!(
+        Table::builder("t", &id).index(&reserved).build(),
+        Err(Error::ReservedIndexName(_))
+    ));
     let empty: Index<Obj, u64> = Index::non_unique("", |o: &Obj, k| k.push(&o.id));
-    assert_eq!(Table::builder("t", &id).index(&empty).build().unwrap_err(), Error::EmptyIndexName);
+    assert_eq!(
+        Table::builder("t", &id).index(&empty).build().unwrap_err(),
+        Error::EmptyIndexName
+    );
     let db = Db::new();
     let t = Table::new("t", &id).unwrap();
     db.register_table(&t).unwrap();
-    assert_eq!(db.register_table(&t), Err(Error::DuplicateTable("t".into())));
+    assert_eq!(
+        db.register_table(&t),
+        Err(Error::DuplicateTable("t".into()))
+    );
     let t2 = Table::new("t", &id).unwrap();
-    assert_eq!(db.register_table(&t2), Err(Error::DuplicateTable("t".into())));
+    assert_eq!(
+        db.register_table(&t2),
+        Err(Error::DuplicateTable("t".into()))
+    );
     let other = Db::new();
-    assert_eq!(other.register_table(&t), Err(Error::TableFromOtherDb("t".into())));
-    assert!(matches!(other.write_txn(&[&t]), Err(Error::TableFromOtherDb(_))));
+    assert_eq!(
+        other.register_table(&t),
+        Err(Error::TableFromOtherDb("t".into()))
+    );
+    assert!(matches!(
+        other.write_txn(&[&t]),
+        Err(Error::TableFromOtherDb(_))
+    ));
     let unregistered = Table::new("u", &id).unwrap();
-    assert!(matches!(db.write_txn(&[&unregistered]), Err(Error::TableNotRegistered(_))));
-    assert!(matches!(unregistered.all(&db.read_txn()), Err(Error::TableNotRegistered(_))));
+    assert!(matches!(
+        db.write_txn(&[&unregistered]),
+        Err(Error::TableNotRegistered(_))
+    ));
+    assert!(matches!(
+        unregistered.all(&db.read_txn()),
+        Err(Error::TableNotRegistered(_))
+    ));
     // Writing a table the txn did not lock.
     let u2 = Table::new("u2", &id).unwrap();
     db.register_table(&u2).unwrap();
     let mut w = db.write_txn(&[&t]).unwrap();
-    assert_eq!(u2.insert(&mut w, obj(1, &[], 0)).unwrap_err(), Error::TableNotLocked("u2".into()));
+    assert_eq!(
+        u2.insert(&mut w, obj(1, &[], 0)).unwrap_err(),
+        Error::TableNotLocked("u2".into())
+    );
     // A query on an index the table does not have.
     let tags = tag_index();
-    assert!(matches!(t.get(&w, tags.query("x")), Err(Error::UnknownIndex { .. })));
+    assert!(matches!(
+        t.get(&w, tags.query("x")),
+        Err(Error::UnknownIndex { .. })
+    ));
     // The primary index must yield exactly one key.
     let none: Index<Obj, u64> = Index::unique("none", |_: &Obj, _| {});
     let tn = Table::new("tn", &none).unwrap();
@@ -127,7 +225,10 @@ fn declaration_errors() {
     let mut w = db.write_txn(&[&tn]).unwrap();
     assert_eq!(
         tn.insert(&mut w, obj(1, &[], 0)).unwrap_err(),
-        Error::PrimaryKeyCount { table: "tn".into(), count: 0 }
+        Error::PrimaryKeyCount {
+            table: "tn".into(),
+            count: 0
+        }
     );
 }
 
@@ -174,7 +275,10 @@ fn watches_fire_on_relevant_commits_only() {
     let mut w = f.db.write_txn(&[&f.table]).unwrap();
     f.table.insert(&mut w, obj(3, &[], 0)).unwrap();
     w.commit();
-    assert!(wmissing.is_closed(), "watch of a missing key fires when it appears");
+    assert!(
+        wmissing.is_closed(),
+        "watch of a missing key fires when it appears"
+    );
     let mut w = f.db.write_txn(&[&f.table]).unwrap();
     f.table.delete(&mut w, &obj(1, &[], 0)).unwrap();
     w.commit();
@@ -221,7 +325,9 @@ async fn watches_work_in_async_code() {
         table.insert(&mut w, obj(1, &[], 0)).unwrap();
         w.commit();
     });
-    tokio::time::timeout(Duration::from_secs(30), watch.closed()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), watch.closed())
+        .await
+        .unwrap();
     writer.await.unwrap();
 }
 
@@ -239,7 +345,12 @@ fn multi_table_commit_is_atomic_and_lock_order_prevents_deadlock() {
         handles.push(std::thread::spawn(move || {
             for i in 0..200u64 {
                 // Half the writers name the tables in the other order.
-                let mut w = if t % 2 == 0 { db.write_txn(&[&a, &b]) } else { db.write_txn(&[&b, &a]) }.unwrap();
+                let mut w = if t % 2 == 0 {
+                    db.write_txn(&[&a, &b])
+                } else {
+                    db.write_txn(&[&b, &a])
+                }
+                .unwrap();
                 a.insert(&mut w, obj(i, &[], t as u32)).unwrap();
                 b.insert(&mut w, obj(i, &[], t as u32)).unwrap();
                 w.commit();
@@ -251,7 +362,11 @@ fn multi_table_commit_is_atomic_and_lock_order_prevents_deadlock() {
         std::thread::spawn(move || {
             for _ in 0..2000 {
                 let r = db.read_txn();
-                assert_eq!(a.revision(&r).unwrap(), b.revision(&r).unwrap(), "torn commit");
+                assert_eq!(
+                    a.revision(&r).unwrap(),
+                    b.revision(&r).unwrap(),
+                    "torn commit"
+                );
             }
         })
     };
@@ -343,7 +458,9 @@ fn change_iterator_sees_initial_then_changes_and_gc_runs() {
     assert!(watch.is_closed());
     assert_eq!(f.table.graveyard_len(&f.db.read_txn()).unwrap(), 1);
     let (batch, _) = it.next(&f.db.read_txn()).unwrap();
-    let got: Vec<(u64, bool, u64)> = batch.map(|c| (c.object.id, c.deleted, c.revision)).collect();
+    let got: Vec<(u64, bool, u64)> = batch
+        .map(|c| (c.object.id, c.deleted, c.revision))
+        .collect();
     assert_eq!(got, [(1, false, 5), (3, true, 6)]);
     // Seen by the only iterator: collected without any further write.
     assert_eq!(f.table.graveyard_len(&f.db.read_txn()).unwrap(), 0);
@@ -354,15 +471,27 @@ fn change_iterator_sees_initial_then_changes_and_gc_runs() {
     w.commit();
     let (b, _) = it.next(&f.db.read_txn()).unwrap();
     assert_eq!(b.count(), 1);
-    assert_eq!(f.table.graveyard_len(&f.db.read_txn()).unwrap(), 1, "it2 has not seen it");
+    assert_eq!(
+        f.table.graveyard_len(&f.db.read_txn()).unwrap(),
+        1,
+        "it2 has not seen it"
+    );
     drop(it2);
-    assert_eq!(f.table.graveyard_len(&f.db.read_txn()).unwrap(), 0, "dropping it2 released it");
+    assert_eq!(
+        f.table.graveyard_len(&f.db.read_txn()).unwrap(),
+        0,
+        "dropping it2 released it"
+    );
     drop(it);
     let mut w = f.db.write_txn(&[&f.table]).unwrap();
     f.table.insert(&mut w, obj(9, &[], 0)).unwrap();
     f.table.delete(&mut w, &obj(9, &[], 0)).unwrap();
     w.commit();
-    assert_eq!(f.table.graveyard_len(&f.db.read_txn()).unwrap(), 0, "no iterator: no graveyard");
+    assert_eq!(
+        f.table.graveyard_len(&f.db.read_txn()).unwrap(),
+        0,
+        "no iterator: no graveyard"
+    );
 }
 
 #[test]
@@ -376,7 +505,10 @@ fn initializers_gate_initialized() {
     w.commit();
     let (done, watch) = f.table.initialized(&f.db.read_txn()).unwrap();
     assert!(!done && !watch.is_closed());
-    assert_eq!(f.table.pending_initializers(&f.db.read_txn()).unwrap(), ["one", "two"]);
+    assert_eq!(
+        f.table.pending_initializers(&f.db.read_txn()).unwrap(),
+        ["one", "two"]
+    );
     let mut w = f.db.write_txn(&[&f.table]).unwrap();
     i1.done(&mut w).unwrap();
     w.commit();
@@ -410,7 +542,9 @@ struct Recorder {
 
 impl DbMetrics for Recorder {
     fn write_txn_duration(&self, tables: &[&str], _d: Duration) {
-        self.commits.lock().push((tables.iter().map(|s| s.to_string()).collect(), 0));
+        self.commits
+            .lock()
+            .push((tables.iter().map(|s| s.to_string()).collect(), 0));
     }
     fn table_contents(&self, _table: &str, objects: usize, _g: usize, _r: u64) {
         if let Some(last) = self.commits.lock().last_mut() {

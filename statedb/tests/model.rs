@@ -62,40 +62,101 @@ fn check(f: &[Table<Obj>; 2], txn: &impl statedb::ReadTxnLike, model: &[TableMod
     let id = id_index();
     let tags = tag_index();
     for (t, m) in f.iter().zip(model) {
-        let all: Vec<(u64, u32, u64)> = t.all(txn).unwrap().map(|(o, r)| (o.id, o.value, r)).collect();
-        let want: Vec<(u64, u32, u64)> = m.objects.values().map(|(o, r)| (o.id, o.value, *r)).collect();
+        let all: Vec<(u64, u32, u64)> = t
+            .all(txn)
+            .unwrap()
+            .map(|(o, r)| (o.id, o.value, r))
+            .collect();
+        let want: Vec<(u64, u32, u64)> = m
+            .objects
+            .values()
+            .map(|(o, r)| (o.id, o.value, *r))
+            .collect();
         assert_eq!(all, want, "all");
         assert_eq!(t.num_objects(txn).unwrap(), m.objects.len());
         assert_eq!(t.revision(txn).unwrap(), m.revision);
         for i in 0..8u64 {
-            assert_eq!(t.get(txn, id.query(&i)).unwrap().map(|(o, r)| ((*o).clone(), r)), m.objects.get(&i).cloned());
-            let lb: Vec<u64> = t.lower_bound(txn, id.query(&i)).unwrap().0.map(|(o, _)| o.id).collect();
+            assert_eq!(
+                t.get(txn, id.query(&i))
+                    .unwrap()
+                    .map(|(o, r)| ((*o).clone(), r)),
+                m.objects.get(&i).cloned()
+            );
+            let lb: Vec<u64> = t
+                .lower_bound(txn, id.query(&i))
+                .unwrap()
+                .0
+                .map(|(o, _)| o.id)
+                .collect();
             let want: Vec<u64> = m.objects.range(i..).map(|(k, _)| *k).collect();
             assert_eq!(lb, want, "lower_bound id {i}");
         }
         // By revision: objects in the order they changed.
-        let by_rev: Vec<u64> = t.lower_bound_by_revision(txn, 0).unwrap().0.map(|(_, r)| r).collect();
+        let by_rev: Vec<u64> = t
+            .lower_bound_by_revision(txn, 0)
+            .unwrap()
+            .0
+            .map(|(_, r)| r)
+            .collect();
         let mut want: Vec<u64> = m.objects.values().map(|(_, r)| *r).collect();
         want.sort();
         assert_eq!(by_rev, want, "by revision");
         for tag in TAGS {
             // list: objects having the tag, by primary key.
-            let got: Vec<u64> = t.list(txn, tags.query(tag)).unwrap().map(|(o, _)| o.id).collect();
-            let want: Vec<u64> = m.objects.values().filter(|(o, _)| o.tags.iter().any(|x| x == tag)).map(|(o, _)| o.id).collect();
+            let got: Vec<u64> = t
+                .list(txn, tags.query(tag))
+                .unwrap()
+                .map(|(o, _)| o.id)
+                .collect();
+            let want: Vec<u64> = m
+                .objects
+                .values()
+                .filter(|(o, _)| o.tags.iter().any(|x| x == tag))
+                .map(|(o, _)| o.id)
+                .collect();
             assert_eq!(got, want, "list tag {tag:?}");
-            assert_eq!(t.get(txn, tags.query(tag)).unwrap().map(|(o, _)| o.id), want.first().copied());
+            assert_eq!(
+                t.get(txn, tags.query(tag)).unwrap().map(|(o, _)| o.id),
+                want.first().copied()
+            );
             // prefix: one entry per (tag, object) with tag starting with the prefix, in (tag, id) order.
-            let got: Vec<(u64,)> = t.prefix(txn, tags.query(tag)).unwrap().0.map(|(o, _)| (o.id,)).collect();
-            let mut entries: Vec<(String, u64)> = m.objects.values()
-                .flat_map(|(o, _)| { let mut ts = o.tags.clone(); ts.sort(); ts.dedup(); ts.into_iter().map(move |x| (x, o.id)) })
-                .filter(|(x, _)| x.starts_with(tag)).collect();
+            let got: Vec<(u64,)> = t
+                .prefix(txn, tags.query(tag))
+                .unwrap()
+                .0
+                .map(|(o, _)| (o.id,))
+                .collect();
+            let mut entries: Vec<(String, u64)> = m
+                .objects
+                .values()
+                .flat_map(|(o, _)| {
+                    let mut ts = o.tags.clone();
+                    ts.sort();
+                    ts.dedup();
+                    ts.into_iter().map(move |x| (x, o.id))
+                })
+                .filter(|(x, _)| x.starts_with(tag))
+                .collect();
             entries.sort();
             let want: Vec<(u64,)> = entries.iter().map(|(_, i)| (*i,)).collect();
             assert_eq!(got, want, "prefix tag {tag:?}");
-            let got: Vec<u64> = t.lower_bound(txn, tags.query(tag)).unwrap().0.map(|(o, _)| o.id).collect();
-            let mut entries: Vec<(String, u64)> = m.objects.values()
-                .flat_map(|(o, _)| { let mut ts = o.tags.clone(); ts.sort(); ts.dedup(); ts.into_iter().map(move |x| (x, o.id)) })
-                .filter(|(x, _)| x.as_str() >= tag).collect();
+            let got: Vec<u64> = t
+                .lower_bound(txn, tags.query(tag))
+                .unwrap()
+                .0
+                .map(|(o, _)| o.id)
+                .collect();
+            let mut entries: Vec<(String, u64)> = m
+                .objects
+                .values()
+                .flat_map(|(o, _)| {
+                    let mut ts = o.tags.clone();
+                    ts.sort();
+                    ts.dedup();
+                    ts.into_iter().map(move |x| (x, o.id))
+                })
+                .filter(|(x, _)| x.as_str() >= tag)
+                .collect();
             entries.sort();
             let want: Vec<u64> = entries.iter().map(|(_, i)| *i).collect();
             assert_eq!(got, want, "lower_bound tag {tag:?}");

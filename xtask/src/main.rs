@@ -1,1 +1,71 @@
-fn main() {}
+//! Project automation.
+//!
+//! - `cargo xtask ci`: what CI runs: format check, clippy, tests (with
+//!   doctests), docs, and the benchmark harness in smoke mode.
+//! - `cargo xtask bench [flags]`: the benchmark harness in release mode;
+//!   flags are passed through (`--quick`, `--smoke`, `--filter S`,
+//!   `--json FILE`).
+
+use std::process::{Command, ExitCode};
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+}
+
+fn run(what: &str, mut cmd: Command) -> Result<(), String> {
+    eprintln!("==> {what}");
+    let status = cmd.status().map_err(|e| format!("{what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn bench(flags: &[String]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["run", "--release", "--locked", "-p", "bench", "--"])
+        .args(flags);
+    run("benchmark harness", c)
+}
+
+fn ci() -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--", "--check"]);
+    run("cargo fmt --check", c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy", c)?;
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--locked"]);
+    run("cargo test", c)?;
+    let mut c = cargo();
+    c.args(["doc", "--workspace", "--no-deps", "--locked"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("cargo doc", c)?;
+    bench(&["--smoke".to_string()])
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        _ => Err("usage: cargo xtask ci | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

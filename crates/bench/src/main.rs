@@ -1,1 +1,166 @@
-fn main() {}
+//! Benchmark harness for part, statedb and reconciler; see
+//! `docs/benchmarks.md`. Run through `cargo xtask bench [--quick|--smoke]
+//! [--filter S] [--json FILE]`.
+
+mod alloc;
+mod db_benches;
+mod harness;
+mod part_benches;
+mod reconciler_bench;
+
+use std::process::{Command, ExitCode};
+
+use harness::{Mode, Row};
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+const RECONCILER_ROWS: [(&str, u64); 3] = [
+    ("reconciler_100k", 100_000),
+    ("reconciler_100k_status_index", 100_000),
+    ("reconciler_1m", 1_000_000),
+];
+
+struct Args {
+    mode: Mode,
+    filter: Option<String>,
+    json: Option<String>,
+    child: Option<(String, u64)>,
+}
+
+const USAGE: &str = "usage: bench [--quick | --smoke] [--filter SUBSTRING] [--json FILE]";
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        mode: Mode::Full,
+        filter: None,
+        json: None,
+        child: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => args.mode = Mode::Quick,
+            "--smoke" => args.mode = Mode::Smoke,
+            "--filter" => args.filter = Some(it.next().ok_or("--filter needs a value")?),
+            "--json" => args.json = Some(it.next().ok_or("--json needs a file")?),
+            "--child" => {
+                let name = it.next().ok_or("--child needs a name")?;
+                let n = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--child needs an object count")?;
+                args.child = Some((name, n));
+            }
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+fn print_row(r: &Row) {
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let mb = |x: Option<u64>| x.map_or("-".to_string(), |v| format!("{:.1}MB", v as f64 / 1e6));
+    println!(
+        "{:<36} {:>14.0} {:>10.1} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        r.name,
+        r.objects_per_sec,
+        r.ns_per_object,
+        opt(r.allocs_per_object),
+        opt(r.bytes_per_object),
+        opt(r.p50_us),
+        opt(r.p90_us),
+        opt(r.p99_us),
+        mb(r.peak_rss_bytes),
+        r.live_bytes_after
+            .map_or("-".to_string(), |v| format!("{:.1}MB", v as f64 / 1e6)),
+    );
+}
+
+fn run_child_process(name: &str, n: u64) -> Result<Row, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["--child", name, &n.to_string()])
+        .output()
+        .map_err(|e| format!("{name}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().ok_or(format!("{name}: no output"))?;
+    serde_json::from_str(line).map_err(|e| format!("{name}: {e}: {line}"))
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some((name, n)) = args.child {
+        let row = reconciler_bench::child(&name, n);
+        println!("{}", serde_json::to_string(&row).expect("row serializes"));
+        return ExitCode::SUCCESS;
+    }
+    let wanted = |name: &str| args.filter.as_deref().is_none_or(|f| name.contains(f));
+    println!(
+        "{:<36} {:>14} {:>10} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "name",
+        "objects/sec",
+        "ns/obj",
+        "allocs",
+        "bytes",
+        "p50us",
+        "p90us",
+        "p99us",
+        "peakRSS",
+        "live"
+    );
+    let mut rows = Vec::new();
+    let mut cases = part_benches::cases();
+    cases.extend(db_benches::cases());
+    for c in cases.iter().filter(|c| wanted(c.name)) {
+        let row = harness::run(c, args.mode);
+        print_row(&row);
+        rows.push(row);
+    }
+    if wanted("db_changes") && !db_benches::check_changes_graveyard() {
+        eprintln!("db_changes: graveyard not empty after dropping the iterator");
+        return ExitCode::FAILURE;
+    }
+    if wanted("db_propagation_delay") {
+        let row = db_benches::propagation_delay(args.mode);
+        print_row(&row);
+        rows.push(row);
+    }
+    for (name, n) in RECONCILER_ROWS {
+        if !wanted(name) {
+            continue;
+        }
+        let n = if args.mode == Mode::Smoke { 10_000 } else { n };
+        match run_child_process(name, n) {
+            Ok(row) => {
+                print_row(&row);
+                rows.push(row);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(path) = args.json {
+        let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
+        if let Err(e) = std::fs::write(&path, json) {
+            eprintln!("cannot write {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -81,7 +81,9 @@ impl<K: KeyEncoding, V> Map<K, V> {
     }
     /// Entries with keys greater than or equal to `key`, in order.
     pub fn lower_bound(&self, key: &K) -> impl Iterator<Item = (&K, &V)> + '_ {
-        self.tree.lower_bound(&key.to_key()).map(|(_, (k, v))| (k, v))
+        self.tree
+            .lower_bound(&key.to_key())
+            .map(|(_, (k, v))| (k, v))
     }
 }
 

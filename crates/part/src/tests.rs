@@ -48,7 +48,11 @@ fn node_grows_and_shrinks_through_every_size() {
         }
         // Every remaining key is still found after each shrink.
         for c in 0..b {
-            assert_eq!(t.get(&[c]), Some(&(c as u32)), "lost {c} after deleting {b}");
+            assert_eq!(
+                t.get(&[c]),
+                Some(&(c as u32)),
+                "lost {c} after deleting {b}"
+            );
         }
     }
     assert_eq!(
@@ -127,8 +131,19 @@ fn edge_keys() {
     assert_eq!(t.get(b"abc"), None);
     let pre: Vec<Vec<u8>> = t.prefix(b"a").0.map(|(k, _)| k.to_vec()).collect();
     assert_eq!(pre, vec![b"a".to_vec(), b"a\0".to_vec(), b"ab".to_vec()]);
-    let lb: Vec<Vec<u8>> = t.lower_bound(&[0, 0]).map(|(k, _)| k.to_vec()).take(2).collect();
-    assert_eq!(lb, vec![vec![0, 0], vec![0xff]].into_iter().take(1).chain([b"a".to_vec()]).collect::<Vec<_>>());
+    let lb: Vec<Vec<u8>> = t
+        .lower_bound(&[0, 0])
+        .map(|(k, _)| k.to_vec())
+        .take(2)
+        .collect();
+    assert_eq!(
+        lb,
+        vec![vec![0, 0], vec![0xff]]
+            .into_iter()
+            .take(1)
+            .chain([b"a".to_vec()])
+            .collect::<Vec<_>>()
+    );
     assert_eq!(t.first().map(|(k, _)| k.to_vec()), Some(vec![]));
     assert_eq!(t.last().map(|(k, _)| k.to_vec()), Some(vec![0xff, 0xff, 0]));
     let t2 = t.delete(&[]);
@@ -138,7 +153,10 @@ fn edge_keys() {
 
 #[test]
 fn key_watch_fires_only_for_its_key() {
-    let t = insert_all(&Tree::new(), &[b"a".to_vec(), b"ab".to_vec(), b"b".to_vec()]);
+    let t = insert_all(
+        &Tree::new(),
+        &[b"a".to_vec(), b"ab".to_vec(), b"b".to_vec()],
+    );
     let (_, wa) = t.get_watch(b"a");
     let (_, wab) = t.get_watch(b"ab");
     let (_, wb) = t.get_watch(b"b");
@@ -163,11 +181,17 @@ fn key_watch_fires_only_for_its_key() {
     assert!(!wa3.is_closed() && !wac.is_closed());
     let t5 = t4.delete(b"a");
     assert!(wa3.is_closed());
-    assert!(!wac.is_closed(), "ac fired when a was deleted and path merged");
+    assert!(
+        !wac.is_closed(),
+        "ac fired when a was deleted and path merged"
+    );
     let (_, wac5) = t5.get_watch(b"ac");
     assert!(!wac5.is_closed());
     t5.delete(b"ac");
-    assert!(wac.is_closed(), "a watch carried through a merge must still fire");
+    assert!(
+        wac.is_closed(),
+        "a watch carried through a merge must still fire"
+    );
 }
 
 #[test]
@@ -263,10 +287,16 @@ fn txn_sees_own_writes_and_snapshot_is_stable() {
 
 #[test]
 fn owned_iterators_match_borrowed() {
-    let keys: Vec<Vec<u8>> = (0u32..500).map(|i| (i * 7919 % 1000).to_be_bytes().to_vec()).collect();
+    let keys: Vec<Vec<u8>> = (0u32..500)
+        .map(|i| (i * 7919 % 1000).to_be_bytes().to_vec())
+        .collect();
     let t = insert_all(&Tree::new(), &keys);
     let a: Vec<Vec<u8>> = t.iter().map(|(k, _)| k.to_vec()).collect();
-    let b: Vec<Vec<u8>> = t.clone().into_owned_iter().map(|(k, _)| k.to_vec()).collect();
+    let b: Vec<Vec<u8>> = t
+        .clone()
+        .into_owned_iter()
+        .map(|(k, _)| k.to_vec())
+        .collect();
     assert_eq!(a, b);
     let lb = 300u32.to_be_bytes();
     let a: Vec<u32> = t.lower_bound(&lb).map(|(_, v)| *v).collect();

@@ -225,10 +225,7 @@ impl Future for Closed {
             return Poll::Ready(());
         }
         let id = *self.id.get_or_insert_with(next_waiter_id);
-        if self
-            .watch
-            .register(Waiter::Task(id, cx.waker().clone()))
-        {
+        if self.watch.register(Waiter::Task(id, cx.waker().clone())) {
             Poll::Pending
         } else {
             self.id = None;

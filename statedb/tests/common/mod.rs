@@ -43,5 +43,10 @@ pub fn fixture(name: &str) -> Fixture {
     let table = Table::builder(name, &id).index(&tags).build().unwrap();
     let db = Db::new();
     db.register_table(&table).unwrap();
-    Fixture { db, table, id, tags }
+    Fixture {
+        db,
+        table,
+        id,
+        tags,
+    }
 }
