@@ -37,8 +37,8 @@ pub struct Change<T> {
 /// let db = Db::new();
 /// db.register_table(&t)?;
 /// let mut w = db.write_txn(&[&t])?;
-/// t.insert(&mut w, 1u32)?;
 /// let mut changes = t.changes(&mut w)?;
+/// t.insert(&mut w, 1u32)?;
 /// w.commit();
 /// let (batch, _watch) = changes.next(&db.read_txn())?;
 /// assert_eq!(batch.map(|c| (*c.object, c.deleted)).collect::<Vec<_>>(), [(1, false)]);
@@ -53,22 +53,31 @@ pub struct ChangeIterator<T: Send + Sync + 'static> {
     table: Table<T>,
     db: Db,
     tracker: Arc<AtomicU64>,
+    /// The table revision at registration: older snapshots predate it.
+    registered_at: Revision,
     last_upsert: Revision,
     last_delete: Revision,
 }
 
 impl<T: Send + Sync + 'static> Table<T> {
     /// Registers a change iterator. Taken in a write transaction that
-    /// locks the table, so no delete can slip past it.
+    /// locks the table, before it writes to the table, so no delete can
+    /// slip past it ([`crate::Error::ChangesAfterWrite`] otherwise). The
+    /// iterator reports changes from snapshots taken after this point;
+    /// an older snapshot yields nothing.
     pub fn changes(&self, txn: &mut WriteTxn) -> Result<ChangeIterator<T>> {
         let db = txn.db.clone();
         let tt = txn.table_txn_mut(self)?;
+        if tt.last_revision != tt.base_revision {
+            return Err(crate::Error::ChangesAfterWrite(self.name().to_string()));
+        }
         let seen = tt.last_revision;
         let tracker = self.inner.add_tracker(seen);
         Ok(ChangeIterator {
             table: self.clone(),
             db,
             tracker,
+            registered_at: seen,
             last_upsert: 0,
             last_delete: seen,
         })
@@ -83,11 +92,20 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
         let view = txn.view(&self.table)?;
         let revisions = view.revision_tree();
         let watch = revisions.root_watch();
-        let upserts =
-            revisions.lower_bound_owned(&(self.last_upsert.saturating_add(1)).to_be_bytes());
+        // A snapshot from before registration may hold objects whose
+        // deletion this iterator would never hear of: report nothing.
+        let stale = view.last_revision() < self.registered_at;
+        let from = |rev: Revision| {
+            if stale {
+                Revision::MAX
+            } else {
+                rev.saturating_add(1)
+            }
+        };
+        let upserts = revisions.lower_bound_owned(&from(self.last_upsert).to_be_bytes());
         let deletes = view
             .graveyard_revision_tree()
-            .lower_bound_owned(&graveyard_key(self.last_delete.saturating_add(1), &[]));
+            .lower_bound_owned(&graveyard_key(from(self.last_delete), &[]));
         Ok((
             Changes {
                 iter: self,

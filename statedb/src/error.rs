@@ -68,6 +68,10 @@ pub enum Error {
     /// Compare-and-swap/delete: no object with that primary key.
     #[error("object not found")]
     ObjectNotFound,
+    /// A change iterator must be registered before the transaction writes
+    /// to the table, so that it misses no delete.
+    #[error("change iterator on table {0:?} registered after the transaction wrote to it")]
+    ChangesAfterWrite(String),
     /// The initializer was already marked done.
     #[error("initializer {0:?} is already done")]
     InitializerDone(String),

@@ -100,6 +100,8 @@ pub(crate) struct TableTxn<T> {
     pub graveyard: Txn<Object<T>>,
     pub graveyard_revision: Txn<Object<T>>,
     pub last_revision: Revision,
+    /// The table's revision when the transaction started.
+    pub base_revision: Revision,
     pub pending_initializers: Arc<Vec<(u64, String)>>,
 }
 
@@ -129,6 +131,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             graveyard: state.graveyard.txn(),
             graveyard_revision: state.graveyard_revision.txn(),
             last_revision: state.last_revision,
+            base_revision: state.last_revision,
             pending_initializers: state.pending_initializers.clone(),
         }
     }

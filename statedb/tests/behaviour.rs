@@ -443,6 +443,8 @@ fn change_iterator_sees_initial_then_changes_and_gc_runs() {
     f.table.insert(&mut w, obj(2, &[], 0)).unwrap();
     // Deleted before the iterator exists: never shown.
     f.table.delete(&mut w, &obj(2, &[], 0)).unwrap();
+    w.commit();
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
     let mut it = f.table.changes(&mut w).unwrap();
     w.commit();
     let (batch, watch) = it.next(&f.db.read_txn()).unwrap();
@@ -589,4 +591,43 @@ fn read_txn_is_send_sync_and_snapshots_are_stable() {
     assert_eq!(f.table.num_objects(&r0).unwrap(), 0);
     assert_eq!(f.table.num_objects(&r1).unwrap(), 1);
     assert_eq!(f.table.num_objects(&f.db.read_txn()).unwrap(), 0);
+}
+
+#[test]
+fn change_iterator_registration_rules() {
+    let f = fixture("reg");
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    f.table.insert(&mut w, obj(1, &[], 0)).unwrap();
+    w.commit();
+    let old = f.db.read_txn();
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    f.table.delete(&mut w, &obj(1, &[], 0)).unwrap();
+    // Registering after a write in the same txn could miss that delete.
+    assert_eq!(
+        f.table.changes(&mut w).err(),
+        Some(Error::ChangesAfterWrite("reg".into()))
+    );
+    w.commit();
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let mut it = f.table.changes(&mut w).unwrap();
+    w.abort();
+    // A snapshot older than the registration reports nothing ...
+    assert_eq!(it.next(&old).unwrap().0.count(), 0);
+    // ... and the current one the current state: object 1 is gone.
+    assert_eq!(it.next(&f.db.read_txn()).unwrap().0.count(), 0);
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    f.table.insert(&mut w, obj(2, &[], 0)).unwrap();
+    f.table.delete(&mut w, &obj(2, &[], 0)).unwrap();
+    w.commit();
+    let got: Vec<(u64, bool)> = it
+        .next(&f.db.read_txn())
+        .unwrap()
+        .0
+        .map(|c| (c.object.id, c.deleted))
+        .collect();
+    assert_eq!(
+        got,
+        [(2, true)],
+        "registered in an aborted txn, the iterator still works"
+    );
 }

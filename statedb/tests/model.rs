@@ -239,6 +239,10 @@ proptest! {
                     pending = committed.clone();
                 }
                 Op::NewIterator(t) => {
+                    if pending[t].revision != committed[t].revision {
+                        prop_assert_eq!(tables[t].changes(wtxn).err(), Some(Error::ChangesAfterWrite(format!("t{t}"))));
+                        continue;
+                    }
                     let it = tables[t].changes(wtxn).unwrap();
                     // Registered in the txn: its initial view is the txn's
                     // state, which the first read will deliver on commit.
