@@ -10,6 +10,10 @@ use crate::watch::Watch;
 /// Key bytes; up to 24 bytes are stored inline without allocation.
 pub type Key = SmallVec<[u8; 24]>;
 
+/// A node's compressed path; up to 16 bytes inline (most prefixes are a
+/// few bytes), keeping nodes small.
+pub(crate) type Prefix = SmallVec<[u8; 16]>;
+
 pub(crate) type Link<V> = Arc<Node<V>>;
 
 /// A key/value pair stored at the node where the key ends.
@@ -33,7 +37,7 @@ impl<V> Leaf<V> {
 /// A node of the tree. Its path is the parent's path, the edge byte and
 /// `prefix`; its leaf, if any, holds the key equal to that path.
 pub(crate) struct Node<V> {
-    pub prefix: Key,
+    pub prefix: Prefix,
     pub leaf: Option<Leaf<V>>,
     pub children: Children<V>,
     /// Closes when anything at or below this node changes. Created on the
@@ -44,7 +48,7 @@ pub(crate) struct Node<V> {
 impl<V> Node<V> {
     pub fn empty() -> Self {
         Node {
-            prefix: Key::new(),
+            prefix: Prefix::new(),
             leaf: None,
             children: Children::Empty,
             watch: OnceLock::new(),
@@ -53,7 +57,7 @@ impl<V> Node<V> {
 
     pub fn new_leaf(prefix: &[u8], key: &[u8], value: V) -> Self {
         Node {
-            prefix: Key::from_slice(prefix),
+            prefix: Prefix::from_slice(prefix),
             leaf: Some(Leaf::new(key, value)),
             children: Children::Empty,
             watch: OnceLock::new(),
@@ -83,14 +87,14 @@ impl<V: Clone> Node<V> {
                 None => OnceLock::new(),
             };
             Leaf {
-                key: l.key.clone(),
+                key: Key::from_slice(&l.key),
                 value: l.value.clone(),
                 watch,
             }
         });
         (
             Node {
-                prefix: self.prefix.clone(),
+                prefix: Prefix::from_slice(&self.prefix),
                 leaf,
                 children: self.children.clone(),
                 watch: OnceLock::new(),
@@ -103,12 +107,12 @@ impl<V: Clone> Node<V> {
     /// both watches so that watchers of the old node hear of later changes.
     pub fn clone_same_keys(&self) -> Node<V> {
         let leaf = self.leaf.as_ref().map(|l| Leaf {
-            key: l.key.clone(),
+            key: Key::from_slice(&l.key),
             value: l.value.clone(),
             watch: OnceLock::from(l.watch.get_or_init(Watch::new).clone()),
         });
         Node {
-            prefix: self.prefix.clone(),
+            prefix: Prefix::from_slice(&self.prefix),
             leaf,
             children: self.children.clone(),
             watch: OnceLock::from(self.node_watch()),
@@ -234,7 +238,7 @@ impl<V> Clone for N256<V> {
 /// The children of a node, in the smallest array that holds them.
 pub(crate) enum Children<V> {
     Empty,
-    N4(Small<V, 4>),
+    N4(Box<Small<V, 4>>),
     N16(Box<Small<V, 16>>),
     N48(Box<N48<V>>),
     N256(Box<N256<V>>),
@@ -339,7 +343,7 @@ impl<V> Children<V> {
     pub fn insert(&mut self, b: u8, child: Link<V>) {
         match self {
             Children::Empty => {
-                let mut s = Small::new();
+                let mut s = Box::new(Small::new());
                 s.insert_at(0, b, child);
                 *self = Children::N4(s);
             }
@@ -439,7 +443,7 @@ impl<V> Children<V> {
         match self {
             Children::N4(_) if len == 0 => *self = Children::Empty,
             Children::N16(s) if len <= SHRINK_16 => {
-                let mut small = Small::<V, 4>::new();
+                let mut small = Box::new(Small::<V, 4>::new());
                 for (i, (k, c)) in s.entries().enumerate() {
                     small.keys[i] = k;
                     small.ptrs[i] = Some(c);

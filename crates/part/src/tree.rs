@@ -233,7 +233,9 @@ pub(crate) fn get<'a, V>(root: &'a Node<V>, key: &[u8]) -> Option<&'a Leaf<V>> {
     loop {
         let p = &node.prefix[..];
         if !p.is_empty() {
-            if key.len() < d + p.len() || key[d..d + p.len()] != *p {
+            // A byte loop: prefixes are short, a memcmp call costs more.
+            let rest = key.get(d..d + p.len())?;
+            if rest.iter().zip(p).any(|(a, b)| a != b) {
                 return None;
             }
             d += p.len();

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::node::{Key, Leaf, Link, Node, Seal};
+use crate::node::{Key, Leaf, Link, Node, Prefix, Seal};
 use crate::tree::{self, Iter, OwnedIter, Tree};
 use crate::watch::{Watch, WatchesToClose};
 
@@ -171,7 +171,9 @@ fn make_mut<'a, V: Clone + Send + Sync + 'static>(
     ctx: &mut Ctx,
     retire: bool,
 ) -> &'a mut Node<V> {
-    if Arc::get_mut(slot).is_none() {
+    // Plain loads first: `Arc::get_mut` costs an atomic compare-exchange,
+    // so call it once, on a node known to be unique.
+    if Arc::strong_count(slot) != 1 || Arc::weak_count(slot) != 0 {
         let (copy, leaf_shared) = slot.clone_for_write();
         let old = std::mem::replace(slot, Arc::new(copy));
         if retire {
@@ -192,17 +194,48 @@ fn make_mut<'a, V: Clone + Send + Sync + 'static>(
 /// copied with its watches shared, so its watchers are not woken.
 fn set_prefix<V: Clone>(link: &mut Link<V>, prefix: &[u8], full: bool) {
     match Arc::get_mut(link) {
-        Some(n) => n.prefix = Key::from_slice(prefix),
+        Some(n) => n.prefix = Prefix::from_slice(prefix),
         None => {
             let mut n = if full {
                 link.clone_same_keys()
             } else {
                 link.clone_for_write().0
             };
-            n.prefix = Key::from_slice(prefix);
+            n.prefix = Prefix::from_slice(prefix);
             *link = Arc::new(n);
         }
     }
+}
+
+/// Takes a leaf-only node out of the tree: its value, with its watches
+/// closed on commit (taken if it is private, retired if shared).
+fn retire_leaf_node<V: Clone + Send + Sync + 'static>(
+    mut old: Link<V>,
+    ctx: &mut Ctx,
+    full: bool,
+) -> V {
+    if Arc::strong_count(&old) == 1 && Arc::weak_count(&old) == 0 {
+        if let Some(n) = Arc::get_mut(&mut old) {
+            if let Some(w) = n.watch.take() {
+                ctx.close.push(w);
+            }
+            if let Some(leaf) = n.leaf.take() {
+                if let Some(w) = leaf.watch.into_inner() {
+                    ctx.close.push(w);
+                }
+                return leaf.value;
+            }
+        }
+    }
+    let value = match &old.leaf {
+        Some(l) => l.value.clone(),
+        None => unreachable!("a leaf-only node has a leaf"),
+    };
+    if full {
+        let old: Arc<dyn Seal> = old;
+        ctx.retired.push((old, false));
+    }
+    value
 }
 
 fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
@@ -247,17 +280,26 @@ fn upsert<V: Clone + Send + Sync + 'static>(
     };
     let common = common_prefix_len(&child.prefix, rest);
     if common == child.prefix.len() {
+        let shared = Arc::strong_count(child) != 1 || Arc::weak_count(child) != 0;
+        if shared && common == rest.len() && child.children.is_empty() && child.leaf.is_some() {
+            // Replacing the value of a shared leaf-only node: build the new
+            // node directly rather than copy the old one and overwrite it.
+            let old = child.leaf.as_ref().map(|l| &l.value);
+            let node = Node::new_leaf(rest, key, f(old));
+            let old = std::mem::replace(child, Arc::new(node));
+            return (Some(retire_leaf_node(old, ctx, full)), false);
+        }
         return upsert(child, key, d + 1, f, ctx, full, false);
     }
     // The key leaves the child's compressed path: split it with a new inner
     // node holding the common part.
-    let child_prefix = child.prefix.clone();
+    let child_prefix = Prefix::from_slice(&child.prefix);
     let mut inner = Node::empty();
-    inner.prefix = Key::from_slice(&child_prefix[..common]);
+    inner.prefix = Prefix::from_slice(&child_prefix[..common]);
     let mut old = std::mem::replace(child, Arc::new(inner));
     // The split node is replaced (its node watch closes): queries that
     // ended inside its compressed prefix were given that watch.
-    make_mut(&mut old, ctx, full).prefix = Key::from_slice(&child_prefix[common + 1..]);
+    make_mut(&mut old, ctx, full).prefix = Prefix::from_slice(&child_prefix[common + 1..]);
     let inner = Arc::get_mut(child).expect("new node is private");
     inner.children.insert(child_prefix[common], old);
     if rest.len() == common {
@@ -291,6 +333,12 @@ fn delete<V: Clone + Send + Sync + 'static>(
     }
     let b = key[d];
     let child = node.children.get_mut(b)?;
+    if child.children.is_empty() {
+        // The key exists, so this leaf-only child holds it: unlink it
+        // whole instead of copying it first.
+        let old = node.children.remove(b)?;
+        return Some(retire_leaf_node(old, ctx, full));
+    }
     let old = delete(child, key, d + 1, ctx, full, false)?;
     if child.is_empty() {
         node.children.remove(b);
@@ -300,7 +348,7 @@ fn delete<V: Clone + Send + Sync + 'static>(
             // only child into its place with the joined prefix.
             let c = Arc::get_mut(child).expect("child is private after delete");
             if let Some(mut grandchild) = c.children.remove(gb) {
-                let mut prefix = c.prefix.clone();
+                let mut prefix = Prefix::from_slice(&c.prefix);
                 prefix.push(gb);
                 prefix.extend_from_slice(&grandchild.prefix);
                 set_prefix(&mut grandchild, &prefix, full);
