@@ -164,6 +164,11 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
     /// Inserts or replaces; returns the replaced object.
     pub fn insert(&mut self, data: Arc<T>) -> Result<Option<Object<T>>> {
         let pk = self.primary_key(&data)?;
+        self.insert_with_key(pk, data)
+    }
+
+    /// Inserts with the primary key already computed.
+    pub fn insert_with_key(&mut self, pk: Key, data: Arc<T>) -> Result<Option<Object<T>>> {
         // Run every user key function before changing anything, so that a
         // panic in one leaves this table's trees consistent.
         let mut index_keys: Vec<(KeySet, KeySet)> = Vec::new();

@@ -113,7 +113,9 @@ impl<T> TableInner<T> {
     }
 
     pub fn index_pos(&self, name: &str) -> Result<IndexPos> {
-        if name == self.primary.name {
+        // Queries carry the index's own `&'static str`: pointer equality
+        // settles the common case without comparing bytes.
+        if std::ptr::eq(name, self.primary.name) || name == self.primary.name {
             return Ok(IndexPos::Primary);
         }
         self.secondary
@@ -409,7 +411,7 @@ impl<T: Send + Sync + 'static> Table<T> {
                 expected: revision,
                 found: cur.revision,
             }),
-            Some(_) => Ok(tt.insert(obj)?.map(|o| o.data)),
+            Some(_) => Ok(tt.insert_with_key(pk, obj)?.map(|o| o.data)),
         }
     }
 
