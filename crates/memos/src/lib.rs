@@ -1,0 +1,296 @@
+//! `memos`: the example application. Memos `{ name, content, status }` live
+//! in a statedb table; a reconciler writes each memo to `<dir>/<name>`,
+//! retries failures, prunes stray files; an HTTP API edits memos and shows
+//! their status, the database, metrics and health.
+
+pub mod memo;
+pub mod target;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use reconciler::{
+    Config, Health, HealthLevel, HealthReporter, Lifecycle, PrometheusMetrics, Reconciler, Status,
+};
+use serde::Deserialize;
+use statedb::Db;
+
+pub use memo::{MAX_CONTENT, Memo, MemoTable, validate_name};
+pub use target::{FileTarget, prepare_directory};
+
+/// Settings of the application (the command-line flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The directory memos are written to.
+    pub directory: PathBuf,
+    /// Adopt a non-empty directory without the marker.
+    pub force: bool,
+    /// Time between full reconciliations (0 = off).
+    pub full_reconciliation_interval: Duration,
+    /// First retry delay.
+    pub retry_backoff_min: Duration,
+    /// Longest retry delay.
+    pub retry_backoff_max: Duration,
+}
+
+/// Errors while setting up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The directory cannot be used.
+    #[error(transparent)]
+    Directory(#[from] target::DirError),
+    /// Database setup failed.
+    #[error("database: {0}")]
+    Db(#[from] statedb::Error),
+    /// Invalid reconciler settings.
+    #[error("reconciler: {0}")]
+    Config(#[from] reconciler::ConfigError),
+    /// Metrics registration failed.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// The running application's shared state.
+pub struct App {
+    /// The database.
+    pub db: Db,
+    /// The memo table.
+    pub memos: MemoTable,
+    /// The reconciler's health.
+    pub health: Arc<HealthReporter>,
+    /// Registry with the reconciler metrics.
+    pub registry: prometheus::Registry,
+    /// The reconciler handle.
+    pub reconciler: Reconciler<Memo>,
+}
+
+/// Builds the database, the reconciler and its lifecycle (not started).
+pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
+    prepare_directory(&opts.directory, opts.force)?;
+    let db = Db::new();
+    let memos = MemoTable::new()?;
+    db.register_table(&memos.table)?;
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(PrometheusMetrics::new(&registry)?);
+    let health = Arc::new(HealthReporter::new());
+    let mut cfg = Config::new(
+        memos.table.clone(),
+        |m: &Memo| &m.status,
+        |m: &mut Memo, s| m.status = s,
+        Memo::clone,
+        Arc::new(FileTarget::new(&opts.directory)),
+    );
+    cfg.full_reconciliation_interval = opts.full_reconciliation_interval;
+    cfg.retry_backoff_min_duration = opts.retry_backoff_min;
+    cfg.retry_backoff_max_duration = opts.retry_backoff_max;
+    cfg.incremental_round_size = 100;
+    let lifecycle = Lifecycle::new();
+    let params = reconciler::Params::new(db.clone(), "memos", lifecycle.clone(), health.clone())
+        .with_default_metrics(metrics);
+    let reconciler = reconciler::new(cfg, params)?;
+    Ok((
+        Arc::new(App {
+            db,
+            memos,
+            health,
+            registry,
+            reconciler,
+        }),
+        lifecycle,
+    ))
+}
+
+fn text(code: StatusCode, body: impl Into<String>) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+fn json(value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
+}
+
+async fn put_memo(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Response {
+    if let Err(e) = validate_name(&name) {
+        return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    let content = match String::from_utf8(body.to_vec()) {
+        Ok(c) => c,
+        Err(_) => return text(StatusCode::BAD_REQUEST, "memo content must be UTF-8\n"),
+    };
+    let memo = Memo {
+        name,
+        content,
+        status: Status::pending(),
+    };
+    let t = &app.memos.table;
+    let result = app.db.write_txn(&[t]).and_then(|mut w| {
+        t.insert(&mut w, memo.clone())?;
+        w.commit();
+        Ok(())
+    });
+    match result {
+        Ok(()) => (StatusCode::ACCEPTED, json(&memo)).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn empty_name() -> Response {
+    text(StatusCode::BAD_REQUEST, "memo name must not be empty\n")
+}
+
+async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    if let Err(e) = validate_name(&name) {
+        return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    let t = &app.memos.table;
+    let result = app.db.write_txn(&[t]).and_then(|mut w| {
+        let Some((memo, _)) = t.get(&w, app.memos.by_name.query(&name))? else {
+            return Ok(None);
+        };
+        let mut memo = (*memo).clone();
+        memo.status = Status::pending_delete();
+        t.insert(&mut w, memo.clone())?;
+        w.commit();
+        Ok(Some(memo))
+    });
+    match result {
+        Ok(Some(memo)) => (StatusCode::ACCEPTED, json(&memo)).into_response(),
+        Ok(None) => text(StatusCode::NOT_FOUND, format!("no memo {name:?}\n")),
+        Err(e) => internal(e),
+    }
+}
+
+async fn list_memos(State(app): State<Arc<App>>) -> Response {
+    match app.memos.table.all(&app.db.read_txn()) {
+        Ok(all) => json(&all.map(|(m, _)| (*m).clone()).collect::<Vec<Memo>>()),
+        Err(e) => internal(e),
+    }
+}
+
+async fn get_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    if let Err(e) = validate_name(&name) {
+        return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    match app
+        .memos
+        .table
+        .get(&app.db.read_txn(), app.memos.by_name.query(&name))
+    {
+        Ok(Some((m, _))) => json(&*m),
+        Ok(None) => text(StatusCode::NOT_FOUND, format!("no memo {name:?}\n")),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct DumpQuery {
+    format: Option<String>,
+}
+
+async fn dump(State(app): State<Arc<App>>, Query(q): Query<DumpQuery>) -> Response {
+    let txn = app.db.read_txn();
+    match q.format.as_deref() {
+        None | Some("json") => {
+            let mut out = Vec::new();
+            match app.db.write_json(&txn, &[&app.memos.table], &mut out) {
+                Ok(()) => ([(header::CONTENT_TYPE, "application/json")], out).into_response(),
+                Err(e) => internal(e),
+            }
+        }
+        Some("table") => {
+            let Ok(all) = app.memos.table.all(&txn) else {
+                return internal("memos table missing");
+            };
+            let mut out = format!(
+                "{:<32} {:<8} {:<7} {:>8}  {}\n",
+                "name", "status", "delete", "bytes", "error"
+            );
+            for (m, _) in all {
+                out.push_str(&format!(
+                    "{:<32} {:<8} {:<7} {:>8}  {}\n",
+                    m.name,
+                    m.status.kind.as_str(),
+                    m.status.delete,
+                    m.content.len(),
+                    m.status.error.as_deref().unwrap_or("")
+                ));
+            }
+            text(StatusCode::OK, out)
+        }
+        Some(other) => text(
+            StatusCode::BAD_REQUEST,
+            format!("unknown format {other:?} (json or table)\n"),
+        ),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut out = String::new();
+    match prometheus::TextEncoder::new().encode_utf8(&app.registry.gather(), &mut out) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], out).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app.health.latest() {
+        Some(r) if r.level == HealthLevel::Ok => {
+            text(StatusCode::OK, format!("OK: {}\n", r.message))
+        }
+        Some(r) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{:?}: {}\n{}\n",
+                r.level,
+                r.message,
+                r.error.unwrap_or_default()
+            ),
+        ),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+    }
+}
+
+async fn reconcile(State(app): State<Arc<App>>) -> Response {
+    app.reconciler.trigger_full_reconciliation();
+    text(StatusCode::ACCEPTED, "full reconciliation triggered\n")
+}
+
+/// The HTTP API.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/memos", get(list_memos))
+        .route("/memos/", post(empty_name).delete(empty_name))
+        .route(
+            "/memos/{name}",
+            get(get_memo).post(put_memo).delete(delete_memo),
+        )
+        .route("/statedb", get(dump))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/reconcile", post(reconcile))
+        .layer(DefaultBodyLimit::max(MAX_CONTENT))
+        .with_state(app)
+}
+
+/// Reports health as stopped: used on shutdown.
+pub fn stopped(app: &App) {
+    app.health.stopped("shutting down");
+}

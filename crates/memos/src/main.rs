@@ -1,0 +1,111 @@
+//! `memos`: memos reconciled to files, with an HTTP API.
+//!
+//! ```text
+//! cargo run --release -p memos -- --directory /tmp/memos --listen 127.0.0.1:8080
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Memos kept in statedb and reconciled to files in a directory.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Directory the memo files are written to (created if missing).
+    #[arg(long)]
+    directory: PathBuf,
+    /// Address to serve HTTP on; must be a loopback address. Port 0 picks
+    /// a free port (the bound address is printed on start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Time between full reconciliations (prune strays, repair drift); 0 disables.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    full_reconciliation_interval: Duration,
+    /// First retry delay of a failed write.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    retry_backoff_min: Duration,
+    /// Longest retry delay.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    retry_backoff_max: Duration,
+    /// Adopt a non-empty directory that has no memos marker file.
+    #[arg(long)]
+    force: bool,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if !args.listen.ip().is_loopback() {
+        return Err(format!(
+            "--listen {}: only loopback addresses are allowed",
+            args.listen
+        ));
+    }
+    let opts = memos::Options {
+        directory: args.directory,
+        force: args.force,
+        full_reconciliation_interval: args.full_reconciliation_interval,
+        retry_backoff_min: args.retry_backoff_min,
+        retry_backoff_max: args.retry_backoff_max,
+    };
+    let (app, lifecycle) = memos::build(&opts).map_err(|e| e.to_string())?;
+    lifecycle.start().await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("bind {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, directory = %opts.directory.display(), "memos started");
+    let served = axum::serve(listener, memos::router(app.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    tracing::info!("shutting down");
+    memos::stopped(&app);
+    lifecycle.stop().await;
+    served.map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The reconciliation target: one regular file per memo in a directory the
+//! application owns.
+//!
+//! Safety rules: only regular files directly in the directory are written
+//! or removed; never the marker, temp files, sub-directories, or what a
+//! symlink points to (files are opened with `O_NOFOLLOW`, replaced by
+//! rename, and removed with `unlink`, which does not follow links).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reconciler::{OpError, Operations};
+use statedb::{Objects, ReadTxn};
+
+use crate::memo::{Memo, validate_name};
+
+/// Name of the marker file that makes a directory ours.
+pub const MARKER: &str = ".memos-directory";
+/// Prefix of temp files written before the rename.
+pub const TEMP_PREFIX: &str = ".memos-tmp-";
+
+/// Why the directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    /// The directory has files but no marker.
+    #[error(
+        "{0} is not empty and has no {MARKER} marker: refusing to manage it (use --force to adopt it)"
+    )]
+    Foreign(PathBuf),
+    /// An I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// Prepares `dir`: creates it if missing; adopts it if empty (or if
+/// `force`); refuses a non-empty directory without the marker.
+pub fn prepare_directory(dir: &Path, force: bool) -> Result<(), DirError> {
+    let io = |source| DirError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(io)?;
+    let marker = dir.join(MARKER);
+    if fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    let non_empty = fs::read_dir(dir).map_err(io)?.next().is_some();
+    if non_empty && !force {
+        return Err(DirError::Foreign(dir.to_path_buf()));
+    }
+    fs::write(&marker, b"This directory is managed by memos.\n").map_err(io)
+}
+
+/// Writes memos as files in a directory.
+#[derive(Debug, Clone)]
+pub struct FileTarget {
+    dir: PathBuf,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    match file {
+        Ok(mut f) => {
+            if !f.metadata()?.is_file() {
+                return Ok(None);
+            }
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf)?;
+            Ok(Some(buf))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        // A symlink (ELOOP) or anything else that is not our file.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl FileTarget {
+    /// A target writing into `dir` (see [`prepare_directory`]).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FileTarget { dir: dir.into() }
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, OpError> {
+        validate_name(name).map_err(|e| -> OpError { e.into() })?;
+        Ok(self.dir.join(name))
+    }
+
+    /// Writes `content` unless the file already holds it; returns whether
+    /// it wrote.
+    fn write(&self, name: &str, content: &str) -> Result<bool, OpError> {
+        let path = self.path(name)?;
+        if read_regular(&path)?.is_some_and(|current| current == content.as_bytes()) {
+            return Ok(false);
+        }
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
+        let result = (|| -> io::Result<()> {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
+            f.write_all(content.as_bytes())?;
+            f.sync_all()?;
+            // rename replaces a symlink itself, never its target.
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(format!("write {}: {e}", path.display()).into());
+        }
+        Ok(true)
+    }
+
+    fn remove(&self, name: &str) -> Result<(), OpError> {
+        let path = self.path(name)?;
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("remove {}: {e}", path.display()).into()),
+            Ok(m) if m.is_file() || m.file_type().is_symlink() => match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    Err(format!("remove {}: {e}", path.display()).into())
+                }
+                _ => Ok(()),
+            },
+            Ok(_) => Err(format!("remove {}: not a regular file", path.display()).into()),
+        }
+    }
+
+    /// Removes regular files that no memo asks for.
+    fn prune(&self, desired: &HashSet<String>) -> Result<(), OpError> {
+        let mut errors = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name == MARKER || name.starts_with(TEMP_PREFIX) || desired.contains(name) {
+                continue;
+            }
+            // file_type() does not follow symlinks: only plain files go.
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            if let Err(e) = fs::remove_file(entry.path()) {
+                errors.push(format!("prune {name}: {e}"));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; ").into())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Operations<Memo> for FileTarget {
+    async fn update(
+        &self,
+        _txn: &ReadTxn,
+        memo: &mut Memo,
+        changed: Option<&mut bool>,
+    ) -> Result<(), OpError> {
+        let this = self.clone();
+        let (name, content) = (memo.name.clone(), memo.content.clone());
+        // Blocking file I/O stays off the async workers.
+        let wrote = tokio::task::spawn_blocking(move || this.write(&name, &content)).await??;
+        if let Some(c) = changed {
+            *c = wrote;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, _txn: &ReadTxn, memo: &Memo) -> Result<(), OpError> {
+        let this = self.clone();
+        let name = memo.name.clone();
+        tokio::task::spawn_blocking(move || this.remove(&name)).await?
+    }
+
+    async fn prune(&self, _txn: &ReadTxn, memos: Objects<Memo>) -> Result<(), OpError> {
+        let desired: HashSet<String> = memos.map(|(m, _)| m.name.clone()).collect();
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.prune(&desired)).await?
+    }
+}

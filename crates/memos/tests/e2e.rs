@@ -1,0 +1,347 @@
+//! End-to-end tests: start the real binary on a temp directory and an
+//! ephemeral loopback port, drive it over HTTP, check the disk. Waits poll
+//! with a deadline; backoffs are short through flags.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(dir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_memos"));
+    c.arg("--directory")
+        .arg(dir)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--retry-backoff-min",
+            "10ms",
+            "--retry-backoff-max",
+            "100ms",
+        ])
+        .args(["--full-reconciliation-interval", "1h"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn start(dir: &Path) -> Server {
+    let mut child = command(dir, &[]).spawn().expect("spawn memos");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read address");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("address");
+    Server {
+        child,
+        addr,
+        dir: dir.to_path_buf(),
+    }
+}
+
+struct Resp {
+    status: u16,
+    body: String,
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading a large body.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad response {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Resp { status, body }
+}
+
+impl Server {
+    fn req(&self, method: &str, path: &str, body: &[u8]) -> Resp {
+        request(self.addr, method, path, body)
+    }
+    fn status_of(&self, name: &str) -> Option<serde_json::Value> {
+        let r = self.req("GET", &format!("/memos/{name}"), b"");
+        (r.status == 200)
+            .then(|| serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["status"].clone())
+    }
+    fn kind(&self, name: &str) -> Option<String> {
+        self.status_of(name)
+            .map(|s| s["kind"].as_str().unwrap().to_string())
+    }
+}
+
+fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn create_update_delete_reach_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("memos"));
+    assert_eq!(s.req("POST", "/memos/hello", b"hello world").status, 202);
+    until("done", || s.kind("hello").as_deref() == Some("done"));
+    let status = s.status_of("hello").unwrap();
+    assert!(
+        status["updated_at"].as_str().unwrap().contains('T'),
+        "RFC 3339 time"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.dir.join("hello")).unwrap(),
+        "hello world"
+    );
+    assert_eq!(
+        s.req("POST", "/memos/hello", "héllo again".as_bytes())
+            .status,
+        202
+    );
+    until("updated", || {
+        std::fs::read_to_string(s.dir.join("hello")).unwrap() == "héllo again"
+    });
+    until("done again", || s.kind("hello").as_deref() == Some("done"));
+    let list: serde_json::Value = serde_json::from_str(&s.req("GET", "/memos", b"").body).unwrap();
+    assert_eq!(list[0]["name"], "hello");
+    assert_eq!(s.req("DELETE", "/memos/hello", b"").status, 202);
+    until("deleted from table", || {
+        s.req("GET", "/memos/hello", b"").status == 404
+    });
+    assert!(!s.dir.join("hello").exists());
+    assert_eq!(s.req("DELETE", "/memos/nothere", b"").status, 404);
+    let dump = s.req("GET", "/statedb", b"");
+    assert_eq!(dump.status, 200);
+    assert!(serde_json::from_str::<serde_json::Value>(&dump.body).unwrap()["memos"].is_array());
+    s.req("POST", "/memos/t", b"x");
+    until("t done", || s.kind("t").as_deref() == Some("done"));
+    let table = s.req("GET", "/statedb?format=table", b"");
+    assert!(
+        table.body.contains("t ") && table.body.contains("done"),
+        "{}",
+        table.body
+    );
+}
+
+#[test]
+fn unwritable_path_errors_retries_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("memos"));
+    s.req("POST", "/memos/ok", b"fine");
+    until("ok done", || s.kind("ok").as_deref() == Some("done"));
+    until("healthy", || s.req("GET", "/healthz", b"").status == 200);
+    // A directory in the file's place: fails also for root.
+    std::fs::create_dir(s.dir.join("blocked")).unwrap();
+    std::fs::write(s.dir.join("blocked").join("inner"), b"keep").unwrap();
+    s.req("POST", "/memos/blocked", b"content");
+    until("error status", || {
+        s.kind("blocked").as_deref() == Some("error")
+    });
+    let err = s.status_of("blocked").unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("blocked"), "{err}");
+    until("unhealthy", || s.req("GET", "/healthz", b"").status == 503);
+    let metrics = s.req("GET", "/metrics", b"").body;
+    let errors = metrics
+        .lines()
+        .find(|l| l.starts_with("reconciler_incremental_reconciliation_errors_total{"))
+        .unwrap();
+    assert!(!errors.ends_with(" 0"), "{errors}");
+    // Fix the fault: the retry succeeds.
+    std::fs::remove_dir_all(s.dir.join("blocked")).unwrap();
+    until("recovered", || s.kind("blocked").as_deref() == Some("done"));
+    assert_eq!(
+        std::fs::read_to_string(s.dir.join("blocked")).unwrap(),
+        "content"
+    );
+    until("healthy again", || {
+        s.req("GET", "/healthz", b"").status == 200
+    });
+}
+
+#[test]
+fn stray_file_is_pruned_and_metrics_are_exposed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("memos"));
+    s.req("POST", "/memos/keep", b"k");
+    until("keep done", || s.kind("keep").as_deref() == Some("done"));
+    std::fs::write(s.dir.join("stray"), b"nobody asked").unwrap();
+    std::fs::create_dir(s.dir.join("subdir")).unwrap();
+    assert_eq!(s.req("POST", "/reconcile", b"").status, 202);
+    until("stray pruned", || !s.dir.join("stray").exists());
+    assert!(s.dir.join("keep").exists() && s.dir.join("subdir").is_dir());
+    assert!(s.dir.join(".memos-directory").exists(), "marker pruned");
+    let metrics = s.req("GET", "/metrics", b"").body;
+    for name in [
+        "reconciler_incremental_reconciliation_total",
+        "reconciler_incremental_reconciliation_duration_seconds",
+        "reconciler_full_reconciliation_total",
+        "reconciler_full_reconciliation_duration_seconds",
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(name) && l.contains("module_id=\"memos\"") && !l.starts_with('#')
+            })
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"));
+        assert!(!line.ends_with(" 0"), "{line}");
+    }
+}
+
+#[test]
+fn bad_input_is_rejected_and_nothing_escapes_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside.txt");
+    std::fs::write(&outside, b"secret").unwrap();
+    let s = start(&tmp.path().join("memos"));
+    let long = "x".repeat(256);
+    for (method, path, body, want) in [
+        ("POST", "/memos/", &b"x"[..], 400),
+        ("POST", &format!("/memos/{long}")[..], b"x", 400),
+        ("POST", "/memos/a%2Fb", b"x", 400),
+        ("POST", "/memos/..%2Foutside.txt", b"x", 400),
+        ("POST", "/memos/a%5Cb", b"x", 400),
+        ("POST", "/memos/a%00b", b"x", 400),
+        ("POST", "/memos/%2E", b"x", 400),
+        ("POST", "/memos/%2E%2E", b"x", 400),
+        ("POST", "/memos/.memos-directory", b"x", 400),
+        ("POST", "/memos/bin", &[0xff, 0xfe, 0x00][..], 400),
+        ("GET", "/nope", b"", 404),
+        ("PUT", "/memos/x", b"x", 405),
+        ("PATCH", "/metrics", b"", 405),
+        ("GET", "/statedb?format=xml", b"", 400),
+    ] {
+        let r = s.req(method, path, body);
+        assert_eq!(r.status, want, "{method} {path}: {}", r.body);
+    }
+    let big = vec![b'a'; (1 << 20) + 1];
+    assert_eq!(s.req("POST", "/memos/big", &big).status, 413);
+    let just_fits = vec![b'a'; 1 << 20];
+    assert_eq!(s.req("POST", "/memos/fits", &just_fits).status, 202);
+    until("fits done", || s.kind("fits").as_deref() == Some("done"));
+    assert_eq!(entries(&s.dir), [".memos-directory", "fits"]);
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
+    let mut around = entries(tmp.path());
+    around.retain(|e| e != "memos");
+    assert_eq!(around, ["outside.txt"]);
+}
+
+#[test]
+fn planted_symlink_is_replaced_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("target.txt");
+    std::fs::write(&outside, b"secret").unwrap();
+    let s = start(&tmp.path().join("memos"));
+    std::os::unix::fs::symlink(&outside, s.dir.join("link")).unwrap();
+    s.req("POST", "/memos/link", b"new content");
+    until("done", || s.kind("link").as_deref() == Some("done"));
+    let meta = std::fs::symlink_metadata(s.dir.join("link")).unwrap();
+    assert!(meta.is_file(), "symlink not replaced by a regular file");
+    assert_eq!(
+        std::fs::read_to_string(s.dir.join("link")).unwrap(),
+        "new content"
+    );
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
+    // Prune never follows or removes symlinks' targets either.
+    std::os::unix::fs::symlink(&outside, s.dir.join("stray-link")).unwrap();
+    s.req("POST", "/reconcile", b"");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
+}
+
+#[test]
+fn marker_guard_refuses_a_foreign_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("precious"), b"data").unwrap();
+    let out = command(&dir, &[]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("precious")).unwrap(),
+        "data"
+    );
+    // With --force it adopts the directory.
+    let mut child = command(&dir, &["--force"]).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    assert!(dir.join(".memos-directory").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = command(&dir, &["--listen", "0.0.0.0:0"]).output().unwrap();
+    assert!(!out.status.success(), "non-loopback listen accepted");
+}
+
+#[test]
+fn sigterm_exits_zero_promptly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = start(&tmp.path().join("memos"));
+    s.req("POST", "/memos/a", b"a");
+    until("done", || s.kind("a").as_deref() == Some("done"));
+    let killed = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
