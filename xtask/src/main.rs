@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask ci`: what CI runs: format check, clippy, tests (with
 //!   doctests), docs, and the benchmark harness in smoke mode.
+//! - `cargo xtask soak`: the long reconciler fault soak (100k objects,
+//!   2M writes, faults injected); CI runs a short variant in the tests.
 //! - `cargo xtask bench [flags]`: the benchmark harness in release mode;
 //!   flags are passed through (`--quick`, `--smoke`, `--filter S`,
 //!   `--json FILE`).
@@ -27,6 +29,24 @@ fn bench(flags: &[String]) -> Result<(), String> {
     c.args(["run", "--release", "--locked", "-p", "bench", "--"])
         .args(flags);
     run("benchmark harness", c)
+}
+
+fn soak() -> Result<(), String> {
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--release",
+        "--locked",
+        "-p",
+        "reconciler",
+        "--test",
+        "soak",
+        "--",
+        "--nocapture",
+    ])
+    .env("SOAK_OBJECTS", "100000")
+    .env("SOAK_OPS", "2000000");
+    run("reconciler fault soak (100k objects, 2M writes)", c)
 }
 
 fn ci() -> Result<(), String> {
@@ -59,7 +79,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
-        _ => Err("usage: cargo xtask ci | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
+        Some("soak") => soak(),
+        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -307,3 +307,26 @@ fn owned_iterators_match_borrowed() {
     assert_eq!(a, b);
     assert!(!a.is_empty());
 }
+
+#[test]
+fn trees_watches_and_txns_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Tree<String>>();
+    send_sync::<Watch>();
+    send_sync::<crate::WatchSet>();
+    send_sync::<crate::Map<u32, String>>();
+    send_sync::<crate::Set<String>>();
+    send::<crate::Txn<String>>();
+    send::<crate::OwnedIter<String>>();
+    send::<crate::WatchesToClose>();
+}
+
+#[test]
+fn lower_bound_watch_fires_on_changes_after_the_bound() {
+    let t = insert_all(&Tree::new(), &[b"a".to_vec(), b"m".to_vec()]);
+    let (it, w) = t.lower_bound_watch(b"b");
+    assert_eq!(it.count(), 1);
+    t.insert(b"z", 1);
+    assert!(w.is_closed());
+}

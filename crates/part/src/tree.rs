@@ -136,6 +136,12 @@ impl<V> Tree<V> {
         iter
     }
 
+    /// Like [`Tree::lower_bound`], with a watch that closes when any key
+    /// changes (the root watch: a lower bound spans most of the tree).
+    pub fn lower_bound_watch(&self, key: &[u8]) -> (Iter<'_, V>, Watch) {
+        (self.lower_bound(key), self.root.node_watch())
+    }
+
     /// The first key (in order) and its value.
     pub fn first(&self) -> Option<(&[u8], &V)> {
         self.iter().next()
