@@ -127,7 +127,10 @@ fn entries(dir: &Path) -> Vec<String> {
 fn create_update_delete_reach_the_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let s = start(&tmp.path().join("memos"));
-    assert_eq!(s.req("POST", "/memos/hello", b"hello world").status, 202);
+    let created = s.req("POST", "/memos/hello", b"hello world");
+    assert_eq!(created.status, 202);
+    let created: serde_json::Value = serde_json::from_str(&created.body).unwrap();
+    assert_eq!(created["status"]["kind"], "pending");
     until("done", || s.kind("hello").as_deref() == Some("done"));
     let status = s.status_of("hello").unwrap();
     assert!(
@@ -291,9 +294,15 @@ fn planted_symlink_is_replaced_not_followed() {
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
     // Prune never follows or removes symlinks' targets either.
     std::os::unix::fs::symlink(&outside, s.dir.join("stray-link")).unwrap();
+    std::fs::write(s.dir.join("stray"), b"x").unwrap();
     s.req("POST", "/reconcile", b"");
-    std::thread::sleep(Duration::from_millis(200));
+    // The plain stray file going shows the prune ran.
+    until("prune ran", || !s.dir.join("stray").exists());
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
+    assert!(
+        std::fs::symlink_metadata(s.dir.join("stray-link")).is_ok(),
+        "symlinks are not pruned"
+    );
 }
 
 #[test]
