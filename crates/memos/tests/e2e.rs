@@ -185,11 +185,14 @@ fn unwritable_path_errors_retries_and_recovers() {
     until("error status", || {
         s.kind("blocked").as_deref() == Some("error")
     });
-    let err = s.status_of("blocked").unwrap()["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = s.status_of("blocked").unwrap();
+    let err = first["error"].as_str().unwrap().to_string();
     assert!(err.contains("blocked"), "{err}");
+    // Retried: each failed attempt writes a fresh error status.
+    until("a retry", || {
+        s.status_of("blocked")
+            .is_some_and(|st| st["kind"] == "error" && st["updated_at"] != first["updated_at"])
+    });
     until("unhealthy", || s.req("GET", "/healthz", b"").status == 503);
     let metrics = s.req("GET", "/metrics", b"").body;
     let errors = metrics
