@@ -534,29 +534,28 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// order, with a watch. On a non-unique index an object appears once
     /// per matching key.
     pub fn prefix(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
+        let (tree, key) = self.range_search(txn, q)?;
+        let (it, w) = tree.prefix_owned(&key);
+        Ok((Objects::iter(it), w))
+    }
+
+    /// The tree of `q`'s index and the key to search it with for prefix
+    /// and lower-bound queries (non-unique keys without their terminator).
+    fn range_search(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Tree<Object<T>>, part::Key)> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
-        let tree = view.tree(pos);
         let key = if pos.unique() {
             q.key
         } else {
             non_unique_prefix(&q.key)
         };
-        let (it, w) = tree.prefix_owned(&key);
-        Ok((Objects::iter(it), w))
+        Ok((view.tree(pos), key))
     }
 
     /// Objects whose key in `q`'s index is greater than or equal to `q`'s
     /// key, in key order, with the index's root watch.
     pub fn lower_bound(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
-        let view = self.view(txn)?;
-        let pos = self.inner.index_pos(q.index)?;
-        let tree = view.tree(pos);
-        let key = if pos.unique() {
-            q.key
-        } else {
-            non_unique_prefix(&q.key)
-        };
+        let (tree, key) = self.range_search(txn, q)?;
         Ok((
             Objects::iter(tree.lower_bound_owned(&key)),
             tree.root_watch(),
