@@ -28,6 +28,11 @@ pub trait Metrics: Send + Sync {
     fn full_reconciliation_errors(&self, module_id: &str, errs: &[String]);
     /// Duration of one operation during a full round.
     fn full_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration);
+    /// After each round: objects waiting for a retry. Beyond the Go
+    /// library's five methods; the default records nothing.
+    fn retry_queue_size(&self, module_id: &str, size: usize) {
+        let _ = (module_id, size);
+    }
 }
 
 /// What [`InMemoryMetrics`] recorded for one module.
@@ -51,6 +56,8 @@ pub struct ModuleMetrics {
     pub full_current_errors: u64,
     /// Objects found out of sync by full rounds.
     pub full_out_of_sync: u64,
+    /// Objects waiting for a retry after the last round.
+    pub retry_queue_size: u64,
 }
 
 /// Metrics kept in memory and readable at any time: the role of the Go
@@ -144,6 +151,7 @@ impl Metrics for InMemoryMetrics {
 /// - `reconciler_incremental_reconciliation_current_errors` (gauge)
 /// - the same four with `full` in place of `incremental`
 /// - `reconciler_full_reconciliation_out_of_sync_total` (counter)
+/// - `reconciler_retry_queue_size` (gauge: objects waiting for a retry)
 #[derive(Clone)]
 pub struct PrometheusMetrics {
     incremental_total: IntCounterVec,
@@ -155,6 +163,7 @@ pub struct PrometheusMetrics {
     full_errors_total: IntCounterVec,
     full_current_errors: IntGaugeVec,
     full_out_of_sync_total: IntCounterVec,
+    retry_queue_size: IntGaugeVec,
 }
 
 impl std::fmt::Debug for PrometheusMetrics {
@@ -210,6 +219,7 @@ impl PrometheusMetrics {
                 "reconciler_full_reconciliation_out_of_sync_total",
                 "Number of objects found out of sync in full reconciliation",
             )?,
+            retry_queue_size: gauge("reconciler_retry_queue_size", "Objects waiting for a retry")?,
         };
         registry.register(Box::new(m.incremental_total.clone()))?;
         registry.register(Box::new(m.incremental_duration.clone()))?;
@@ -220,6 +230,7 @@ impl PrometheusMetrics {
         registry.register(Box::new(m.full_errors_total.clone()))?;
         registry.register(Box::new(m.full_current_errors.clone()))?;
         registry.register(Box::new(m.full_out_of_sync_total.clone()))?;
+        registry.register(Box::new(m.retry_queue_size.clone()))?;
         Ok(m)
     }
 
@@ -264,6 +275,11 @@ impl Metrics for PrometheusMetrics {
     fn full_reconciliation_duration(&self, module_id: &str, operation: &str, duration: Duration) {
         Self::histogram(&self.full_duration, module_id, operation).observe(duration.as_secs_f64());
     }
+    fn retry_queue_size(&self, module_id: &str, size: usize) {
+        self.retry_queue_size
+            .with_label_values(&[module_id])
+            .set(size as i64);
+    }
 }
 
 #[cfg(test)]
@@ -280,6 +296,7 @@ mod tests {
         m.full_reconciliation_duration("m", "prune", Duration::from_millis(1));
         m.full_reconciliation_errors("m", &[]);
         m.full_reconciliation_out_of_sync("m");
+        m.retry_queue_size("m", 3);
         let mut buf = Vec::new();
         prometheus::TextEncoder::new()
             .encode(&reg.gather(), &mut buf)
@@ -295,6 +312,7 @@ mod tests {
             "reconciler_full_reconciliation_errors_total{module_id=\"m\"} 0",
             "reconciler_full_reconciliation_current_errors{module_id=\"m\"} 0",
             "reconciler_full_reconciliation_out_of_sync_total{module_id=\"m\"} 1",
+            "reconciler_retry_queue_size{module_id=\"m\"} 3",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -174,6 +174,9 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
     }
 
     fn report_health(&self) {
+        if let Some(m) = &self.metrics {
+            m.retry_queue_size(&self.module_id, self.retries.len());
+        }
         if self.retries.len() == 0 && self.prune_error.is_none() {
             let n = self.cfg.table.num_objects(&self.db.read_txn()).unwrap_or(0);
             self.health.ok(&format!("OK, {n} object(s)"));

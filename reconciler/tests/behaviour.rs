@@ -537,6 +537,10 @@ async fn metrics_record_durations_and_errors() {
     h.insert(&[pending(1, 1), pending(2, 2)]);
     h.until("2 failed", |h| h.kind(2) == Some(StatusKind::Error))
         .await;
+    h.until("retry queued", |h| {
+        h.metrics.module("test").retry_queue_size == 1
+    })
+    .await;
     let m = h.metrics.module("test");
     let (n, total) = m.incremental_durations["update"];
     assert!(n >= 2);
@@ -545,6 +549,12 @@ async fn metrics_record_durations_and_errors() {
         "virtual duration of the slow op: {total:?}"
     );
     assert!(m.incremental_total_errors >= 1);
+    h.target.fail.lock().clear();
+    h.settled().await;
+    h.until("retry queue drained", |h| {
+        h.metrics.module("test").retry_queue_size == 0
+    })
+    .await;
     h.lc.stop().await;
 }
 

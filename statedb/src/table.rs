@@ -541,7 +541,11 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     /// The tree of `q`'s index and the key to search it with for prefix
     /// and lower-bound queries (non-unique keys without their terminator).
-    fn range_search(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Tree<Object<T>>, part::Key)> {
+    fn range_search(
+        &self,
+        txn: &impl ReadTxnLike,
+        q: Query<T>,
+    ) -> Result<(Tree<Object<T>>, part::Key)> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
         let key = if pos.unique() {
