@@ -140,6 +140,9 @@ impl Metrics for InMemoryMetrics {
             add_duration(&mut m.full_durations, operation, duration)
         });
     }
+    fn retry_queue_size(&self, module_id: &str, size: usize) {
+        self.with(module_id, |m| m.retry_queue_size = size as u64);
+    }
 }
 
 /// Metrics exported to Prometheus, all labelled `module_id`:
