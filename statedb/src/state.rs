@@ -255,7 +255,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             .graveyard_revision
             .iter()
             .take_while(|(_, o)| o.revision <= low)
-            .map(|(k, _)| k)
+            .map(|(k, _)| Key::from_slice(k))
             .collect();
         for key in dead {
             self.graveyard_revision.delete(&key);

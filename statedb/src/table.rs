@@ -449,7 +449,11 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// Deletes every object; returns how many.
     pub fn delete_all(&self, txn: &mut WriteTxn) -> Result<usize> {
         let tt = txn.table_txn_mut(self)?;
-        let keys: Vec<part::Key> = tt.primary.iter().map(|(k, _)| k).collect();
+        let keys: Vec<part::Key> = tt
+            .primary
+            .iter()
+            .map(|(k, _)| part::Key::from_slice(k))
+            .collect();
         for k in &keys {
             tt.delete_key(k);
         }

@@ -295,8 +295,8 @@ impl<T: KeyEncoding + Clone + Send + Sync + 'static> Set<T> {
         };
         let mut txn = big.tree.txn();
         for (k, t) in small.tree.iter() {
-            if txn.get(&k).is_none() {
-                txn.insert(&k, t.clone());
+            if txn.get(k).is_none() {
+                txn.insert(k, t.clone());
             }
         }
         Set {
@@ -308,7 +308,7 @@ impl<T: KeyEncoding + Clone + Send + Sync + 'static> Set<T> {
     pub fn difference(&self, other: &Set<T>) -> Set<T> {
         let mut txn = self.tree.txn();
         for (k, _) in other.tree.iter() {
-            txn.delete(&k);
+            txn.delete(k);
         }
         Set {
             tree: txn.commit_and_close(),

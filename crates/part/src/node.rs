@@ -16,17 +16,18 @@ pub(crate) type Prefix = SmallVec<[u8; 16]>;
 
 pub(crate) type Link<V> = Arc<Node<V>>;
 
-/// The value of the key that ends at this node. The key itself is not
-/// stored: it is the node's path, rebuilt by iterators as they descend.
+/// A key/value pair stored at the node where the key ends.
 pub(crate) struct Leaf<V> {
+    pub key: Key,
     pub value: V,
     /// The key's own watch: closes when this key is replaced or deleted.
     pub watch: OnceLock<Watch>,
 }
 
 impl<V> Leaf<V> {
-    pub fn new(value: V) -> Self {
+    pub fn new(key: &[u8], value: V) -> Self {
         Leaf {
+            key: Key::from_slice(key),
             value,
             watch: OnceLock::new(),
         }
@@ -54,10 +55,10 @@ impl<V> Node<V> {
         }
     }
 
-    pub fn new_leaf(prefix: &[u8], value: V) -> Self {
+    pub fn new_leaf(prefix: &[u8], key: &[u8], value: V) -> Self {
         Node {
             prefix: Prefix::from_slice(prefix),
-            leaf: Some(Leaf::new(value)),
+            leaf: Some(Leaf::new(key, value)),
             children: Children::Empty,
             watch: OnceLock::new(),
         }
@@ -86,6 +87,7 @@ impl<V: Clone> Node<V> {
                 None => OnceLock::new(),
             };
             Leaf {
+                key: Key::from_slice(&l.key),
                 value: l.value.clone(),
                 watch,
             }
@@ -105,6 +107,7 @@ impl<V: Clone> Node<V> {
     /// both watches so that watchers of the old node hear of later changes.
     pub fn clone_same_keys(&self) -> Node<V> {
         let leaf = self.leaf.as_ref().map(|l| Leaf {
+            key: Key::from_slice(&l.key),
             value: l.value.clone(),
             watch: OnceLock::from(l.watch.get_or_init(Watch::new).clone()),
         });
@@ -495,22 +498,22 @@ impl<V> Children<V> {
         }
     }
 
-    /// Ordered cursor: returns (cursor, edge byte, child) for the first
+    /// Ordered cursor: returns (cursor of the child, child) for the first
     /// child at or after `cursor`; the next cursor is the returned one + 1.
     #[inline]
-    pub fn cursor_next(&self, cursor: usize) -> Option<(usize, u8, &Link<V>)> {
+    pub fn cursor_next(&self, cursor: usize) -> Option<(usize, &Link<V>)> {
         match self {
             Children::Empty => None,
             Children::N4(s) => {
                 if cursor < s.len as usize {
-                    s.ptrs[cursor].as_ref().map(|c| (cursor, s.keys[cursor], c))
+                    s.ptrs[cursor].as_ref().map(|c| (cursor, c))
                 } else {
                     None
                 }
             }
             Children::N16(s) => {
                 if cursor < s.len as usize {
-                    s.ptrs[cursor].as_ref().map(|c| (cursor, s.keys[cursor], c))
+                    s.ptrs[cursor].as_ref().map(|c| (cursor, c))
                 } else {
                     None
                 }
@@ -519,7 +522,7 @@ impl<V> Children<V> {
                 for b in cursor..256 {
                     let i = s.index[b];
                     if i != 0 {
-                        return s.ptrs[i as usize - 1].as_ref().map(|c| (b, b as u8, c));
+                        return s.ptrs[i as usize - 1].as_ref().map(|c| (b, c));
                     }
                 }
                 None
@@ -527,7 +530,7 @@ impl<V> Children<V> {
             Children::N256(s) => {
                 for b in cursor..256 {
                     if let Some(c) = &s.ptrs[b] {
-                        return Some((b, b as u8, c));
+                        return Some((b, c));
                     }
                 }
                 None

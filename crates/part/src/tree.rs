@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use crate::node::{Key, Leaf, Link, Node};
+use crate::node::{Leaf, Link, Node};
 use crate::txn::Txn;
 use crate::watch::Watch;
 
@@ -110,7 +110,7 @@ impl<V> Tree<V> {
 
     /// Ordered iteration over all keys.
     pub fn iter(&self) -> Iter<'_, V> {
-        Iter::whole(&self.root, Key::new())
+        Iter::whole(&self.root)
     }
 
     /// Ordered iteration over the keys starting with `prefix`, and a watch
@@ -118,7 +118,7 @@ impl<V> Tree<V> {
     pub fn prefix(&self, prefix: &[u8]) -> (Iter<'_, V>, Watch) {
         let (node, watch) = prefix_search(&self.root, prefix);
         let iter = match node {
-            Some((n, d)) => Iter::whole(n, node_path(prefix, d, n)),
+            Some(n) => Iter::whole(n),
             None => Iter::empty(),
         };
         let watch = if self.root_only_watch {
@@ -132,7 +132,7 @@ impl<V> Tree<V> {
     /// Ordered iteration over the keys greater than or equal to `key`.
     pub fn lower_bound(&self, key: &[u8]) -> Iter<'_, V> {
         let mut iter = Iter::empty();
-        iter.path = lower_bound_stack(&self.root, key, &mut iter.stack);
+        lower_bound_stack(&self.root, key, &mut iter.stack);
         iter
     }
 
@@ -143,28 +143,23 @@ impl<V> Tree<V> {
     }
 
     /// The first key (in order) and its value.
-    pub fn first(&self) -> Option<(Key, &V)> {
+    pub fn first(&self) -> Option<(&[u8], &V)> {
         self.iter().next()
     }
 
     /// The last key (in order) and its value.
-    pub fn last(&self) -> Option<(Key, &V)> {
+    pub fn last(&self) -> Option<(&[u8], &V)> {
         let mut node: &Node<V> = &self.root;
-        let mut path = Key::new();
         loop {
             let mut last = None;
             let mut cursor = 0;
-            while let Some((c, b, child)) = node.children.cursor_next(cursor) {
-                last = Some((b, child));
+            while let Some((c, child)) = node.children.cursor_next(cursor) {
+                last = Some(child);
                 cursor = c + 1;
             }
             match last {
-                Some((b, child)) => {
-                    path.push(b);
-                    path.extend_from_slice(&child.prefix);
-                    node = child;
-                }
-                None => return node.leaf.as_ref().map(|l| (path, &l.value)),
+                Some(child) => node = child,
+                None => return node.leaf.as_ref().map(|l| (&l.key[..], &l.value)),
             }
         }
     }
@@ -172,14 +167,14 @@ impl<V> Tree<V> {
     /// An iterator that owns a snapshot of the tree (no borrow), yielding
     /// cloned values in key order.
     pub fn into_owned_iter(self) -> OwnedIter<V> {
-        OwnedIter::whole(self.root, Key::new())
+        OwnedIter::whole(self.root)
     }
 
     /// Like [`Tree::prefix`], but the iterator owns its snapshot.
     pub fn prefix_owned(&self, prefix: &[u8]) -> (OwnedIter<V>, Watch) {
         let (node, watch) = prefix_search(&self.root, prefix);
         let iter = match node {
-            Some((n, d)) => OwnedIter::whole(n.clone(), node_path(prefix, d, n)),
+            Some(n) => OwnedIter::whole(n.clone()),
             None => OwnedIter::empty(),
         };
         let watch = if self.root_only_watch {
@@ -193,16 +188,14 @@ impl<V> Tree<V> {
     /// Like [`Tree::lower_bound`], but the iterator owns its snapshot.
     pub fn lower_bound_owned(&self, key: &[u8]) -> OwnedIter<V> {
         let mut stack = Vec::new();
-        let path = lower_bound_stack(&self.root, key, &mut stack);
+        lower_bound_stack(&self.root, key, &mut stack);
         OwnedIter {
-            path,
             stack: stack
                 .into_iter()
                 .map(|f| Frame {
                     node: f.node.clone(),
                     cursor: f.cursor,
                     leaf_pending: f.leaf_pending,
-                    base: f.base,
                 })
                 .collect(),
         }
@@ -233,7 +226,7 @@ impl<V: Clone + Send + Sync + 'static> Tree<V> {
 }
 
 impl<'a, V> IntoIterator for &'a Tree<V> {
-    type Item = (Key, &'a V);
+    type Item = (&'a [u8], &'a V);
     type IntoIter = Iter<'a, V>;
     fn into_iter(self) -> Iter<'a, V> {
         self.iter()
@@ -294,13 +287,12 @@ pub(crate) fn get_watch<'a, V>(
     }
 }
 
-/// The node whose subtree holds exactly the keys with `prefix` (with the
-/// depth where its compressed prefix starts), and the node whose watch
-/// covers every change under the prefix.
+/// The node whose subtree holds exactly the keys with `prefix`, and the
+/// node whose watch covers every change under the prefix.
 pub(crate) fn prefix_search<'a, V>(
     root: &'a Link<V>,
     prefix: &[u8],
-) -> (Option<(&'a Link<V>, usize)>, &'a Node<V>) {
+) -> (Option<&'a Link<V>>, &'a Node<V>) {
     let mut node: &Link<V> = root;
     let mut d = 0;
     loop {
@@ -310,7 +302,7 @@ pub(crate) fn prefix_search<'a, V>(
             // Ending inside the compressed prefix: a key added under
             // `prefix` but not under this node would split (replace) it.
             return if pre.starts_with(rest) {
-                (Some((node, d)), node)
+                (Some(node), node)
             } else {
                 (None, node)
             };
@@ -329,20 +321,11 @@ pub(crate) fn prefix_search<'a, V>(
     }
 }
 
-/// The full path of `node`, found at depth `d` while searching `key`.
-pub(crate) fn node_path<V>(key: &[u8], d: usize, node: &Node<V>) -> Key {
-    let mut path = Key::from_slice(&key[..d]);
-    path.extend_from_slice(&node.prefix);
-    path
-}
-
-/// Fills `stack` with the frames that iterate the keys `>= key`, all on one
-/// root-to-node path; returns that path's bytes.
 pub(crate) fn lower_bound_stack<'a, V>(
     root: &'a Link<V>,
     key: &[u8],
     stack: &mut Vec<Frame<&'a Link<V>>>,
-) -> Key {
+) {
     let mut node = root;
     let mut d = 0;
     loop {
@@ -351,16 +334,14 @@ pub(crate) fn lower_bound_stack<'a, V>(
         let n = pre.len().min(rest.len());
         match pre[..n].cmp(&rest[..n]) {
             Ordering::Greater => {
-                let path = node_path(key, d, node);
-                stack.push(Frame::whole(node, path.len()));
-                return path;
+                stack.push(Frame::whole(node));
+                return;
             }
-            Ordering::Less => return Key::from_slice(&key[..d]),
+            Ordering::Less => return,
             Ordering::Equal => {
                 if rest.len() <= pre.len() {
-                    let path = node_path(key, d, node);
-                    stack.push(Frame::whole(node, path.len()));
-                    return path;
+                    stack.push(Frame::whole(node));
+                    return;
                 }
                 d += pre.len();
                 // The leaf here is a proper prefix of `key`, so smaller.
@@ -369,65 +350,53 @@ pub(crate) fn lower_bound_stack<'a, V>(
                     node,
                     cursor,
                     leaf_pending: false,
-                    base: d,
                 });
                 match exact {
                     Some(c) => {
                         node = c;
                         d += 1;
                     }
-                    None => return Key::from_slice(&key[..d]),
+                    None => return,
                 }
             }
         }
     }
 }
 
-/// A node being iterated: the next child cursor, whether its own leaf is
-/// still to be yielded, and the length of its path in the iterator's path
-/// buffer.
 pub(crate) struct Frame<P> {
     pub node: P,
     pub cursor: usize,
     pub leaf_pending: bool,
-    pub base: usize,
 }
 
 impl<P> Frame<P> {
-    fn whole(node: P, base: usize) -> Self {
+    fn whole(node: P) -> Self {
         Frame {
             node,
             cursor: 0,
             leaf_pending: true,
-            base,
         }
     }
 }
 
-/// Borrowing ordered iterator over `(key, value)`. Keys are rebuilt from
-/// the path (nodes do not store them), so each is returned by value.
+/// Borrowing ordered iterator over `(key, value)`.
 pub struct Iter<'a, V> {
     pub(crate) stack: Vec<Frame<&'a Link<V>>>,
-    /// Bytes of the path to the deepest frame.
-    pub(crate) path: Key,
 }
 
 impl<'a, V> Iter<'a, V> {
-    pub(crate) fn whole(node: &'a Link<V>, path: Key) -> Self {
+    pub(crate) fn whole(node: &'a Link<V>) -> Self {
         let mut stack = Vec::with_capacity(8);
-        stack.push(Frame::whole(node, path.len()));
-        Iter { stack, path }
+        stack.push(Frame::whole(node));
+        Iter { stack }
     }
     pub(crate) fn empty() -> Self {
-        Iter {
-            stack: Vec::new(),
-            path: Key::new(),
-        }
+        Iter { stack: Vec::new() }
     }
 }
 
 impl<'a, V> Iterator for Iter<'a, V> {
-    type Item = (Key, &'a V);
+    type Item = (&'a [u8], &'a V);
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
@@ -437,23 +406,19 @@ impl<'a, V> Iterator for Iter<'a, V> {
             if top.leaf_pending {
                 top.leaf_pending = false;
                 if let Some(l) = &node.leaf {
-                    return Some((Key::from_slice(&self.path[..top.base]), &l.value));
+                    return Some((&l.key[..], &l.value));
                 }
             }
             match node.children.cursor_next(top.cursor) {
-                Some((c, b, child)) => {
+                Some((c, child)) => {
                     top.cursor = c + 1;
-                    self.path.truncate(top.base);
-                    self.path.push(b);
-                    self.path.extend_from_slice(&child.prefix);
                     if child.children.is_empty() {
                         // Leaf-only child: yield without a frame.
                         if let Some(l) = &child.leaf {
-                            return Some((Key::from_slice(&self.path), &l.value));
+                            return Some((&l.key[..], &l.value));
                         }
                     } else {
-                        let base = self.path.len();
-                        self.stack.push(Frame::whole(child, base));
+                        self.stack.push(Frame::whole(child));
                     }
                 }
                 None => {
@@ -467,21 +432,17 @@ impl<'a, V> Iterator for Iter<'a, V> {
 /// Ordered iterator that owns its snapshot; yields `(key, value)` clones.
 pub struct OwnedIter<V> {
     stack: Vec<Frame<Link<V>>>,
-    path: Key,
 }
 
 impl<V> OwnedIter<V> {
-    fn whole(node: Link<V>, path: Key) -> Self {
+    fn whole(node: Link<V>) -> Self {
         let mut stack = Vec::with_capacity(8);
-        stack.push(Frame::whole(node, path.len()));
-        OwnedIter { stack, path }
+        stack.push(Frame::whole(node));
+        OwnedIter { stack }
     }
 
     fn empty() -> Self {
-        OwnedIter {
-            stack: Vec::new(),
-            path: Key::new(),
-        }
+        OwnedIter { stack: Vec::new() }
     }
 
     /// Advances and calls `f` with the next key and value by reference,
@@ -493,23 +454,19 @@ impl<V> OwnedIter<V> {
             if top.leaf_pending {
                 top.leaf_pending = false;
                 if let Some(l) = &top.node.leaf {
-                    return Some(f(&self.path[..top.base], &l.value));
+                    return Some(f(&l.key, &l.value));
                 }
             }
             match top.node.children.cursor_next(top.cursor) {
-                Some((c, b, child)) => {
+                Some((c, child)) => {
                     top.cursor = c + 1;
-                    self.path.truncate(top.base);
-                    self.path.push(b);
-                    self.path.extend_from_slice(&child.prefix);
                     if child.children.is_empty() {
                         if let Some(l) = &child.leaf {
-                            return Some(f(&self.path, &l.value));
+                            return Some(f(&l.key, &l.value));
                         }
                     } else {
                         let child = child.clone();
-                        let base = self.path.len();
-                        self.stack.push(Frame::whole(child, base));
+                        self.stack.push(Frame::whole(child));
                     }
                 }
                 None => {
@@ -521,8 +478,8 @@ impl<V> OwnedIter<V> {
 }
 
 impl<V: Clone> Iterator for OwnedIter<V> {
-    type Item = (Key, V);
+    type Item = (crate::Key, V);
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_with(|k, v| (Key::from_slice(k), v.clone()))
+        self.next_with(|k, v| (crate::Key::from_slice(k), v.clone()))
     }
 }

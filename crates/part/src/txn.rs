@@ -69,13 +69,13 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
 
     /// Ordered iteration over the current contents.
     pub fn iter(&self) -> Iter<'_, V> {
-        Iter::whole(&self.root, Key::new())
+        Iter::whole(&self.root)
     }
 
     /// Ordered iteration over the keys starting with `prefix`.
     pub fn prefix(&self, prefix: &[u8]) -> Iter<'_, V> {
         match tree::prefix_search(&self.root, prefix).0 {
-            Some((n, d)) => Iter::whole(n, tree::node_path(prefix, d, n)),
+            Some(n) => Iter::whole(n),
             None => Iter::empty(),
         }
     }
@@ -83,7 +83,7 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
     /// Ordered iteration over the keys greater than or equal to `key`.
     pub fn lower_bound(&self, key: &[u8]) -> Iter<'_, V> {
         let mut iter = Iter::empty();
-        iter.path = tree::lower_bound_stack(&self.root, key, &mut iter.stack);
+        tree::lower_bound_stack(&self.root, key, &mut iter.stack);
         iter
     }
 
@@ -134,7 +134,7 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
         if self.len == 0 {
             return;
         }
-        let keys: Vec<Key> = self.iter().map(|(k, _)| k).collect();
+        let keys: Vec<Key> = self.iter().map(|(k, _)| Key::from_slice(k)).collect();
         for k in keys {
             self.delete(&k);
         }
@@ -266,7 +266,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
                 (Some(old), false)
             }
             None => {
-                node.leaf = Some(Leaf::new(f(None)));
+                node.leaf = Some(Leaf::new(key, f(None)));
                 (None, true)
             }
         };
@@ -275,7 +275,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
     let rest = &key[d + 1..];
     let Some(child) = node.children.get_mut(b) else {
         node.children
-            .insert(b, Arc::new(Node::new_leaf(rest, f(None))));
+            .insert(b, Arc::new(Node::new_leaf(rest, key, f(None))));
         return (None, true);
     };
     let common = common_prefix_len(&child.prefix, rest);
@@ -285,7 +285,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
             // Replacing the value of a shared leaf-only node: build the new
             // node directly rather than copy the old one and overwrite it.
             let old = child.leaf.as_ref().map(|l| &l.value);
-            let node = Node::new_leaf(rest, f(old));
+            let node = Node::new_leaf(rest, key, f(old));
             let old = std::mem::replace(child, Arc::new(node));
             return (Some(retire_leaf_node(old, ctx, full)), false);
         }
@@ -303,11 +303,11 @@ fn upsert<V: Clone + Send + Sync + 'static>(
     let inner = Arc::get_mut(child).expect("new node is private");
     inner.children.insert(child_prefix[common], old);
     if rest.len() == common {
-        inner.leaf = Some(Leaf::new(f(None)));
+        inner.leaf = Some(Leaf::new(key, f(None)));
     } else {
         inner.children.insert(
             rest[common],
-            Arc::new(Node::new_leaf(&rest[common + 1..], f(None))),
+            Arc::new(Node::new_leaf(&rest[common + 1..], key, f(None))),
         );
     }
     (None, true)

@@ -25,7 +25,7 @@ fn readers_see_consistent_snapshots_during_writes() {
                 for (k, v) in snap.iter() {
                     let g = *seen.get_or_insert(*v);
                     assert_eq!(g, *v, "mixed generations in one snapshot");
-                    assert_eq!(&k[..], &(count as u64).to_be_bytes()[..]);
+                    assert_eq!(k, &(count as u64).to_be_bytes()[..]);
                     count += 1;
                 }
                 assert_eq!(count, snap.len());
