@@ -251,6 +251,13 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             return;
         }
         let low = self.table.graveyard_low_watermark();
+        if low >= self.last_revision {
+            // Every iterator has seen every delete: drop both trees whole
+            // instead of deleting entry by entry. Nobody watches them.
+            self.graveyard = Tree::new_root_only_watch().txn();
+            self.graveyard_revision = Tree::new_root_only_watch().txn();
+            return;
+        }
         let dead: Vec<Key> = self
             .graveyard_revision
             .iter()
