@@ -37,7 +37,7 @@ pub struct Txn<V> {
 struct Ctx {
     /// Nodes of the original tree this transaction replaced, with whether
     /// the leaf's watch was carried over to the copy.
-    retired: Vec<(Arc<dyn Seal>, bool)>,
+    retired: crate::watch::Retired,
     /// Watches taken from nodes the transaction changed in place.
     close: Vec<Watch>,
 }

@@ -15,6 +15,11 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::node::Seal;
 
+/// Replaced nodes and whether their leaf watch moved to the copy. Inline
+/// room for a few: a root-only tree retires just its root, and a commit
+/// over several such trees then needs no allocation.
+pub(crate) type Retired = smallvec::SmallVec<[(Arc<dyn Seal>, bool); 4]>;
+
 /// A one-shot notification: open until the watched data changes, then
 /// closed forever.
 ///
@@ -277,7 +282,7 @@ pub struct WatchesToClose {
     pub(crate) watches: Vec<Watch>,
     /// Replaced nodes: their watches (if any was handed out) close, and
     /// those never handed out are sealed closed.
-    pub(crate) retired: Vec<(Arc<dyn Seal>, bool)>,
+    pub(crate) retired: Retired,
 }
 
 impl WatchesToClose {
@@ -306,7 +311,7 @@ impl WatchesToClose {
         if self.retired.is_empty() {
             self.retired = other.retired;
         } else {
-            self.retired.append(&mut other.retired);
+            self.retired.extend(other.retired.drain(..));
         }
     }
 
