@@ -213,7 +213,7 @@ fn retire_leaf_node<V: Clone + Send + Sync + 'static>(
     mut old: Link<V>,
     ctx: &mut Ctx,
     full: bool,
-) -> V {
+) -> Option<V> {
     if Arc::strong_count(&old) == 1 && Arc::weak_count(&old) == 0 {
         if let Some(n) = Arc::get_mut(&mut old) {
             if let Some(w) = n.watch.take() {
@@ -223,14 +223,11 @@ fn retire_leaf_node<V: Clone + Send + Sync + 'static>(
                 if let Some(w) = leaf.watch.into_inner() {
                     ctx.close.push(w);
                 }
-                return leaf.value;
+                return Some(leaf.value);
             }
         }
     }
-    let value = match &old.leaf {
-        Some(l) => l.value.clone(),
-        None => unreachable!("a leaf-only node has a leaf"),
-    };
+    let value = old.leaf.as_ref().map(|l| l.value.clone());
     if full {
         let old: Arc<dyn Seal> = old;
         ctx.retired.push((old, false));
@@ -287,7 +284,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
             let old = child.leaf.as_ref().map(|l| &l.value);
             let node = Node::new_leaf(rest, key, f(old));
             let old = std::mem::replace(child, Arc::new(node));
-            return (Some(retire_leaf_node(old, ctx, full)), false);
+            return (retire_leaf_node(old, ctx, full), false);
         }
         return upsert(child, key, d + 1, f, ctx, full, false);
     }
@@ -337,7 +334,7 @@ fn delete<V: Clone + Send + Sync + 'static>(
         // The key exists, so this leaf-only child holds it: unlink it
         // whole instead of copying it first.
         let old = node.children.remove(b)?;
-        return Some(retire_leaf_node(old, ctx, full));
+        return retire_leaf_node(old, ctx, full);
     }
     let old = delete(child, key, d + 1, ctx, full, false)?;
     if child.is_empty() {
