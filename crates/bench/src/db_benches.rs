@@ -77,6 +77,22 @@ fn write_txn_case(n: u64, with_tags: bool) -> crate::harness::Body {
     })
 }
 
+/// A table of ids 0..n; one read txn; per round, look up each id in order.
+fn sequential_lookup_case(n: u64) -> crate::harness::Body {
+    let f = filled(n);
+    let txn = f.db.read_txn();
+    Box::new(move |iters| {
+        timed(|| {
+            for _ in 0..iters {
+                for i in 0..n {
+                    black_box(f.table.get(&txn, f.id.query(&i)).expect("get"));
+                }
+            }
+            iters * n
+        })
+    })
+}
+
 pub fn cases() -> Vec<Case> {
     let mut v = vec![case("db_write_txn_1", || {
         let f = fixture(false);
@@ -216,18 +232,7 @@ pub fn cases() -> Vec<Case> {
         })
     }));
     v.push(case("db_sequential_lookup", || {
-        let f = filled(1000);
-        let txn = f.db.read_txn();
-        Box::new(move |iters| {
-            timed(|| {
-                for _ in 0..iters {
-                    for i in 0..1000u64 {
-                        black_box(f.table.get(&txn, f.id.query(&i)).expect("get"));
-                    }
-                }
-                iters * 1000
-            })
-        })
+        sequential_lookup_case(1000)
     }));
     v.push(case("db_full_iteration_all", || {
         let f = filled(100_000);
@@ -247,18 +252,7 @@ pub fn cases() -> Vec<Case> {
         })
     }));
     v.push(case("db_full_iteration_get", || {
-        let f = filled(100_000);
-        let txn = f.db.read_txn();
-        Box::new(move |iters| {
-            timed(|| {
-                for _ in 0..iters {
-                    for i in 0..100_000u64 {
-                        black_box(f.table.get(&txn, f.id.query(&i)).expect("get"));
-                    }
-                }
-                iters * 100_000
-            })
-        })
+        sequential_lookup_case(100_000)
     }));
     v
 }

@@ -77,6 +77,28 @@ fn txn_delete_case(n: u64) -> Body {
     })
 }
 
+/// A root-only tree of the 1,000 keys 1000..2000; per round one txn
+/// applying `update` to every key, committed as the next round's tree.
+fn update_each_case(update: fn(&mut part::Txn<u32>, &[u8])) -> Body {
+    let mut txn = Tree::<u32>::new_root_only_watch().txn();
+    for i in 1000..2000u32 {
+        txn.insert(&k4(i), i);
+    }
+    let mut tree = txn.commit_and_close();
+    Box::new(move |iters| {
+        timed(|| {
+            for _ in 0..iters {
+                let mut txn = tree.txn();
+                for i in 1000..2000u32 {
+                    update(&mut txn, &k4(i));
+                }
+                tree = txn.commit_and_close();
+            }
+            iters * 1000
+        })
+    })
+}
+
 pub fn shuffled(n: u64) -> Vec<u64> {
     let mut v: Vec<u64> = (0..n).collect();
     v.shuffle(&mut rand::rngs::StdRng::seed_from_u64(42));
@@ -88,42 +110,14 @@ pub fn cases() -> Vec<Case> {
         case("part_insert", || insert_case(false)),
         case("part_insert_root_only_watch", || insert_case(true)),
         case("part_modify", || {
-            let mut txn = Tree::<u32>::new_root_only_watch().txn();
-            for i in 1000..2000u32 {
-                txn.insert(&k4(i), i);
-            }
-            let mut tree = txn.commit_and_close();
-            Box::new(move |iters| {
-                timed(|| {
-                    for _ in 0..iters {
-                        let mut txn = tree.txn();
-                        for i in 1000..2000u32 {
-                            txn.modify(&k4(i), |v| v.map_or(0, |v| v + 1));
-                        }
-                        tree = txn.commit_and_close();
-                    }
-                    iters * 1000
-                })
+            update_each_case(|txn, k| {
+                txn.modify(k, |v| v.map_or(0, |v| v + 1));
             })
         }),
         case("part_get_insert", || {
-            let mut txn = Tree::<u32>::new_root_only_watch().txn();
-            for i in 1000..2000u32 {
-                txn.insert(&k4(i), i);
-            }
-            let mut tree = txn.commit_and_close();
-            Box::new(move |iters| {
-                timed(|| {
-                    for _ in 0..iters {
-                        let mut txn = tree.txn();
-                        for i in 1000..2000u32 {
-                            let v = txn.get(&k4(i)).copied().unwrap_or(0);
-                            txn.insert(&k4(i), v + 1);
-                        }
-                        tree = txn.commit_and_close();
-                    }
-                    iters * 1000
-                })
+            update_each_case(|txn, k| {
+                let v = txn.get(k).copied().unwrap_or(0);
+                txn.insert(k, v + 1);
             })
         }),
         case("part_replace", || {
