@@ -57,3 +57,9 @@ pub use txn::{ReadTxn, ReadTxnLike, View, WriteTxn};
 /// Revision of an object: per table, strictly increasing on every insert
 /// and delete.
 pub type Revision = u64;
+
+/// The README's Rust example, compiled and run as a doctest so that it
+/// stays true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
