@@ -96,8 +96,9 @@ impl Lifecycle {
         Self::default()
     }
 
-    /// Adds a hook. If the lifecycle is running already, it is started with
-    /// the next [`Lifecycle::start`] call only.
+    /// Adds a hook, started by [`Lifecycle::start`]. Add hooks and jobs
+    /// before starting: a lifecycle starts once, so one added later never
+    /// runs.
     pub fn add_hook(&self, name: &str, hook: impl Hook + 'static) {
         self.inner
             .lock()

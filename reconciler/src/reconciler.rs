@@ -424,8 +424,15 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             }
         }
         let mut outcomes = Vec::new();
-        let objects: Vec<(Arc<Obj>, Revision)> =
-            table.all(txn).map(|it| it.collect()).unwrap_or_default();
+        // The iterator owns its snapshot, so it can be held across the
+        // operations' awaits; no need to copy every object out first.
+        let objects = match table.all(txn) {
+            Ok(objects) => objects,
+            Err(e) => {
+                tracing::error!(module_id = %self.module_id, error = %e, "cannot list objects");
+                return;
+            }
+        };
         for (obj, revision) in objects {
             let status = (self.cfg.get_object_status)(&obj);
             // Pending objects and deletes belong to incremental rounds.

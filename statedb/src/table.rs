@@ -463,17 +463,16 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// Registers an initializer: the table reports uninitialized until
     /// every registered initializer is [done](Initializer::done).
     pub fn register_initializer(&self, txn: &mut WriteTxn, name: &str) -> Result<Initializer<T>> {
+        let tt = txn.table_txn_mut(self)?;
         let id = self.inner.next_initializer.fetch_add(1, Ordering::Relaxed);
         {
+            // A table that was initialized gets a fresh, open watch.
             let mut init = self.inner.init.lock();
             if init.0.is_closed() {
-                *init = {
-                    let (c, w) = Watch::channel();
-                    (w, c)
-                };
+                let (closer, watch) = Watch::channel();
+                *init = (watch, closer);
             }
         }
-        let tt = txn.table_txn_mut(self)?;
         Arc::make_mut(&mut tt.pending_initializers).push((id, name.to_string()));
         Ok(Initializer {
             table: self.clone(),

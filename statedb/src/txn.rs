@@ -291,28 +291,26 @@ impl WriteTxn {
             next
         };
         let metrics = inner.metrics.as_deref();
-        let mut names = Vec::new();
         let mut released = Vec::with_capacity(finished.len());
         for (_, _, stats, table, guard) in finished {
             drop(guard);
-            released.push(table.clone());
             if stats.initialized {
                 table.mark_initialized();
             }
             if let Some(m) = metrics {
                 m.table_contents(table.name(), stats.objects, stats.graveyard, stats.revision);
-                names.push(table);
             }
+            released.push(table);
         }
         watches.close();
+        if let (Some(m), Some(started)) = (metrics, self.started) {
+            let names: Vec<&str> = released.iter().map(|t| t.name()).collect();
+            m.write_txn_duration(&names, started.elapsed());
+        }
         // A change iterator may have asked for collection while we held
         // the lock, after our own collection ran.
         for t in released {
             t.collect_if_requested(&self.db);
-        }
-        if let (Some(m), Some(started)) = (metrics, self.started) {
-            let names: Vec<&str> = names.iter().map(|t| t.name()).collect();
-            m.write_txn_duration(&names, started.elapsed());
         }
         ReadTxn {
             db_id: inner.id,

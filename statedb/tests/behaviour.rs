@@ -264,14 +264,15 @@ fn watches_fire_on_relevant_commits_only() {
     let (_, wmissing) = f.table.get_watch(&r, f.id.query(&3)).unwrap();
     let (_, wall) = f.table.all_watch(&r).unwrap();
     let wtable = f.table.watch(&r).unwrap();
+    let (_, wy) = f.table.prefix(&r, f.tags.query("y")).unwrap();
     let mut w = f.db.write_txn(&[&f.table]).unwrap();
     f.table.insert(&mut w, obj(2, &["y"], 1)).unwrap();
-    let (_, wp) = f.table.prefix(&w, f.tags.query("y")).unwrap();
+    assert!(!wy.is_closed(), "nothing fires before commit");
     w.commit();
+    assert!(wy.is_closed(), "prefix y must fire for the object tagged y");
     assert!(!w1.is_closed(), "key 1 must not fire for key 2");
     assert!(!wx.is_closed(), "tag x must not fire for tag y");
     assert!(wall.is_closed() && wtable.is_closed());
-    let _ = wp;
     let mut w = f.db.write_txn(&[&f.table]).unwrap();
     f.table.insert(&mut w, obj(3, &[], 0)).unwrap();
     w.commit();

@@ -45,14 +45,27 @@ fn fixture(with_tags: bool) -> Fixture {
     Fixture { db, table, id }
 }
 
+impl Fixture {
+    /// One write txn inserting ids `0..n` with `tags`, committed.
+    fn insert_committed(&self, n: u64, tags: &Set<String>) {
+        let mut w = self.db.write_txn(&[&self.table]).expect("txn");
+        for i in 0..n {
+            self.table.insert(&mut w, obj(i, tags)).expect("insert");
+        }
+        w.commit();
+    }
+
+    /// One write txn deleting every object, committed.
+    fn delete_all_committed(&self) {
+        let mut w = self.db.write_txn(&[&self.table]).expect("txn");
+        self.table.delete_all(&mut w).expect("delete_all");
+        w.commit();
+    }
+}
+
 fn filled(n: u64) -> Fixture {
     let f = fixture(false);
-    let empty = Set::new();
-    let mut w = f.db.write_txn(&[&f.table]).expect("txn");
-    for i in 0..n {
-        f.table.insert(&mut w, obj(i, &empty)).expect("insert");
-    }
-    w.commit();
+    f.insert_committed(n, &Set::new());
     f
 }
 
@@ -66,11 +79,7 @@ fn write_txn_case(n: u64, with_tags: bool) -> crate::harness::Body {
     Box::new(move |iters| {
         timed(|| {
             for _ in 0..iters {
-                let mut w = f.db.write_txn(&[&f.table]).expect("txn");
-                for i in 0..n {
-                    f.table.insert(&mut w, obj(i, &tags)).expect("insert");
-                }
-                w.commit();
+                f.insert_committed(n, &tags);
             }
             iters * n
         })
@@ -173,14 +182,8 @@ pub fn cases() -> Vec<Case> {
         Box::new(move |iters| {
             timed(|| {
                 for _ in 0..iters {
-                    let mut w = f.db.write_txn(&[&f.table]).expect("txn");
-                    for i in 0..1000 {
-                        f.table.insert(&mut w, obj(i, &empty)).expect("insert");
-                    }
-                    w.commit();
-                    let mut w = f.db.write_txn(&[&f.table]).expect("txn");
-                    f.table.delete_all(&mut w).expect("delete_all");
-                    w.commit();
+                    f.insert_committed(1000, &empty);
+                    f.delete_all_committed();
                 }
                 iters * 1000
             })
@@ -196,17 +199,11 @@ pub fn cases() -> Vec<Case> {
             let it = changes.as_mut().expect("iterator");
             timed(|| {
                 for _ in 0..iters {
-                    let mut w = f.db.write_txn(&[&f.table]).expect("txn");
-                    for i in 0..1000 {
-                        f.table.insert(&mut w, obj(i, &empty)).expect("insert");
-                    }
-                    w.commit();
+                    f.insert_committed(1000, &empty);
                     let (batch, watch) = it.next(&f.db.read_txn()).expect("next");
                     let upserts = batch.filter(|c| !c.deleted).count();
                     assert_eq!(upserts, 1000);
-                    let mut w = f.db.write_txn(&[&f.table]).expect("txn");
-                    f.table.delete_all(&mut w).expect("delete_all");
-                    w.commit();
+                    f.delete_all_committed();
                     assert!(watch.wait_timeout(Duration::from_secs(10)));
                     let (batch, _) = it.next(&f.db.read_txn()).expect("next");
                     let deletes = batch.filter(|c| c.deleted).count();
