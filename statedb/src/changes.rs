@@ -1,7 +1,7 @@
 //! Change iterators: every upsert and delete of a table, in revision order.
 
+use part::sync::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use part::{OwnedIter, Watch};
 
@@ -52,7 +52,7 @@ pub struct Change<T> {
 pub struct ChangeIterator<T: Send + Sync + 'static> {
     table: Table<T>,
     db: Db,
-    tracker: Arc<AtomicU64>,
+    tracker: part::sync::Arc<AtomicU64>,
     /// The table revision at registration: older snapshots predate it.
     registered_at: Revision,
     last_upsert: Revision,
@@ -147,13 +147,13 @@ pub(crate) fn collect_if_idle<T: Send + Sync + 'static>(db: &Db, table: &Table<T
     let Some((_, pos)) = table.inner.registration.get().copied() else {
         return;
     };
-    let root = db.inner.root.load();
+    let root = db.inner.root.load_full();
     if root.get(pos).is_none_or(|s| s.graveyard_len() == 0) {
         return;
     }
     drop(root);
     table.inner.gc_requested.store(true, Ordering::Release);
-    if let Some(guard) = table.inner.lock.try_lock_arc() {
+    if let Some(guard) = table.inner.lock.try_lock_owned() {
         let erased: Arc<dyn ErasedTable> = table.inner.clone();
         // Committing runs the graveyard collection.
         begin_locked(db, vec![(pos, erased, guard)], None).commit();

@@ -4,8 +4,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arc_swap::ArcSwap;
-use parking_lot::Mutex;
+use part::sync::{AtomicArc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::metrics::DbMetrics;
@@ -16,6 +15,7 @@ use crate::txn::{ReadTxn, WriteTxn, lock_tables};
 /// The root: one immutable state per table, by registration order.
 pub(crate) type Root = Vec<Arc<dyn AnyTableState>>;
 
+// A plain std atomic even under loom: ids only need to be unique.
 static NEXT_DB_ID: AtomicU64 = AtomicU64::new(1);
 
 /// An in-memory MVCC database of typed tables.
@@ -46,7 +46,7 @@ pub struct Db {
 
 pub(crate) struct DbInner {
     pub id: u64,
-    pub root: ArcSwap<Root>,
+    pub root: AtomicArc<Root>,
     /// Held only while swapping the root.
     pub commit_lock: Mutex<()>,
     pub tables: Mutex<Vec<Arc<dyn ErasedTable>>>,
@@ -82,7 +82,7 @@ impl Db {
         Db {
             inner: Arc::new(DbInner {
                 id: NEXT_DB_ID.fetch_add(1, Ordering::Relaxed),
-                root: ArcSwap::from_pointee(Vec::new()),
+                root: AtomicArc::new(Arc::new(Vec::new())),
                 commit_lock: Mutex::new(()),
                 tables: Mutex::new(Vec::new()),
                 metrics,
@@ -106,7 +106,7 @@ impl Db {
             return Err(Error::DuplicateTable(table.name().to_string()));
         }
         let _commit = self.inner.commit_lock.lock();
-        let current = self.inner.root.load();
+        let current = self.inner.root.load_full();
         let pos = current.len();
         if erased.set_registration(self.inner.id, pos).is_err() {
             return Err(Error::TableFromOtherDb(table.name().to_string()));

@@ -109,6 +109,8 @@ pub(crate) struct TableTxn<T> {
 pub(crate) struct TableStats {
     pub objects: usize,
     pub graveyard: usize,
+    /// Revision of the oldest graveyard entry.
+    pub graveyard_oldest: Option<Revision>,
     pub revision: Revision,
     pub initialized: bool,
 }
@@ -318,6 +320,7 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
         let stats = TableStats {
             objects: state.primary.len(),
             graveyard: state.graveyard.len(),
+            graveyard_oldest: state.graveyard_revision.first().map(|(_, o)| o.revision),
             revision: state.last_revision,
             initialized: state.pending_initializers.is_empty(),
         };

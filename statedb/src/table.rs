@@ -1,9 +1,8 @@
 //! Tables: declaration, registration data, and queries.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::Mutex;
+use part::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, OwnedLock};
 use part::{OwnedIter, Tree, Watch, WatchCloser};
 
 use crate::Revision;
@@ -69,15 +68,15 @@ pub(crate) struct TableInner<T> {
     pub name: String,
     pub primary: Arc<IndexInner<T>>,
     pub secondary: Vec<Arc<IndexInner<T>>>,
-    pub lock: Arc<Mutex<()>>,
+    pub lock: OwnedLock,
     /// (Db id, position in the root), set once on registration.
     pub registration: OnceLock<(u64, usize)>,
     /// Delete watermarks of live change iterators.
-    trackers: Mutex<Vec<Arc<AtomicU64>>>,
+    trackers: Mutex<Vec<part::sync::Arc<AtomicU64>>>,
     tracker_count: AtomicUsize,
     /// Set when the graveyard could be collected but the table was locked:
     /// the lock holder collects when it finishes, commit or abort.
-    pub gc_requested: std::sync::atomic::AtomicBool,
+    pub gc_requested: AtomicBool,
     /// The "initialized" watch and its closer.
     init: Mutex<(Watch, WatchCloser)>,
     next_initializer: AtomicU64,
@@ -98,17 +97,17 @@ impl<T> TableInner<T> {
             .unwrap_or(Revision::MAX)
     }
 
-    pub fn add_tracker(&self, seen: Revision) -> Arc<AtomicU64> {
-        let t = Arc::new(AtomicU64::new(seen));
+    pub fn add_tracker(&self, seen: Revision) -> part::sync::Arc<AtomicU64> {
+        let t = part::sync::Arc::new(AtomicU64::new(seen));
         let mut trackers = self.trackers.lock();
         trackers.push(t.clone());
         self.tracker_count.store(trackers.len(), Ordering::Release);
         t
     }
 
-    pub fn remove_tracker(&self, t: &Arc<AtomicU64>) {
+    pub fn remove_tracker(&self, t: &part::sync::Arc<AtomicU64>) {
         let mut trackers = self.trackers.lock();
-        trackers.retain(|x| !Arc::ptr_eq(x, t));
+        trackers.retain(|x| !part::sync::Arc::ptr_eq(x, t));
         self.tracker_count.store(trackers.len(), Ordering::Release);
     }
 
@@ -150,12 +149,13 @@ pub(crate) trait ErasedTable: Send + Sync {
     fn name(&self) -> &str;
     fn registration(&self) -> Option<(u64, usize)>;
     fn set_registration(&self, db: u64, pos: usize) -> std::result::Result<(), (u64, usize)>;
-    fn lock(&self) -> &Arc<Mutex<()>>;
+    fn lock(&self) -> &OwnedLock;
     fn new_state(&self) -> Arc<dyn AnyTableState>;
     fn begin(self: Arc<Self>, state: &dyn AnyTableState) -> Box<dyn AnyTableTxn>;
     fn mark_initialized(&self);
-    /// Collects the graveyard if a collection was requested while locked.
-    fn collect_if_requested(self: Arc<Self>, db: &crate::Db);
+    /// Collects the graveyard if a collection was requested while locked,
+    /// or if some of it (from `oldest` on) is seen by every iterator.
+    fn collect_if_requested(self: Arc<Self>, db: &crate::Db, oldest: Option<Revision>);
 }
 
 impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
@@ -168,7 +168,7 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
     fn set_registration(&self, db: u64, pos: usize) -> std::result::Result<(), (u64, usize)> {
         self.registration.set((db, pos))
     }
-    fn lock(&self) -> &Arc<Mutex<()>> {
+    fn lock(&self) -> &OwnedLock {
         &self.lock
     }
     fn new_state(&self) -> Arc<dyn AnyTableState> {
@@ -185,8 +185,13 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
     fn mark_initialized(&self) {
         self.init.lock().1.close();
     }
-    fn collect_if_requested(self: Arc<Self>, db: &crate::Db) {
-        if self.gc_requested.swap(false, Ordering::AcqRel) {
+    fn collect_if_requested(self: Arc<Self>, db: &crate::Db, oldest: Option<Revision>) {
+        // The trackers' mutex orders this check against a change iterator
+        // that is dropped concurrently: either we see it gone, or it sees
+        // our published graveyard and collects it itself. (Its own check
+        // can run before we publish, when our deletes are not visible.)
+        let collectable = oldest.is_some_and(|r| self.graveyard_low_watermark() >= r);
+        if self.gc_requested.swap(false, Ordering::AcqRel) || collectable {
             crate::changes::collect_if_idle(db, &Table { inner: self });
         }
     }
@@ -265,11 +270,11 @@ impl<T: Send + Sync + 'static> TableBuilder<T> {
                 name: self.name,
                 primary: self.primary,
                 secondary: self.secondary,
-                lock: Arc::new(Mutex::new(())),
+                lock: OwnedLock::new(),
                 registration: OnceLock::new(),
                 trackers: Mutex::new(Vec::new()),
                 tracker_count: AtomicUsize::new(0),
-                gc_requested: std::sync::atomic::AtomicBool::new(false),
+                gc_requested: AtomicBool::new(false),
                 init: Mutex::new((watch, closer)),
                 next_initializer: AtomicU64::new(1),
             }),

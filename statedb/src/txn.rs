@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::{Mutex, RawMutex, lock_api::ArcMutexGuard};
+use part::sync::OwnedLockGuard;
 use part::{Tree, WatchesToClose};
 
 use crate::Revision;
@@ -156,12 +156,12 @@ impl ReadTxnLike for ReadTxn {
 }
 
 /// A table's position, its erased handle and its held lock.
-pub(crate) type LockedTable = (usize, Arc<dyn ErasedTable>, ArcMutexGuard<RawMutex, ()>);
+pub(crate) type LockedTable = (usize, Arc<dyn ErasedTable>, OwnedLockGuard);
 
 pub(crate) struct Locked {
     pub pos: usize,
     pub table: Arc<dyn ErasedTable>,
-    pub guard: ArcMutexGuard<RawMutex, ()>,
+    pub guard: OwnedLockGuard,
     pub txn: Box<dyn AnyTableTxn>,
 }
 
@@ -224,7 +224,7 @@ impl Drop for WriteTxn {
             tables.push(l.table);
         }
         for t in tables {
-            t.collect_if_requested(&self.db);
+            t.collect_if_requested(&self.db, None);
         }
     }
 }
@@ -280,7 +280,7 @@ impl WriteTxn {
         let inner = &self.db.inner;
         let root = {
             let _commit = inner.commit_lock.lock();
-            let current = inner.root.load();
+            let current = inner.root.load_full();
             let mut next: Root = Vec::with_capacity(current.len());
             next.extend(current.iter().cloned());
             for (pos, state, ..) in &finished {
@@ -300,17 +300,18 @@ impl WriteTxn {
             if let Some(m) = metrics {
                 m.table_contents(table.name(), stats.objects, stats.graveyard, stats.revision);
             }
-            released.push(table);
+            released.push((table, stats.graveyard_oldest));
         }
         watches.close();
         if let (Some(m), Some(started)) = (metrics, self.started) {
-            let names: Vec<&str> = released.iter().map(|t| t.name()).collect();
+            let names: Vec<&str> = released.iter().map(|(t, _)| t.name()).collect();
             m.write_txn_duration(&names, started.elapsed());
         }
         // A change iterator may have asked for collection while we held
-        // the lock, after our own collection ran.
-        for t in released {
-            t.collect_if_requested(&self.db);
+        // the lock, after our own collection ran, or been dropped before
+        // our graveyard was visible to it.
+        for (t, oldest) in released {
+            t.collect_if_requested(&self.db, oldest);
         }
         ReadTxn {
             db_id: inner.id,
@@ -338,15 +339,14 @@ pub(crate) fn lock_tables(db: &Db, tables: Vec<Arc<dyn ErasedTable>>) -> Result<
     let started = metrics.map(|_| Instant::now());
     let mut guards = Vec::with_capacity(regs.len());
     for (pos, t) in regs {
-        let lock: Arc<Mutex<()>> = t.lock().clone();
         let guard = match metrics {
             Some(m) => {
                 let t0 = Instant::now();
-                let g = lock.lock_arc();
+                let g = t.lock().lock_owned();
                 m.table_lock_wait(t.name(), t0.elapsed());
                 g
             }
-            None => lock.lock_arc(),
+            None => t.lock().lock_owned(),
         };
         guards.push((pos, t, guard));
     }

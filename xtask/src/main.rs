@@ -1,9 +1,13 @@
 //! Project automation.
 //!
 //! - `cargo xtask ci`: what CI runs: format check, clippy, tests (with
-//!   doctests), docs, and the benchmark harness in smoke mode.
+//!   doctests), docs, the loom models, and the benchmark harness in smoke
+//!   mode.
 //! - `cargo xtask soak`: the long reconciler fault soak (100k objects,
 //!   2M writes, faults injected); CI runs a short variant in the tests.
+//! - `cargo xtask loom`: the loom models of `part` and `statedb`
+//!   (`crates/testkit/tests/loom.rs`), built with `--cfg loom` in
+//!   `target/loom` so the normal build cache stays valid. CI runs them.
 //! - `cargo xtask bench [flags]`: the benchmark harness in release mode;
 //!   flags are passed through (`--quick`, `--smoke`, `--filter S`,
 //!   `--json FILE`).
@@ -49,6 +53,44 @@ fn soak() -> Result<(), String> {
     run("reconciler fault soak (100k objects, 2M writes)", c)
 }
 
+fn loom() -> Result<(), String> {
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--release",
+        "--locked",
+        "-p",
+        "part",
+        "-p",
+        "statedb",
+        "-p",
+        "testkit",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])
+    .env("RUSTFLAGS", "--cfg loom")
+    .env("CARGO_TARGET_DIR", "target/loom");
+    run("cargo clippy (cfg loom)", c)?;
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--release",
+        "--locked",
+        "-p",
+        "testkit",
+        "--test",
+        "loom",
+        "--",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("RUSTFLAGS", "--cfg loom")
+    .env("CARGO_TARGET_DIR", "target/loom");
+    run("loom models", c)
+}
+
 fn ci() -> Result<(), String> {
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
@@ -71,6 +113,7 @@ fn ci() -> Result<(), String> {
     c.args(["doc", "--workspace", "--no-deps", "--locked"])
         .env("RUSTDOCFLAGS", "-D warnings");
     run("cargo doc", c)?;
+    loom()?;
     bench(&["--smoke".to_string()])
 }
 
@@ -80,7 +123,8 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("soak") => soak(),
-        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
+        Some("loom") => loom(),
+        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask loom | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,6 +32,7 @@
 mod collections;
 mod encoding;
 mod node;
+pub mod sync;
 mod tree;
 mod txn;
 mod watch;

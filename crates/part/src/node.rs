@@ -1,10 +1,11 @@
 //! Tree nodes: adaptive child arrays (4 / 16 / 48 / 256) with a compressed
 //! path prefix, an optional leaf, and lazily created watches.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use crate::sync::OnceSlot;
 use crate::watch::Watch;
 
 /// Key bytes; up to 24 bytes are stored inline without allocation.
@@ -21,7 +22,7 @@ pub(crate) struct Leaf<V> {
     pub key: Key,
     pub value: V,
     /// The key's own watch: closes when this key is replaced or deleted.
-    pub watch: OnceLock<Watch>,
+    pub watch: OnceSlot<Watch>,
 }
 
 impl<V> Leaf<V> {
@@ -29,7 +30,7 @@ impl<V> Leaf<V> {
         Leaf {
             key: Key::from_slice(key),
             value,
-            watch: OnceLock::new(),
+            watch: OnceSlot::new(),
         }
     }
 }
@@ -42,7 +43,7 @@ pub(crate) struct Node<V> {
     pub children: Children<V>,
     /// Closes when anything at or below this node changes. Created on the
     /// first request, so trees nobody watches pay only for the empty cell.
-    pub watch: OnceLock<Watch>,
+    pub watch: OnceSlot<Watch>,
 }
 
 impl<V> Node<V> {
@@ -51,7 +52,7 @@ impl<V> Node<V> {
             prefix: Prefix::new(),
             leaf: None,
             children: Children::Empty,
-            watch: OnceLock::new(),
+            watch: OnceSlot::new(),
         }
     }
 
@@ -60,12 +61,12 @@ impl<V> Node<V> {
             prefix: Prefix::from_slice(prefix),
             leaf: Some(Leaf::new(key, value)),
             children: Children::Empty,
-            watch: OnceLock::new(),
+            watch: OnceSlot::new(),
         }
     }
 
     pub fn node_watch(&self) -> Watch {
-        self.watch.get_or_init(Watch::new).clone()
+        self.watch.with_or_init(Watch::new, Watch::clone)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,12 +80,12 @@ impl<V: Clone> Node<V> {
     pub fn clone_for_write(&self) -> (Node<V>, bool) {
         let mut leaf_shared = false;
         let leaf = self.leaf.as_ref().map(|l| {
-            let watch = match l.watch.get() {
+            let watch = match l.watch.with(Watch::clone) {
                 Some(w) => {
                     leaf_shared = true;
-                    OnceLock::from(w.clone())
+                    OnceSlot::from(w)
                 }
-                None => OnceLock::new(),
+                None => OnceSlot::new(),
             };
             Leaf {
                 key: Key::from_slice(&l.key),
@@ -97,7 +98,7 @@ impl<V: Clone> Node<V> {
                 prefix: Prefix::from_slice(&self.prefix),
                 leaf,
                 children: self.children.clone(),
-                watch: OnceLock::new(),
+                watch: OnceSlot::new(),
             },
             leaf_shared,
         )
@@ -109,13 +110,13 @@ impl<V: Clone> Node<V> {
         let leaf = self.leaf.as_ref().map(|l| Leaf {
             key: Key::from_slice(&l.key),
             value: l.value.clone(),
-            watch: OnceLock::from(l.watch.get_or_init(Watch::new).clone()),
+            watch: OnceSlot::from(l.watch.with_or_init(Watch::new, Watch::clone)),
         });
         Node {
             prefix: Prefix::from_slice(&self.prefix),
             leaf,
             children: self.children.clone(),
-            watch: OnceLock::from(self.node_watch()),
+            watch: OnceSlot::from(self.node_watch()),
         }
     }
 }
@@ -129,10 +130,10 @@ impl<V: Send + Sync> Seal for Node<V> {
     fn seal(&self, leaf_shared: bool) {
         // A node nobody watched gets the closed watch, so a reader of an old
         // snapshot asking later is told at once that it is stale.
-        self.watch.get_or_init(Watch::closed_watch).close();
+        self.watch.with_or_init(Watch::closed_watch, Watch::close);
         if !leaf_shared {
             if let Some(l) = &self.leaf {
-                l.watch.get_or_init(Watch::closed_watch).close();
+                l.watch.with_or_init(Watch::closed_watch, Watch::close);
             }
         }
     }

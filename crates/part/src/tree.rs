@@ -273,7 +273,10 @@ pub(crate) fn get_watch<'a, V>(
         d += p.len();
         if d == key.len() {
             return match &node.leaf {
-                Some(l) => (Some(&l.value), l.watch.get_or_init(Watch::new).clone()),
+                Some(l) => (
+                    Some(&l.value),
+                    l.watch.with_or_init(Watch::new, Watch::clone),
+                ),
                 None => (None, node.node_watch()),
             };
         }

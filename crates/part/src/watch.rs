@@ -6,14 +6,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
+#[cfg(not(loom))]
+use std::sync::LazyLock;
+use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-
 use crate::node::Seal;
+use crate::sync::{self, AtomicBool, Condvar, Mutex, Ordering};
 
 /// Replaced nodes and whether their leaf watch moved to the copy. Inline
 /// room for a few: a root-only tree retires just its root, and a commit
@@ -29,7 +30,7 @@ pub(crate) type Retired = smallvec::SmallVec<[(Arc<dyn Seal>, bool); 4]>;
 /// [`WatchSet`].
 #[derive(Clone)]
 pub struct Watch {
-    inner: Arc<WatchInner>,
+    inner: sync::Arc<WatchInner>,
 }
 
 struct WatchInner {
@@ -38,7 +39,7 @@ struct WatchInner {
 }
 
 enum Waiter {
-    Thread(u64, Arc<Signal>),
+    Thread(u64, sync::Arc<Signal>),
     Task(u64, Waker),
 }
 
@@ -57,8 +58,8 @@ struct Signal {
 }
 
 impl Signal {
-    fn new() -> Arc<Self> {
-        Arc::new(Signal {
+    fn new() -> sync::Arc<Self> {
+        sync::Arc::new(Signal {
             fired: Mutex::new(false),
             cv: Condvar::new(),
         })
@@ -72,11 +73,13 @@ impl Signal {
         let mut fired = self.fired.lock();
         while !*fired {
             match deadline {
-                None => self.cv.wait(&mut fired),
+                None => fired = self.cv.wait(fired),
                 Some(d) => {
-                    if self.cv.wait_until(&mut fired, d).timed_out() {
-                        return *fired;
+                    let (guard, timed_out) = self.cv.wait_until(fired, d);
+                    if timed_out {
+                        return *guard;
                     }
+                    fired = guard;
                 }
             }
         }
@@ -84,25 +87,31 @@ impl Signal {
     }
 }
 
+// A plain std atomic even under loom: ids only need to be unique.
 static NEXT_WAITER_ID: AtomicU64 = AtomicU64::new(1);
 
 fn next_waiter_id() -> u64 {
-    NEXT_WAITER_ID.fetch_add(1, Ordering::Relaxed)
+    NEXT_WAITER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A watch that is closed from the start: handed out for nodes that were
-/// already replaced, so a late reader never waits on a dead node.
-static CLOSED: LazyLock<Watch> = LazyLock::new(|| {
-    let w = Watch::new();
-    w.close();
-    w
-});
+/// already replaced, so a late reader never waits on a dead node. (Loom
+/// objects cannot outlive one model run, so under loom each call makes a
+/// new one.)
+#[cfg(not(loom))]
+static CLOSED: LazyLock<Watch> = LazyLock::new(|| Watch::with_state(true));
 
 impl Watch {
     pub(crate) fn new() -> Watch {
+        Watch::with_state(false)
+    }
+
+    /// Built closed rather than closed after: `Seal` makes it inside a
+    /// `OnceSlot` initialiser, which must not block.
+    fn with_state(closed: bool) -> Watch {
         Watch {
-            inner: Arc::new(WatchInner {
-                closed: AtomicBool::new(false),
+            inner: sync::Arc::new(WatchInner {
+                closed: AtomicBool::new(closed),
                 waiters: Mutex::new(Vec::new()),
             }),
         }
@@ -110,7 +119,14 @@ impl Watch {
 
     /// A watch that is already closed.
     pub fn closed_watch() -> Watch {
-        CLOSED.clone()
+        #[cfg(not(loom))]
+        {
+            CLOSED.clone()
+        }
+        #[cfg(loom)]
+        {
+            Watch::with_state(true)
+        }
     }
 
     /// Returns true once the watch has been closed.
@@ -120,7 +136,7 @@ impl Watch {
 
     /// Returns true if both handles refer to the same watch.
     pub fn same_as(&self, other: &Watch) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        sync::Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     pub(crate) fn close(&self) {

@@ -1,0 +1,1 @@
+//! Test kit: operation programs for fuzzing, checked against models.
