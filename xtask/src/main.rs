@@ -4,7 +4,10 @@
 //!   doctests), docs, the loom models, and the benchmark harness in smoke
 //!   mode.
 //! - `cargo xtask soak`: the long reconciler fault soak (100k objects,
-//!   2M writes, faults injected); CI runs a short variant in the tests.
+//!   2M writes, faults injected) and the bounded-memory runs (100k keys,
+//!   10M writes); CI runs short variants in the tests.
+//! - `cargo xtask fuzz TARGET [SECONDS]`: one cargo-fuzz target (needs
+//!   `cargo install cargo-fuzz`); the corpus is replayed by the tests.
 //! - `cargo xtask loom`: the loom models of `part` and `statedb`
 //!   (`crates/testkit/tests/loom.rs`), built with `--cfg loom` in
 //!   `target/loom` so the normal build cache stays valid. CI runs them.
@@ -50,7 +53,45 @@ fn soak() -> Result<(), String> {
     ])
     .env("SOAK_OBJECTS", "100000")
     .env("SOAK_OPS", "2000000");
-    run("reconciler fault soak (100k objects, 2M writes)", c)
+    run("reconciler fault soak (100k objects, 2M writes)", c)?;
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--release",
+        "--locked",
+        "-p",
+        "reconciler",
+        "--test",
+        "bounded_memory",
+        "--",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("BOUNDED_KEYS", "100000")
+    .env("BOUNDED_WRITES", "10000000");
+    run("bounded memory (100k keys, 10M writes)", c)
+}
+
+/// `cargo xtask fuzz <target> [seconds]`: runs one cargo-fuzz target on the
+/// stable toolchain (`RUSTC_BOOTSTRAP=1` lets its nightly flags through),
+/// growing `crates/fuzz/corpus/<target>`.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let target = args
+        .first()
+        .ok_or("usage: cargo xtask fuzz <tree_program|db_program|key_encoding> [seconds]")?;
+    let seconds: u64 = match args.get(1) {
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("not a number of seconds: {s}"))?,
+        None => 600,
+    };
+    let mut c = cargo();
+    c.args(["fuzz", "run", "--sanitizer", "none", "--debug-assertions"])
+        .args(["--fuzz-dir", "crates/fuzz", target.as_str(), "--"])
+        .arg(format!("-max_total_time={seconds}"))
+        .arg("-print_final_stats=1")
+        .env("RUSTC_BOOTSTRAP", "1");
+    run(&format!("fuzz {target} for {seconds} s"), c)
 }
 
 fn loom() -> Result<(), String> {
@@ -124,7 +165,8 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("soak") => soak(),
         Some("loom") => loom(),
-        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask loom | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
+        Some("fuzz") => fuzz(&args[1..]),
+        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask loom | cargo xtask fuzz TARGET [SECONDS] | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
