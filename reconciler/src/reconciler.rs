@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BatchEntry, Config, OpError};
-use crate::health::{Health, join_errors};
+use crate::health::{Health, MAX_JOINED_ERRORS, join_errors};
 use crate::metrics::Metrics;
 use crate::retries::RetryQueue;
 use crate::status::{OP_DELETE, OP_PRUNE, OP_UPDATE, Status, StatusKind};
@@ -181,13 +181,21 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             let n = self.cfg.table.num_objects(&self.db.read_txn()).unwrap_or(0);
             self.health.ok(&format!("OK, {n} object(s)"));
         } else {
+            // Only the errors shown are looked up: a long outage queues
+            // every object, and this runs after every round.
             let errs = self
                 .prune_error
                 .iter()
                 .map(String::as_str)
-                .chain(self.retries.errors());
-            self.health
-                .degraded("Reconciliation failed", &join_errors(errs));
+                .chain(self.retries.errors())
+                .take(MAX_JOINED_ERRORS);
+            let mut message = join_errors(errs);
+            let total = usize::from(self.prune_error.is_some()) + self.retries.len();
+            if total > MAX_JOINED_ERRORS {
+                let omitted = total - MAX_JOINED_ERRORS;
+                message.push_str(&format!("\n{omitted} further errors omitted"));
+            }
+            self.health.degraded("Reconciliation failed", &message);
         }
     }
 
