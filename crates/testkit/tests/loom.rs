@@ -3,7 +3,7 @@
 //! Run with `cargo xtask loom` (it builds this file alone with
 //! `RUSTFLAGS="--cfg loom"`, in its own target directory). Each model
 //! prints how many interleavings loom explored. The small models run
-//! exhaustively; the three larger ones have a preemption bound that keeps
+//! exhaustively; the larger ones have a preemption bound that keeps
 //! the whole run short enough for CI. Set
 //! `LOOM_MAX_PREEMPTIONS=N` to use N for all, or `LOOM_EXHAUSTIVE=1` to
 //! explore without a bound.
@@ -82,6 +82,29 @@ fn watch_set_close_vs_wait() {
         other.join().unwrap();
         waiter.join().unwrap();
         assert!(a.is_closed() && b.is_closed());
+    });
+}
+
+/// A task awaits a watch (registering its waker) while another thread
+/// closes it, and a second task awaits a set of two watches: both
+/// complete, whatever the order of registration and close.
+#[test]
+fn async_wait_vs_close() {
+    check("async_wait_vs_close", Some(4), || {
+        let (ca, a) = Watch::channel();
+        let (cb, b) = Watch::channel();
+        let single = {
+            let a = a.clone();
+            thread::spawn(move || loom::future::block_on(a.closed()))
+        };
+        let mut set = WatchSet::new();
+        set.add(a.clone());
+        set.add(b.clone());
+        let any = thread::spawn(move || loom::future::block_on(set.wait_async()).len());
+        ca.close();
+        single.join().unwrap();
+        assert!(any.join().unwrap() >= 1);
+        drop(cb);
     });
 }
 
