@@ -14,34 +14,19 @@
 //! (CI); `cargo xtask soak` runs them long (`BOUNDED_KEYS=100000`,
 //! `BOUNDED_WRITES=10000000`).
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::{env, memory_mb};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reconciler::{
     Config, HealthReporter, InMemoryMetrics, Lifecycle, OpError, Operations, Params, Status,
 };
 use statedb::{Db, Index, Objects, ReadTxn, Table};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 #[derive(Clone, Debug)]
 struct Obj {
@@ -102,7 +87,7 @@ fn stalled_change_iterator_keeps_graveyard_bounded() {
                 "{live} live + {dead} graveyard entries exceed {keys} keys"
             );
             max_graveyard = max_graveyard.max(dead);
-            checkpoints.push(format!("{done}: {dead} dead, {:.1} MB", rss_mb()));
+            checkpoints.push(format!("{done}: {dead} dead, {:.1} MB", memory_mb("VmRSS")));
         }
     }
     // With everything deleted at random, the graveyard holds a real share
@@ -220,7 +205,10 @@ async fn long_target_outage_keeps_retry_queue_bounded() {
             );
             assert!(!health.is_ok(), "a down target must degrade health");
             max_queue = max_queue.max(queue);
-            checkpoints.push(format!("{done}: queue {queue}, {:.1} MB", rss_mb()));
+            checkpoints.push(format!(
+                "{done}: queue {queue}, {:.1} MB",
+                memory_mb("VmRSS")
+            ));
         }
     }
     assert!(max_queue > keys / 2, "retry queue peaked at {max_queue}");

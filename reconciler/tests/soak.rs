@@ -8,11 +8,14 @@
 //! Short by default (CI). The long run: `cargo xtask soak`, which sets
 //! `SOAK_OBJECTS=100000 SOAK_OPS=2000000`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{env, memory_mb};
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -91,24 +94,6 @@ impl Operations<Obj> for Target {
         self.state.lock().retain(|k, _| desired.contains(k));
         Ok(())
     }
-}
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 #[test]
@@ -247,7 +232,7 @@ fn soak_converges_under_faults() {
         attempts as f64 / elapsed.as_secs_f64(),
         target.failures.load(Ordering::Relaxed),
         target.panics.load(Ordering::Relaxed),
-        peak_rss_mb()
+        memory_mb("VmHWM")
     );
     rt.block_on(lc.stop());
 }

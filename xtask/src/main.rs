@@ -38,37 +38,43 @@ fn bench(flags: &[String]) -> Result<(), String> {
     run("benchmark harness", c)
 }
 
+/// `cargo test --release --locked -p <package> --test <test> -- --nocapture
+/// --test-threads=1`, with `env` set: the long runs and the loom models.
+fn release_test(package: &str, test: &str, env: &[(&str, &str)]) -> Command {
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--release",
+        "--locked",
+        "-p",
+        package,
+        "--test",
+        test,
+    ])
+    .args(["--", "--nocapture", "--test-threads=1"])
+    .envs(env.iter().copied());
+    c
+}
+
+/// Built with `--cfg loom`, in a target directory of its own so the normal
+/// build cache stays valid.
+const LOOM_ENV: [(&str, &str); 2] = [
+    ("RUSTFLAGS", "--cfg loom"),
+    ("CARGO_TARGET_DIR", "target/loom"),
+];
+
 fn soak() -> Result<(), String> {
-    let mut c = cargo();
-    c.args([
-        "test",
-        "--release",
-        "--locked",
-        "-p",
+    let c = release_test(
         "reconciler",
-        "--test",
         "soak",
-        "--",
-        "--nocapture",
-    ])
-    .env("SOAK_OBJECTS", "100000")
-    .env("SOAK_OPS", "2000000");
+        &[("SOAK_OBJECTS", "100000"), ("SOAK_OPS", "2000000")],
+    );
     run("reconciler fault soak (100k objects, 2M writes)", c)?;
-    let mut c = cargo();
-    c.args([
-        "test",
-        "--release",
-        "--locked",
-        "-p",
+    let c = release_test(
         "reconciler",
-        "--test",
         "bounded_memory",
-        "--",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("BOUNDED_KEYS", "100000")
-    .env("BOUNDED_WRITES", "10000000");
+        &[("BOUNDED_KEYS", "100000"), ("BOUNDED_WRITES", "10000000")],
+    );
     run("bounded memory (100k keys, 10M writes)", c)
 }
 
@@ -96,40 +102,12 @@ fn fuzz(args: &[String]) -> Result<(), String> {
 
 fn loom() -> Result<(), String> {
     let mut c = cargo();
-    c.args([
-        "clippy",
-        "--release",
-        "--locked",
-        "-p",
-        "part",
-        "-p",
-        "statedb",
-        "-p",
-        "testkit",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])
-    .env("RUSTFLAGS", "--cfg loom")
-    .env("CARGO_TARGET_DIR", "target/loom");
+    c.args(["clippy", "--release", "--locked", "--all-targets"])
+        .args(["-p", "part", "-p", "statedb", "-p", "testkit"])
+        .args(["--", "-D", "warnings"])
+        .envs(LOOM_ENV);
     run("cargo clippy (cfg loom)", c)?;
-    let mut c = cargo();
-    c.args([
-        "test",
-        "--release",
-        "--locked",
-        "-p",
-        "testkit",
-        "--test",
-        "loom",
-        "--",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("RUSTFLAGS", "--cfg loom")
-    .env("CARGO_TARGET_DIR", "target/loom");
-    run("loom models", c)
+    run("loom models", release_test("testkit", "loom", &LOOM_ENV))
 }
 
 fn ci() -> Result<(), String> {

@@ -100,11 +100,11 @@ pub fn db_program(data: &[u8]) {
             3 => {
                 let (id, right, value) =
                     (input.below(IDS as usize) as u64, input.bool(), input.byte());
-                s.cas(t, id, right, value as u32);
+                s.compare(t, id, right, Some(value as u32));
             }
             4 => {
                 let (id, right) = (input.below(IDS as usize) as u64, input.bool());
-                s.cad(t, id, right);
+                s.compare(t, id, right, None);
             }
             5 => s.delete_all(t),
             6 => s.commit(),
@@ -163,12 +163,7 @@ impl State {
     fn delete(&mut self, t: usize, id: u64) {
         let table = self.f.tables[t].clone();
         let (w, m, written) = self.txn();
-        let probe = Obj {
-            id,
-            tags: Vec::new(),
-            value: 0,
-        };
-        let old = table.delete(w, &probe).expect("delete");
+        let old = table.delete(w, &probe(id)).expect("delete");
         let want = m[t].remove(&id).map(|(o, _)| o);
         assert_eq!(
             old.as_deref(),
@@ -178,7 +173,9 @@ impl State {
         written[t] |= old.is_some();
     }
 
-    fn cas(&mut self, t: usize, id: u64, right: bool, value: u32) {
+    /// Compare-and-swap (`value` given) or compare-and-delete of `id`,
+    /// with the object's revision (`right`) or a wrong one.
+    fn compare(&mut self, t: usize, id: u64, right: bool, value: Option<u32>) {
         let table = self.f.tables[t].clone();
         let (w, m, written) = self.txn();
         let current = m[t].get(&id).cloned();
@@ -187,58 +184,34 @@ impl State {
             Some((_, r)) => r + 1,
             None => 1,
         };
-        let obj = Obj {
+        // The object a swap writes; none for a delete.
+        let new = value.map(|value| Obj {
             id,
             tags: current
                 .as_ref()
                 .map(|(o, _)| o.tags.clone())
                 .unwrap_or_default(),
             value,
+        });
+        let result = match &new {
+            Some(obj) => table.compare_and_swap(w, revision, obj.clone()),
+            None => table.compare_and_delete(w, revision, &probe(id)).map(Some),
         };
-        let result = table.compare_and_swap(w, revision, obj.clone());
         match (&current, right) {
             (None, _) => assert!(matches!(result, Err(Error::ObjectNotFound)), "{result:?}"),
-            (Some(_), false) => {
-                assert!(
-                    matches!(result, Err(Error::RevisionNotEqual { .. })),
-                    "{result:?}"
-                )
-            }
+            (Some(_), false) => assert!(
+                matches!(result, Err(Error::RevisionNotEqual { .. })),
+                "{result:?}"
+            ),
             (Some((old, _)), true) => {
-                assert_eq!(result.expect("cas").as_deref(), Some(old));
-                let rev = table.revision(&*w).expect("revision");
-                m[t].insert(id, (obj, rev));
-                written[t] = true;
-            }
-        }
-    }
-
-    fn cad(&mut self, t: usize, id: u64, right: bool) {
-        let table = self.f.tables[t].clone();
-        let (w, m, written) = self.txn();
-        let current = m[t].get(&id).cloned();
-        let probe = Obj {
-            id,
-            tags: Vec::new(),
-            value: 0,
-        };
-        let revision = match &current {
-            Some((_, r)) if right => *r,
-            Some((_, r)) => r + 1,
-            None => 1,
-        };
-        let result = table.compare_and_delete(w, revision, &probe);
-        match (&current, right) {
-            (None, _) => assert!(matches!(result, Err(Error::ObjectNotFound)), "{result:?}"),
-            (Some(_), false) => {
-                assert!(
-                    matches!(result, Err(Error::RevisionNotEqual { .. })),
-                    "{result:?}"
-                )
-            }
-            (Some((old, _)), true) => {
-                assert_eq!(&*result.expect("cad"), old);
-                m[t].remove(&id);
+                assert_eq!(result.expect("compare").as_deref(), Some(old));
+                match new {
+                    Some(obj) => {
+                        let rev = table.revision(&*w).expect("revision");
+                        m[t].insert(id, (obj, rev))
+                    }
+                    None => m[t].remove(&id),
+                };
                 written[t] = true;
             }
         }
@@ -339,6 +312,15 @@ impl State {
 
     fn check_snapshot(&self, snap: &ReadTxn, tag: &[u8]) {
         check_view(&self.f, snap, &self.committed, tag);
+    }
+}
+
+/// An object with only the primary key set, for deletes.
+fn probe(id: u64) -> Obj {
+    Obj {
+        id,
+        tags: Vec::new(),
+        value: 0,
     }
 }
 

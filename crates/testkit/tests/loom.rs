@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use loom::thread;
 use part::{Tree, Watch, WatchSet};
-use statedb::{Db, Index, Table};
+use statedb::{ChangeIterator, Db, Index, Table};
 
 /// Runs `model` under loom and reports the number of interleavings.
 fn check(name: &str, default_bound: Option<usize>, model: impl Fn() + Sync + Send + 'static) {
@@ -202,27 +202,36 @@ fn overlapping_writers() {
     });
 }
 
+/// A Db with table `t` holding (1, 1), and a change iterator of `t`
+/// registered before that insert.
+fn tracked_table() -> (Db, Table<Pair>, ChangeIterator<Pair>) {
+    let t = table("t", &pair_index());
+    let db = Db::new();
+    db.register_table(&t).unwrap();
+    let mut w = db.write_txn(&[&t]).unwrap();
+    let changes = t.changes(&mut w).unwrap();
+    t.insert(&mut w, (1, 1)).unwrap();
+    w.commit();
+    (db, t, changes)
+}
+
+/// Deletes (1, 1) from `t` in a transaction of its own.
+fn delete_one(db: &Db, t: &Table<Pair>) {
+    let mut w = db.write_txn(&[t]).unwrap();
+    t.delete(&mut w, &(1, 1)).unwrap();
+    w.commit();
+}
+
 /// A change iterator is dropped while a writer deletes: once both are
 /// done the graveyard is empty, since nobody is left to read it.
 #[test]
 fn change_iterator_drop_vs_delete() {
     check("change_iterator_drop_vs_delete", Some(5), || {
-        let idx = pair_index();
-        let t = table("t", &idx);
-        let db = Db::new();
-        db.register_table(&t).unwrap();
-        let mut w = db.write_txn(&[&t]).unwrap();
-        let mut changes = t.changes(&mut w).unwrap();
-        t.insert(&mut w, (1, 1)).unwrap();
-        w.commit();
+        let (db, t, mut changes) = tracked_table();
         assert_eq!(changes.next(&db.read_txn()).unwrap().0.count(), 1);
         let writer = {
             let (db, t) = (db.clone(), t.clone());
-            thread::spawn(move || {
-                let mut w = db.write_txn(&[&t]).unwrap();
-                t.delete(&mut w, &(1, 1)).unwrap();
-                w.commit();
-            })
+            thread::spawn(move || delete_one(&db, &t))
         };
         drop(changes);
         writer.join().unwrap();
@@ -236,14 +245,7 @@ fn change_iterator_drop_vs_delete() {
 #[test]
 fn change_iterator_advance_vs_delete() {
     check("change_iterator_advance_vs_delete", Some(4), || {
-        let idx = pair_index();
-        let t = table("t", &idx);
-        let db = Db::new();
-        db.register_table(&t).unwrap();
-        let mut w = db.write_txn(&[&t]).unwrap();
-        let mut changes = t.changes(&mut w).unwrap();
-        t.insert(&mut w, (1, 1)).unwrap();
-        w.commit();
+        let (db, t, mut changes) = tracked_table();
         let reader = {
             let db = db.clone();
             thread::spawn(move || {
@@ -256,9 +258,7 @@ fn change_iterator_advance_vs_delete() {
                 (changes, deletes)
             })
         };
-        let mut w = db.write_txn(&[&t]).unwrap();
-        t.delete(&mut w, &(1, 1)).unwrap();
-        w.commit();
+        delete_one(&db, &t);
         let (mut changes, mut deletes) = reader.join().unwrap();
         deletes += changes
             .next(&db.read_txn())
