@@ -10,7 +10,7 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::state::{Object, graveyard_key};
 use crate::table::{ErasedTable, Table};
-use crate::txn::{ReadTxnLike, WriteTxn, begin_locked};
+use crate::txn::{ReadTxnLike, TableGuard, WriteTxn, begin_locked};
 
 /// One change of an object.
 #[derive(Debug, Clone)]
@@ -88,8 +88,18 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
     /// The changes in `txn` not yet seen, and a watch that closes when the
     /// table changes again. Changes count as seen as the returned iterator
     /// yields them.
+    ///
+    /// Only committed changes are reported: given a [`WriteTxn`], those
+    /// committed before it began, never its own uncommitted writes (were
+    /// it aborted, their revisions would be given again to other changes,
+    /// which this iterator would then skip). Its own writes show up in a
+    /// later call, once committed.
+    ///
+    /// # Errors
+    ///
+    /// The table is not registered with the transaction's Db.
     pub fn next<'a>(&'a mut self, txn: &impl ReadTxnLike) -> Result<(Changes<'a, T>, Watch)> {
-        let view = txn.view(&self.table)?;
+        let view = txn.committed_view(&self.table)?;
         let revisions = view.revision_tree();
         let watch = revisions.root_watch();
         // A snapshot from before registration may hold objects whose
@@ -144,7 +154,7 @@ impl<T: Send + Sync + 'static> Drop for ChangeIterator<T> {
 /// Collects the table's graveyard now if nobody holds its lock; otherwise
 /// the holder's commit collects it.
 pub(crate) fn collect_if_idle<T: Send + Sync + 'static>(db: &Db, table: &Table<T>) {
-    let Some((_, pos)) = table.inner.registration.get().copied() else {
+    let Some((_, pos)) = table.inner.registration() else {
         return;
     };
     let root = db.inner.root.load_full();
@@ -153,10 +163,10 @@ pub(crate) fn collect_if_idle<T: Send + Sync + 'static>(db: &Db, table: &Table<T
     }
     drop(root);
     table.inner.gc_requested.store(true, Ordering::Release);
-    if let Some(guard) = table.inner.lock.try_lock_owned() {
-        let erased: Arc<dyn ErasedTable> = table.inner.clone();
+    let erased: Arc<dyn ErasedTable> = table.inner.clone();
+    if let Some(guard) = TableGuard::try_new(&erased) {
         // Committing runs the graveyard collection.
-        begin_locked(db, vec![(pos, erased, guard)], None).commit();
+        begin_locked(db, vec![(pos, guard)], None).commit();
     }
 }
 

@@ -3,17 +3,15 @@
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use part::sync::{AtomicArc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::metrics::DbMetrics;
-use crate::state::AnyTableState;
+use crate::root::Root;
 use crate::table::{ErasedTable, Table, TableHandle};
-use crate::txn::{ReadTxn, WriteTxn, lock_tables};
-
-/// The root: one immutable state per table, by registration order.
-pub(crate) type Root = Vec<Arc<dyn AnyTableState>>;
+use crate::txn::{LockWait, ReadTxn, WriteTxn, lock_tables};
 
 // A plain std atomic even under loom: ids only need to be unique.
 static NEXT_DB_ID: AtomicU64 = AtomicU64::new(1);
@@ -82,7 +80,7 @@ impl Db {
         Db {
             inner: Arc::new(DbInner {
                 id: NEXT_DB_ID.fetch_add(1, Ordering::Relaxed),
-                root: AtomicArc::new(Arc::new(Vec::new())),
+                root: AtomicArc::new(Arc::new(Root::new())),
                 commit_lock: Mutex::new(()),
                 tables: Mutex::new(Vec::new()),
                 metrics,
@@ -90,30 +88,33 @@ impl Db {
         }
     }
 
-    /// Registers a table. Errors if a table of that name is registered
-    /// already, or if the table belongs to another Db.
+    /// Registers a table, empty and initialized (until an initializer is
+    /// registered).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateTable`] if this Db has the table or another of
+    /// that name; [`Error::TableFromOtherDb`] if another Db that is still
+    /// alive has it (once that Db is dropped, the table can be registered
+    /// again); [`Error::TooManyTables`] past 2^24 tables.
     pub fn register_table<T: Send + Sync + 'static>(&self, table: &Table<T>) -> Result<()> {
         let erased: Arc<dyn ErasedTable> = table.inner.clone();
         let mut tables = self.inner.tables.lock();
-        if let Some((db, _)) = erased.registration() {
-            return Err(if db == self.inner.id {
-                Error::DuplicateTable(table.name().to_string())
-            } else {
-                Error::TableFromOtherDb(table.name().to_string())
-            });
-        }
         if tables.iter().any(|t| t.name() == table.name()) {
             return Err(Error::DuplicateTable(table.name().to_string()));
         }
-        let _commit = self.inner.commit_lock.lock();
-        let current = self.inner.root.load_full();
-        let pos = current.len();
-        if erased.set_registration(self.inner.id, pos).is_err() {
-            return Err(Error::TableFromOtherDb(table.name().to_string()));
-        }
-        let mut next: Root = current.iter().cloned().collect();
-        next.push(erased.new_state());
-        self.inner.root.store(Arc::new(next));
+        let weak: std::sync::Weak<DbInner> = Arc::downgrade(&self.inner);
+        let mut publish = || {
+            let _commit = self.inner.commit_lock.lock();
+            let mut next = Root::clone(&self.inner.root.load_full());
+            if next.len() >= 1 << crate::table::POS_BITS {
+                return Err(Error::TooManyTables);
+            }
+            let pos = next.push(erased.new_state());
+            self.inner.root.store(Arc::new(next));
+            Ok(pos)
+        };
+        erased.register(self.inner.id, weak, &mut publish)?;
         // No initializer yet: the table starts initialized.
         erased.mark_initialized();
         tables.push(erased);
@@ -138,12 +139,71 @@ impl Db {
         }
     }
 
-    /// A write transaction locking `tables` (in a global order, so writers
-    /// naming overlapping tables in any order never deadlock). Blocks while
-    /// another write transaction holds one of them.
+    /// A write transaction locking `tables`. Blocks while another write
+    /// transaction holds one of them.
+    ///
+    /// Lock every table a transaction needs in one call: tables named in
+    /// one call are locked in a global order, so writers naming
+    /// overlapping tables in any order never deadlock; but a thread that
+    /// holds one write transaction and asks for another that needs a
+    /// table held elsewhere can deadlock with a thread doing the reverse.
+    /// [`Db::write_txn_timeout`] and [`Db::try_write_txn`] bound the wait.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TableNotRegistered`] / [`Error::TableFromOtherDb`] for a
+    /// table of no or another Db; [`Error::WouldDeadlock`] if this thread
+    /// holds one of the tables in a write transaction already (waiting
+    /// would never end). A write transaction moved to another thread
+    /// still counts for the thread that opened it.
     pub fn write_txn(&self, tables: &[&dyn TableHandle]) -> Result<WriteTxn> {
+        self.lock(tables, LockWait::Block)
+    }
+
+    /// Like [`Db::write_txn`], but never waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::write_txn`], and [`Error::TablesBusy`] naming the table
+    /// that another write transaction holds.
+    pub fn try_write_txn(&self, tables: &[&dyn TableHandle]) -> Result<WriteTxn> {
+        self.lock(tables, LockWait::Try)
+    }
+
+    /// Like [`Db::write_txn`], but waits at most `timeout` in all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use statedb::{Db, Error, Index, Table};
+    /// let t = Table::new("t", &Index::<u32, u32>::unique("id", |o: &u32, k| k.push(o)))?;
+    /// let db = Db::new();
+    /// db.register_table(&t)?;
+    /// let held = db.write_txn(&[&t])?;
+    /// let db2 = db.clone();
+    /// let t2 = t.clone();
+    /// let err = std::thread::spawn(move || {
+    ///     db2.write_txn_timeout(&[&t2], Duration::from_millis(10)).unwrap_err()
+    /// }).join().unwrap();
+    /// assert!(matches!(err, Error::LockTimeout { .. }));
+    /// drop(held);
+    /// # Ok::<(), statedb::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::write_txn`], and [`Error::LockTimeout`] naming the table
+    /// still held by another write transaction when the time ran out.
+    pub fn write_txn_timeout(
+        &self,
+        tables: &[&dyn TableHandle],
+        timeout: Duration,
+    ) -> Result<WriteTxn> {
+        self.lock(tables, LockWait::Timeout(timeout))
+    }
+
+    fn lock(&self, tables: &[&dyn TableHandle], wait: LockWait) -> Result<WriteTxn> {
         let erased = tables.iter().map(|t| t.erased().0).collect();
-        lock_tables(self, erased)
+        lock_tables(self, erased, wait)
     }
 
     /// Writes the chosen tables as one JSON object `{"table": [objects]}`

@@ -10,8 +10,9 @@ pub enum Error {
     /// A table with this name is already registered with the Db.
     #[error("table {0:?} is already registered")]
     DuplicateTable(String),
-    /// The table was registered with another Db.
-    #[error("table {0:?} belongs to another Db")]
+    /// The table is registered with another Db that is still alive (a
+    /// table can be registered again once its Db is dropped).
+    #[error("table {0:?} is registered with another Db that is still alive")]
     TableFromOtherDb(String),
     /// The table has not been registered with this Db.
     #[error("table {0:?} is not registered with this Db")]
@@ -75,6 +76,46 @@ pub enum Error {
     /// The initializer was already marked done.
     #[error("initializer {0:?} is already done")]
     InitializerDone(String),
+    /// An insert would give a key of a unique secondary index a second
+    /// object. Nothing was changed; the transaction stays usable.
+    #[error("unique index {index:?} of table {table:?} already holds key {key} for another object")]
+    UniqueConflict {
+        /// Table name.
+        table: String,
+        /// Index name.
+        index: String,
+        /// The key, as text where it is printable (quoted), else in hex.
+        key: String,
+    },
+    /// The calling thread already holds a write transaction on these
+    /// tables: waiting for them would wait forever. Lock every table you
+    /// need in one call.
+    #[error(
+        "this thread already holds a write transaction on {tables:?}: lock every table you need in one write_txn call"
+    )]
+    WouldDeadlock {
+        /// The tables held already.
+        tables: Vec<String>,
+    },
+    /// [`crate::Db::try_write_txn`]: these tables are locked by another
+    /// write transaction.
+    #[error("tables {tables:?} are locked by another write transaction")]
+    TablesBusy {
+        /// The tables found locked.
+        tables: Vec<String>,
+    },
+    /// [`crate::Db::write_txn_timeout`]: these tables stayed locked by
+    /// another write transaction for the whole timeout.
+    #[error("tables {tables:?} stayed locked by another write transaction for {timeout:?}")]
+    LockTimeout {
+        /// The tables that could not be locked in time.
+        tables: Vec<String>,
+        /// The timeout given.
+        timeout: std::time::Duration,
+    },
+    /// A Db holds at most 2^24 tables.
+    #[error("too many tables: a Db holds at most 16,777,216")]
+    TooManyTables,
     /// Writing the JSON dump failed.
     #[error("json: {0}")]
     Json(String),
@@ -82,3 +123,14 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Renders key bytes for messages: quoted text when printable, else hex.
+pub(crate) fn display_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) if !s.chars().any(char::is_control) => format!("{s:?}"),
+        _ => {
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            format!("0x{hex}")
+        }
+    }
+}

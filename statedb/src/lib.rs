@@ -41,6 +41,7 @@ mod db;
 mod error;
 mod index;
 mod metrics;
+mod root;
 mod state;
 mod table;
 mod txn;

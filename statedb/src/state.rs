@@ -163,6 +163,23 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         }
     }
 
+    /// A unique secondary key may belong only to the object being
+    /// replaced (`old`, same primary key): any other owner is a conflict.
+    fn check_unique(&self, i: usize, keys: &KeySet, old: Option<&Arc<T>>) -> Result<()> {
+        for k in keys.iter() {
+            if let Some(owner) = self.secondary[i].get(k) {
+                if !old.is_some_and(|o| Arc::ptr_eq(o, &owner.data)) {
+                    return Err(Error::UniqueConflict {
+                        table: self.table.name.clone(),
+                        index: self.table.secondary[i].name.to_string(),
+                        key: crate::error::display_key(k),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Inserts or replaces; returns the replaced object.
     pub fn insert(&mut self, data: Arc<T>) -> Result<Option<Object<T>>> {
         let pk = self.primary_key(&data)?;
@@ -178,6 +195,9 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             let old = self.primary.get(&pk).map(|o| o.data.clone());
             for i in 0..self.secondary.len() {
                 let new_keys = self.secondary_keys(i, &data, &pk);
+                if self.table.secondary[i].unique {
+                    self.check_unique(i, &new_keys, old.as_ref())?;
+                }
                 let old_keys = match &old {
                     Some(o) => self.secondary_keys(i, o, &pk),
                     None => KeySet::new(),

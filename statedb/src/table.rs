@@ -1,6 +1,7 @@
 //! Tables: declaration, registration data, and queries.
 
-use std::sync::{Arc, OnceLock};
+use std::any::Any;
+use std::sync::{Arc, Weak};
 
 use part::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, OwnedLock};
 use part::{OwnedIter, Tree, Watch, WatchCloser};
@@ -69,8 +70,14 @@ pub(crate) struct TableInner<T> {
     pub primary: Arc<IndexInner<T>>,
     pub secondary: Vec<Arc<IndexInner<T>>>,
     pub lock: OwnedLock,
-    /// (Db id, position in the root), set once on registration.
-    pub registration: OnceLock<(u64, usize)>,
+    /// (Db id, position in the root) packed as `id << 24 | position`; 0
+    /// while unregistered. One atomic load on every query.
+    registration: AtomicU64,
+    /// The Db registered with, to tell a live one from a dropped one.
+    registered_db: Mutex<Option<Weak<dyn Any + Send + Sync>>>,
+    /// Thread token of the write transaction holding the lock (0: none),
+    /// to refuse a same-thread re-lock instead of hanging.
+    owner: AtomicU64,
     /// Delete watermarks of live change iterators.
     trackers: Mutex<Vec<part::sync::Arc<AtomicU64>>>,
     tracker_count: AtomicUsize,
@@ -82,7 +89,22 @@ pub(crate) struct TableInner<T> {
     next_initializer: AtomicU64,
 }
 
+/// Bits of the packed registration that hold the position.
+pub(crate) const POS_BITS: u32 = 24;
+
 impl<T> TableInner<T> {
+    /// (Db id, position in the root), if registered.
+    #[inline]
+    pub fn registration(&self) -> Option<(u64, usize)> {
+        match self.registration.load(Ordering::Acquire) {
+            0 => None,
+            packed => Some((
+                packed >> POS_BITS,
+                (packed & ((1 << POS_BITS) - 1)) as usize,
+            )),
+        }
+    }
+
     pub fn has_delete_trackers(&self) -> bool {
         self.tracker_count.load(Ordering::Acquire) > 0
     }
@@ -148,8 +170,17 @@ impl IndexPos {
 pub(crate) trait ErasedTable: Send + Sync {
     fn name(&self) -> &str;
     fn registration(&self) -> Option<(u64, usize)>;
-    fn set_registration(&self, db: u64, pos: usize) -> std::result::Result<(), (u64, usize)>;
+    /// Registers with `db` at `pos` unless registered with another live
+    /// Db; runs `publish` (which adds the table to the root) in between.
+    fn register(
+        &self,
+        db_id: u64,
+        db: Weak<dyn Any + Send + Sync>,
+        publish: &mut dyn FnMut() -> Result<usize>,
+    ) -> Result<()>;
     fn lock(&self) -> &OwnedLock;
+    /// Thread token of the lock holder (0: none).
+    fn owner(&self) -> &AtomicU64;
     fn new_state(&self) -> Arc<dyn AnyTableState>;
     fn begin(self: Arc<Self>, state: &dyn AnyTableState) -> Box<dyn AnyTableTxn>;
     fn mark_initialized(&self);
@@ -163,13 +194,40 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
         &self.name
     }
     fn registration(&self) -> Option<(u64, usize)> {
-        self.registration.get().copied()
+        TableInner::registration(self)
     }
-    fn set_registration(&self, db: u64, pos: usize) -> std::result::Result<(), (u64, usize)> {
-        self.registration.set((db, pos))
+    fn register(
+        &self,
+        db_id: u64,
+        db: Weak<dyn Any + Send + Sync>,
+        publish: &mut dyn FnMut() -> Result<usize>,
+    ) -> Result<()> {
+        let mut registered = self.registered_db.lock();
+        if let Some((old, _)) = self.registration() {
+            if old == db_id {
+                return Err(Error::DuplicateTable(self.name.clone()));
+            }
+            if registered.as_ref().is_some_and(|w| w.strong_count() > 0) {
+                return Err(Error::TableFromOtherDb(self.name.clone()));
+            }
+        }
+        if db_id >= 1 << (64 - POS_BITS) {
+            return Err(Error::TooManyTables);
+        }
+        let pos = publish()?;
+        // A table of a dropped Db starts afresh: no iterator of that Db
+        // can be alive (each holds its Db).
+        self.gc_requested.store(false, Ordering::Release);
+        self.registration
+            .store(db_id << POS_BITS | pos as u64, Ordering::Release);
+        *registered = Some(db);
+        Ok(())
     }
     fn lock(&self) -> &OwnedLock {
         &self.lock
+    }
+    fn owner(&self) -> &AtomicU64 {
+        &self.owner
     }
     fn new_state(&self) -> Arc<dyn AnyTableState> {
         Arc::new(TableState::<T>::new(self.secondary.len()))
@@ -271,7 +329,9 @@ impl<T: Send + Sync + 'static> TableBuilder<T> {
                 primary: self.primary,
                 secondary: self.secondary,
                 lock: OwnedLock::new(),
-                registration: OnceLock::new(),
+                registration: AtomicU64::new(0),
+                registered_db: Mutex::new(None),
+                owner: AtomicU64::new(0),
                 trackers: Mutex::new(Vec::new()),
                 tracker_count: AtomicUsize::new(0),
                 gc_requested: AtomicBool::new(false),
@@ -291,6 +351,27 @@ pub(crate) fn valid_table_name(name: &str) -> bool {
         && b[1..]
             .iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+/// The watch of a get or list query: the key's own watch (unique index) or
+/// that of the node under which all its entries lie (non-unique).
+fn query_watch<T: Send + Sync + 'static>(view: &View<'_, T>, pos: IndexPos, key: &[u8]) -> Watch {
+    let tree = view.watch_tree(pos);
+    if pos.unique() {
+        tree.get_watch(key).1
+    } else {
+        tree.prefix(&non_unique_exact(key)).1
+    }
+}
+
+/// The key to search an index with for prefix and lower-bound queries:
+/// non-unique keys without their terminator.
+fn range_key(pos: IndexPos, key: part::Key) -> part::Key {
+    if pos.unique() {
+        key
+    } else {
+        non_unique_prefix(&key)
+    }
 }
 
 /// A query's first match: the object and its revision.
@@ -342,14 +423,21 @@ pub struct Initializer<T> {
 }
 
 impl<T: Send + Sync + 'static> Initializer<T> {
-    /// Marks the initializer done; takes effect when `txn` commits.
-    pub fn done(self, txn: &mut WriteTxn) -> Result<()> {
+    /// Marks the initializer done; takes effect when `txn` commits. If
+    /// `txn` aborts, the initializer stays pending and can be marked done
+    /// again in another transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InitializerDone`] if it is done already as seen by `txn`;
+    /// [`Error::TableNotLocked`] if `txn` does not lock the table.
+    pub fn done(&self, txn: &mut WriteTxn) -> Result<()> {
         let tt = txn.table_txn_mut(&self.table)?;
         let pending = Arc::make_mut(&mut tt.pending_initializers);
         let before = pending.len();
         pending.retain(|(id, _)| *id != self.id);
         if pending.len() == before {
-            return Err(Error::InitializerDone(self.name));
+            return Err(Error::InitializerDone(self.name.clone()));
         }
         Ok(())
     }
@@ -429,25 +517,30 @@ impl<T: Send + Sync + 'static> Table<T> {
     }
 
     /// Deletes the object with `obj`'s primary key only if its revision is
-    /// `revision`.
+    /// `revision`. Returns the deleted object, or `None` if there was no
+    /// object with that key (nothing to delete is not an error, as in the
+    /// reference's `CompareAndDelete`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RevisionNotEqual`] if the object exists with another
+    /// revision (nothing is deleted); [`Error::TableNotLocked`];
+    /// [`Error::PrimaryKeyCount`].
     pub fn compare_and_delete(
         &self,
         txn: &mut WriteTxn,
         revision: Revision,
         obj: &T,
-    ) -> Result<Arc<T>> {
+    ) -> Result<Option<Arc<T>>> {
         let tt = txn.table_txn_mut(self)?;
         let pk = tt.primary_key(obj)?;
         match tt.primary.get(&pk) {
-            None => Err(Error::ObjectNotFound),
+            None => Ok(None),
             Some(cur) if cur.revision != revision => Err(Error::RevisionNotEqual {
                 expected: revision,
                 found: cur.revision,
             }),
-            Some(_) => Ok(tt
-                .delete_key(&pk)
-                .map(|o| o.data)
-                .ok_or(Error::ObjectNotFound)?),
+            Some(_) => Ok(tt.delete_key(&pk).map(|o| o.data)),
         }
     }
 
@@ -504,14 +597,14 @@ impl<T: Send + Sync + 'static> Table<T> {
     pub fn get_watch(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Found<T>, Watch)> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
-        let tree = view.tree(pos);
-        if pos.unique() {
+        if pos.unique() && view.is_snapshot() {
+            // One search finds both.
+            let tree = view.tree(pos);
             let (o, w) = tree.get_watch(&q.key);
-            Ok((o.map(|o| (o.data.clone(), o.revision)), w))
-        } else {
-            let (mut it, w) = tree.prefix(&non_unique_exact(&q.key));
-            Ok((it.next().map(|(_, o)| (o.data.clone(), o.revision)), w))
+            return Ok((o.map(|o| (o.data.clone(), o.revision)), w));
         }
+        let found = view.first(pos, &q.key).map(|o| (o.data, o.revision));
+        Ok((found, query_watch(&view, pos, &q.key)))
     }
 
     /// All objects matching `q` exactly.
@@ -524,49 +617,36 @@ impl<T: Send + Sync + 'static> Table<T> {
     pub fn list_watch(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
-        let tree = view.tree(pos);
-        if pos.unique() {
-            let (o, w) = tree.get_watch(&q.key);
-            Ok((Objects::one(o.cloned()), w))
+        let watch = query_watch(&view, pos, &q.key);
+        let objects = if pos.unique() {
+            Objects::one(view.first(pos, &q.key))
         } else {
-            let (it, w) = tree.prefix_owned(&non_unique_exact(&q.key));
-            Ok((Objects::iter(it), w))
-        }
+            Objects::iter(view.tree(pos).prefix_owned(&non_unique_exact(&q.key)).0)
+        };
+        Ok((objects, watch))
     }
 
     /// Objects whose key in `q`'s index starts with `q`'s key, in key
     /// order, with a watch. On a non-unique index an object appears once
     /// per matching key.
     pub fn prefix(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
-        let (tree, key) = self.range_search(txn, q)?;
-        let (it, w) = tree.prefix_owned(&key);
-        Ok((Objects::iter(it), w))
-    }
-
-    /// The tree of `q`'s index and the key to search it with for prefix
-    /// and lower-bound queries (non-unique keys without their terminator).
-    fn range_search(
-        &self,
-        txn: &impl ReadTxnLike,
-        q: Query<T>,
-    ) -> Result<(Tree<Object<T>>, part::Key)> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
-        let key = if pos.unique() {
-            q.key
-        } else {
-            non_unique_prefix(&q.key)
-        };
-        Ok((view.tree(pos), key))
+        let key = range_key(pos, q.key);
+        let (it, _) = view.tree(pos).prefix_owned(&key);
+        let watch = view.watch_tree(pos).prefix(&key).1;
+        Ok((Objects::iter(it), watch))
     }
 
     /// Objects whose key in `q`'s index is greater than or equal to `q`'s
     /// key, in key order, with the index's root watch.
     pub fn lower_bound(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
-        let (tree, key) = self.range_search(txn, q)?;
+        let view = self.view(txn)?;
+        let pos = self.inner.index_pos(q.index)?;
+        let key = range_key(pos, q.key);
         Ok((
-            Objects::iter(tree.lower_bound_owned(&key)),
-            tree.root_watch(),
+            Objects::iter(view.tree(pos).lower_bound_owned(&key)),
+            view.watch_tree(pos).root_watch(),
         ))
     }
 
@@ -579,9 +659,11 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// change of the table.
     pub fn all_watch(&self, txn: &impl ReadTxnLike) -> Result<(Objects<T>, Watch)> {
         let view = self.view(txn)?;
-        let tree = view.tree(IndexPos::Primary);
-        let w = tree.root_watch();
-        Ok((Objects::iter(tree.into_owned_iter()), w))
+        let w = view.watch_tree(IndexPos::Primary).root_watch();
+        Ok((
+            Objects::iter(view.tree(IndexPos::Primary).into_owned_iter()),
+            w,
+        ))
     }
 
     /// Objects changed at or after `revision`, in the order they changed
@@ -594,16 +676,15 @@ impl<T: Send + Sync + 'static> Table<T> {
     ) -> Result<(Objects<T>, Watch)> {
         let view = self.view(txn)?;
         let tree: Tree<Object<T>> = view.revision_tree();
-        let w = tree.root_watch();
         Ok((
             Objects::iter(tree.lower_bound_owned(&revision.to_be_bytes())),
-            w,
+            view.table_watch(),
         ))
     }
 
     /// A watch that closes on any insert or delete in the table.
     pub fn watch(&self, txn: &impl ReadTxnLike) -> Result<Watch> {
-        Ok(self.view(txn)?.revision_tree().root_watch())
+        Ok(self.view(txn)?.table_watch())
     }
 
     /// The table's revision: that of its last insert or delete.

@@ -1,14 +1,15 @@
 //! Read and write transactions.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use part::sync::OwnedLockGuard;
+use part::sync::{Ordering, OwnedLockGuard};
 use part::{Tree, WatchesToClose};
 
 use crate::Revision;
-use crate::db::{Db, Root};
+use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::root::Root;
 use crate::state::{AnyTableTxn, Object, TableState, TableTxn};
 use crate::table::{ErasedTable, IndexPos, Table};
 
@@ -37,6 +38,13 @@ impl std::fmt::Debug for ReadTxn {
 pub trait ReadTxnLike: sealed::Sealed {
     #[doc(hidden)]
     fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>>;
+    /// The committed state the transaction started from: for a
+    /// [`WriteTxn`], without its own uncommitted writes.
+    #[doc(hidden)]
+    fn committed_view<'t, T: Send + Sync + 'static>(
+        &'t self,
+        table: &Table<T>,
+    ) -> Result<View<'t, T>>;
 }
 
 /// A table as seen by one transaction (implementation detail).
@@ -45,7 +53,10 @@ pub struct View<'t, T>(ViewInner<'t, T>);
 
 enum ViewInner<'t, T> {
     Snapshot(&'t TableState<T>),
-    Txn(&'t TableTxn<T>),
+    /// A write transaction's own state, and the snapshot it started from:
+    /// watches come from that snapshot, whose nodes stay in the Db if the
+    /// transaction aborts (its own nodes would be dropped and never close).
+    Txn(&'t TableTxn<T>, &'t TableState<T>),
 }
 
 impl<T: Send + Sync + 'static> View<'_, T> {
@@ -55,7 +66,7 @@ impl<T: Send + Sync + 'static> View<'_, T> {
                 IndexPos::Primary => s.primary.clone(),
                 IndexPos::Secondary(i, _) => s.secondary[i].clone(),
             },
-            ViewInner::Txn(t) => match pos {
+            ViewInner::Txn(t, _) => match pos {
                 IndexPos::Primary => t.primary.snapshot(),
                 IndexPos::Secondary(i, _) => t.secondary[i].snapshot(),
             },
@@ -66,102 +77,126 @@ impl<T: Send + Sync + 'static> View<'_, T> {
     pub(crate) fn first(&self, pos: IndexPos, key: &[u8]) -> Option<Object<T>> {
         match (&self.0, pos) {
             (ViewInner::Snapshot(s), IndexPos::Primary) => s.primary.get(key).cloned(),
-            (ViewInner::Txn(t), IndexPos::Primary) => t.primary.get(key).cloned(),
+            (ViewInner::Txn(t, _), IndexPos::Primary) => t.primary.get(key).cloned(),
             (ViewInner::Snapshot(s), IndexPos::Secondary(i, true)) => {
                 s.secondary[i].get(key).cloned()
             }
-            (ViewInner::Txn(t), IndexPos::Secondary(i, true)) => t.secondary[i].get(key).cloned(),
+            (ViewInner::Txn(t, _), IndexPos::Secondary(i, true)) => {
+                t.secondary[i].get(key).cloned()
+            }
             (ViewInner::Snapshot(s), IndexPos::Secondary(i, false)) => s.secondary[i]
                 .prefix(&crate::index::non_unique_exact(key))
                 .0
                 .next()
                 .map(|(_, o)| o.clone()),
-            (ViewInner::Txn(t), IndexPos::Secondary(i, false)) => t.secondary[i]
+            (ViewInner::Txn(t, _), IndexPos::Secondary(i, false)) => t.secondary[i]
                 .prefix(&crate::index::non_unique_exact(key))
                 .next()
                 .map(|(_, o)| o.clone()),
+        }
+    }
+
+    /// True for a read snapshot (not a write transaction's own state).
+    pub(crate) fn is_snapshot(&self) -> bool {
+        matches!(self.0, ViewInner::Snapshot(_))
+    }
+
+    /// The tree to take `pos`'s watches from (see [`ViewInner::Txn`]).
+    pub(crate) fn watch_tree(&self, pos: IndexPos) -> Tree<Object<T>> {
+        let state = match &self.0 {
+            ViewInner::Snapshot(s) | ViewInner::Txn(_, s) => s,
+        };
+        match pos {
+            IndexPos::Primary => state.primary.clone(),
+            IndexPos::Secondary(i, _) => state.secondary[i].clone(),
+        }
+    }
+
+    /// The table watch: closes on any insert or delete.
+    pub(crate) fn table_watch(&self) -> part::Watch {
+        match &self.0 {
+            ViewInner::Snapshot(s) | ViewInner::Txn(_, s) => s.revision.root_watch(),
         }
     }
 
     pub(crate) fn revision_tree(&self) -> Tree<Object<T>> {
         match &self.0 {
             ViewInner::Snapshot(s) => s.revision.clone(),
-            ViewInner::Txn(t) => t.revision.snapshot(),
+            ViewInner::Txn(t, _) => t.revision.snapshot(),
         }
     }
 
     pub(crate) fn graveyard_revision_tree(&self) -> Tree<Object<T>> {
         match &self.0 {
             ViewInner::Snapshot(s) => s.graveyard_revision.clone(),
-            ViewInner::Txn(t) => t.graveyard_revision.snapshot(),
+            ViewInner::Txn(t, _) => t.graveyard_revision.snapshot(),
         }
     }
 
     pub(crate) fn last_revision(&self) -> Revision {
         match &self.0 {
             ViewInner::Snapshot(s) => s.last_revision,
-            ViewInner::Txn(t) => t.last_revision,
+            ViewInner::Txn(t, _) => t.last_revision,
         }
     }
 
     pub(crate) fn num_objects(&self) -> usize {
         match &self.0 {
             ViewInner::Snapshot(s) => s.primary.len(),
-            ViewInner::Txn(t) => t.primary.len(),
+            ViewInner::Txn(t, _) => t.primary.len(),
         }
     }
 
     pub(crate) fn graveyard_len(&self) -> usize {
         match &self.0 {
             ViewInner::Snapshot(s) => s.graveyard.len(),
-            ViewInner::Txn(t) => t.graveyard.len(),
+            ViewInner::Txn(t, _) => t.graveyard.len(),
         }
     }
 
     pub(crate) fn pending_initializers(&self) -> &[(u64, String)] {
         match &self.0 {
             ViewInner::Snapshot(s) => &s.pending_initializers,
-            ViewInner::Txn(t) => &t.pending_initializers,
+            ViewInner::Txn(t, _) => &t.pending_initializers,
         }
     }
 }
 
-fn snapshot_view<'t, T: Send + Sync + 'static>(
+fn snapshot_state<'t, T: Send + Sync + 'static>(
     db_id: u64,
     root: &'t Root,
     table: &Table<T>,
-) -> Result<View<'t, T>> {
+) -> Result<&'t TableState<T>> {
     let (db, pos) = table
         .inner
-        .registration
-        .get()
-        .copied()
+        .registration()
         .ok_or_else(|| Error::TableNotRegistered(table.inner.name.clone()))?;
     if db != db_id {
         return Err(Error::TableFromOtherDb(table.inner.name.clone()));
     }
-    let state = root
-        .get(pos)
+    root.get(pos)
         .and_then(|s| s.as_any().downcast_ref::<TableState<T>>())
-        .ok_or_else(|| Error::TableNotRegistered(table.inner.name.clone()))?;
-    Ok(View(ViewInner::Snapshot(state)))
+        .ok_or_else(|| Error::TableNotRegistered(table.inner.name.clone()))
 }
 
 impl sealed::Sealed for ReadTxn {}
 
 impl ReadTxnLike for ReadTxn {
     fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>> {
-        snapshot_view(self.db_id, &self.root, table)
+        snapshot_state(self.db_id, &self.root, table).map(|s| View(ViewInner::Snapshot(s)))
+    }
+    fn committed_view<'t, T: Send + Sync + 'static>(
+        &'t self,
+        table: &Table<T>,
+    ) -> Result<View<'t, T>> {
+        self.view(table)
     }
 }
-
-/// A table's position, its erased handle and its held lock.
-pub(crate) type LockedTable = (usize, Arc<dyn ErasedTable>, OwnedLockGuard);
 
 pub(crate) struct Locked {
     pub pos: usize,
     pub table: Arc<dyn ErasedTable>,
-    pub guard: OwnedLockGuard,
+    pub guard: TableGuard,
     pub txn: Box<dyn AnyTableTxn>,
 }
 
@@ -200,16 +235,23 @@ impl sealed::Sealed for WriteTxn {}
 
 impl ReadTxnLike for WriteTxn {
     fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>> {
-        if let Some((_, pos)) = table.inner.registration.get().copied() {
+        let base = snapshot_state(self.db.inner.id, &self.base, table)?;
+        if let Some((_, pos)) = table.inner.registration() {
             if let Some(l) = self.locked.iter().find(|l| l.pos == pos) {
                 if let Some(t) = l.txn.as_any().downcast_ref::<TableTxn<T>>() {
                     if Arc::ptr_eq(&t.table, &table.inner) {
-                        return Ok(View(ViewInner::Txn(t)));
+                        return Ok(View(ViewInner::Txn(t, base)));
                     }
                 }
             }
         }
-        snapshot_view(self.db.inner.id, &self.base, table)
+        Ok(View(ViewInner::Snapshot(base)))
+    }
+    fn committed_view<'t, T: Send + Sync + 'static>(
+        &'t self,
+        table: &Table<T>,
+    ) -> Result<View<'t, T>> {
+        snapshot_state(self.db.inner.id, &self.base, table).map(|s| View(ViewInner::Snapshot(s)))
     }
 }
 
@@ -235,12 +277,7 @@ impl WriteTxn {
         table: &Table<T>,
     ) -> Result<&mut TableTxn<T>> {
         let not_locked = || Error::TableNotLocked(table.inner.name.clone());
-        let (db, pos) = table
-            .inner
-            .registration
-            .get()
-            .copied()
-            .ok_or_else(not_locked)?;
+        let (db, pos) = table.inner.registration().ok_or_else(not_locked)?;
         if db != self.db.inner.id {
             return Err(Error::TableFromOtherDb(table.inner.name.clone()));
         }
@@ -280,11 +317,9 @@ impl WriteTxn {
         let inner = &self.db.inner;
         let root = {
             let _commit = inner.commit_lock.lock();
-            let current = inner.root.load_full();
-            let mut next: Root = Vec::with_capacity(current.len());
-            next.extend(current.iter().cloned());
+            let mut next = Root::clone(&inner.root.load_full());
             for (pos, state, ..) in &finished {
-                next[*pos] = state.clone();
+                next.set(*pos, state.clone());
             }
             let next = Arc::new(next);
             inner.root.store(next.clone());
@@ -320,9 +355,55 @@ impl WriteTxn {
     }
 }
 
+/// How [`lock_tables`] waits for a table held by another transaction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LockWait {
+    Block,
+    Try,
+    Timeout(Duration),
+}
+
+/// A held table lock. It records the holding thread, so that the same
+/// thread asking for the table again gets [`Error::WouldDeadlock`] instead
+/// of waiting for itself forever.
+pub(crate) struct TableGuard {
+    table: Arc<dyn ErasedTable>,
+    _guard: OwnedLockGuard,
+}
+
+impl TableGuard {
+    fn new(table: Arc<dyn ErasedTable>, guard: OwnedLockGuard) -> Self {
+        table
+            .owner()
+            .store(part::sync::thread_token(), Ordering::Relaxed);
+        TableGuard {
+            table,
+            _guard: guard,
+        }
+    }
+
+    /// Takes a table's lock when it is free (the clean-up commit of a
+    /// graveyard collection).
+    pub(crate) fn try_new(table: &Arc<dyn ErasedTable>) -> Option<Self> {
+        let guard = table.lock().try_lock_owned()?;
+        Some(TableGuard::new(table.clone(), guard))
+    }
+}
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        // Before the lock itself is released (fields drop after this).
+        self.table.owner().store(0, Ordering::Relaxed);
+    }
+}
+
 /// Locks tables for a new write transaction, in the global order (their
 /// position in the root), so that writers never deadlock.
-pub(crate) fn lock_tables(db: &Db, tables: Vec<Arc<dyn ErasedTable>>) -> Result<WriteTxn> {
+pub(crate) fn lock_tables(
+    db: &Db,
+    tables: Vec<Arc<dyn ErasedTable>>,
+    wait: LockWait,
+) -> Result<WriteTxn> {
     let mut regs = Vec::with_capacity(tables.len());
     for t in tables {
         let (db_id, pos) = t
@@ -335,20 +416,43 @@ pub(crate) fn lock_tables(db: &Db, tables: Vec<Arc<dyn ErasedTable>>) -> Result<
     }
     regs.sort_by_key(|(pos, _)| *pos);
     regs.dedup_by_key(|(pos, _)| *pos);
+    let me = part::sync::thread_token();
+    let held: Vec<String> = regs
+        .iter()
+        .filter(|(_, t)| t.owner().load(Ordering::Relaxed) == me)
+        .map(|(_, t)| t.name().to_string())
+        .collect();
+    if !held.is_empty() {
+        return Err(Error::WouldDeadlock { tables: held });
+    }
     let metrics = db.inner.metrics.as_deref();
     let started = metrics.map(|_| Instant::now());
+    let deadline = match wait {
+        LockWait::Timeout(d) => Instant::now().checked_add(d),
+        _ => None,
+    };
     let mut guards = Vec::with_capacity(regs.len());
     for (pos, t) in regs {
-        let guard = match metrics {
-            Some(m) => {
-                let t0 = Instant::now();
-                let g = t.lock().lock_owned();
-                m.table_lock_wait(t.name(), t0.elapsed());
-                g
-            }
-            None => t.lock().lock_owned(),
+        let t0 = metrics.map(|_| Instant::now());
+        let guard = match (wait, deadline) {
+            (LockWait::Block, _) | (LockWait::Timeout(_), None) => Some(t.lock().lock_owned()),
+            (LockWait::Try, _) => t.lock().try_lock_owned(),
+            (LockWait::Timeout(_), Some(deadline)) => t
+                .lock()
+                .try_lock_owned_for(deadline.saturating_duration_since(Instant::now())),
         };
-        guards.push((pos, t, guard));
+        let Some(guard) = guard else {
+            // Release what we hold (dropping `guards`) and name the table.
+            let tables = vec![t.name().to_string()];
+            return Err(match wait {
+                LockWait::Timeout(timeout) => Error::LockTimeout { tables, timeout },
+                _ => Error::TablesBusy { tables },
+            });
+        };
+        if let (Some(m), Some(t0)) = (metrics, t0) {
+            m.table_lock_wait(t.name(), t0.elapsed());
+        }
+        guards.push((pos, TableGuard::new(t, guard)));
     }
     Ok(begin_locked(db, guards, started))
 }
@@ -356,21 +460,22 @@ pub(crate) fn lock_tables(db: &Db, tables: Vec<Arc<dyn ErasedTable>>) -> Result<
 /// Starts a write transaction over tables whose locks are held.
 pub(crate) fn begin_locked(
     db: &Db,
-    guards: Vec<LockedTable>,
+    guards: Vec<(usize, TableGuard)>,
     started: Option<Instant>,
 ) -> WriteTxn {
     // Loaded after locking: the state of our tables cannot change now.
     let base = db.inner.root.load_full();
     let locked = guards
         .into_iter()
-        .map(|(pos, table, guard)| {
-            let txn = table.clone().begin(&*base[pos]);
-            Locked {
+        .filter_map(|(pos, guard)| {
+            let table = guard.table.clone();
+            let txn = table.clone().begin(&**base.get(pos)?);
+            Some(Locked {
                 pos,
                 table,
                 guard,
                 txn,
-            }
+            })
         })
         .collect();
     WriteTxn {

@@ -1,6 +1,8 @@
 //! Model-based property test: random programs over two tables with a
-//! non-unique multi-key secondary index, checked after every step against
-//! a plain model, including old snapshots and change iterators.
+//! non-unique multi-key secondary index and a unique secondary index,
+//! checked after every step against a plain model, including old
+//! snapshots and change iterators (read through snapshots and through
+//! write transactions that then commit or abort).
 
 mod common;
 
@@ -22,18 +24,33 @@ enum Op {
     NewIterator(usize),
     DropIterator,
     ReadChanges,
+    ReadChangesInTxn,
 }
 
 const TAGS: [&str; 5] = ["", "a", "ab", "b", "a\0"];
+/// Values are unique per table (a unique secondary index): few enough that
+/// inserts conflict now and then.
+const VALUES: u32 = 12;
+
+fn value_index() -> statedb::Index<Obj, u32> {
+    statedb::Index::unique("value", |o: &Obj, k| k.push(&o.value))
+}
+
+/// Would `o` take a value that another object of the table holds?
+fn conflicts(m: &TableModel, o: &Obj) -> bool {
+    m.objects
+        .values()
+        .any(|(x, _)| x.value == o.value && x.id != o.id)
+}
 
 fn op() -> impl Strategy<Value = Op> {
     let t = 0..2usize;
     let id = 0..8u64;
     prop_oneof![
-        6 => (t.clone(), id.clone(), prop::collection::vec(prop::sample::select(TAGS.to_vec()), 0..3), 0..4u32)
+        6 => (t.clone(), id.clone(), prop::collection::vec(prop::sample::select(TAGS.to_vec()), 0..3), 0..VALUES)
             .prop_map(|(t, i, tags, v)| Op::Insert(t, i, tags, v)),
         3 => (t.clone(), id.clone()).prop_map(|(t, i)| Op::Delete(t, i)),
-        2 => (t.clone(), id.clone(), 0..4u32, any::<bool>()).prop_map(|(t, i, v, r)| Op::Cas(t, i, v, r)),
+        2 => (t.clone(), id.clone(), 0..VALUES, any::<bool>()).prop_map(|(t, i, v, r)| Op::Cas(t, i, v, r)),
         2 => (t.clone(), id.clone(), any::<bool>()).prop_map(|(t, i, r)| Op::Cad(t, i, r)),
         1 => t.clone().prop_map(Op::DeleteAll),
         3 => Just(Op::Commit),
@@ -41,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => t.prop_map(Op::NewIterator),
         1 => Just(Op::DropIterator),
         2 => Just(Op::ReadChanges),
+        1 => Just(Op::ReadChangesInTxn),
     ]
 }
 
@@ -75,6 +93,18 @@ fn check(f: &[Table<Obj>; 2], txn: &impl statedb::ReadTxnLike, model: &[TableMod
         assert_eq!(all, want, "all");
         assert_eq!(t.num_objects(txn).unwrap(), m.objects.len());
         assert_eq!(t.revision(txn).unwrap(), m.revision);
+        for v in 0..VALUES {
+            assert_eq!(
+                t.get(txn, value_index().query(&v))
+                    .unwrap()
+                    .map(|(o, _)| o.id),
+                m.objects
+                    .values()
+                    .find(|(o, _)| o.value == v)
+                    .map(|(o, _)| o.id),
+                "unique value {v}"
+            );
+        }
         for i in 0..8u64 {
             assert_eq!(
                 t.get(txn, id.query(&i))
@@ -172,8 +202,8 @@ proptest! {
         let id = id_index();
         let tags = tag_index();
         let tables = [
-            Table::builder("t0", &id).index(&tags).build().unwrap(),
-            Table::builder("t1", &id).index(&tags).build().unwrap(),
+            Table::builder("t0", &id).index(&tags).index(&value_index()).build().unwrap(),
+            Table::builder("t1", &id).index(&tags).index(&value_index()).build().unwrap(),
         ];
         let db = Db::new();
         for t in &tables { db.register_table(t).unwrap(); }
@@ -187,8 +217,13 @@ proptest! {
             match op {
                 Op::Insert(t, i, tg, v) => {
                     let o = Obj { id: i, tags: tg.iter().map(|s| s.to_string()).collect(), value: v };
-                    let old = tables[t].insert(wtxn, o.clone()).unwrap().map(|o| (*o).clone());
+                    let res = tables[t].insert(wtxn, o.clone());
                     let m = &mut pending[t];
+                    if conflicts(m, &o) {
+                        prop_assert!(matches!(res, Err(Error::UniqueConflict { .. })), "expected UniqueConflict");
+                        continue;
+                    }
+                    let old = res.unwrap().map(|o| (*o).clone());
                     m.revision += 1;
                     prop_assert_eq!(old, m.objects.insert(i, (o, m.revision)).map(|x| x.0));
                 }
@@ -208,6 +243,7 @@ proptest! {
                     match cur {
                         None => prop_assert_eq!(res.unwrap_err(), Error::ObjectNotFound),
                         Some(c) if c != rev => prop_assert!(matches!(res, Err(Error::RevisionNotEqual { .. })), "expected RevisionNotEqual"),
+                        Some(_) if conflicts(m, &o) => prop_assert!(matches!(res, Err(Error::UniqueConflict { .. })), "expected UniqueConflict"),
                         Some(_) => { res.unwrap(); m.revision += 1; m.objects.insert(i, (o, m.revision)); }
                     }
                 }
@@ -217,7 +253,7 @@ proptest! {
                     let rev = if right { cur.unwrap_or(1) } else { cur.unwrap_or(0) + 100 };
                     let res = tables[t].compare_and_delete(wtxn, rev, &obj(i, &[], 0));
                     match cur {
-                        None => prop_assert_eq!(res.unwrap_err(), Error::ObjectNotFound),
+                        None => prop_assert_eq!(res, Ok(None), "nothing to delete"),
                         Some(c) if c != rev => prop_assert!(matches!(res, Err(Error::RevisionNotEqual { .. })), "expected RevisionNotEqual"),
                         Some(_) => { res.unwrap(); m.revision += 1; m.objects.remove(&i); }
                     }
@@ -249,6 +285,18 @@ proptest! {
                     iters.push(Iter { table: t, it, seen: BTreeMap::new() });
                 }
                 Op::DropIterator => { iters.pop(); }
+                Op::ReadChangesInTxn => {
+                    // Through a write transaction: only what was committed
+                    // before it began, never its own writes (it may abort).
+                    for it in iters.iter_mut() {
+                        let (changes, _) = it.it.next(&*wtxn).unwrap();
+                        for c in changes {
+                            if c.deleted { it.seen.remove(&c.object.id); } else { it.seen.insert(c.object.id, (*c.object).clone()); }
+                        }
+                        let want: BTreeMap<u64, Obj> = committed[it.table].objects.iter().map(|(k, (o, _))| (*k, o.clone())).collect();
+                        prop_assert_eq!(&it.seen, &want, "iterator view through a write txn");
+                    }
+                }
                 Op::ReadChanges => {
                     // Read changes of committed state only.
                     let r = db.read_txn();

@@ -85,6 +85,29 @@ impl<K: KeyEncoding, V> Map<K, V> {
             .lower_bound(&key.to_key())
             .map(|(_, (k, v))| (k, v))
     }
+
+    /// Entries whose encoded key starts with the encoding of `prefix`, in
+    /// order: for strings and byte strings, the keys that start with it.
+    ///
+    /// ```
+    /// use part::Map;
+    /// let m: Map<String, u32> = ["eth0", "eth1", "lo"]
+    ///     .iter()
+    ///     .enumerate()
+    ///     .map(|(i, k)| (k.to_string(), i as u32))
+    ///     .collect();
+    /// let eth: Vec<&str> = m.prefix("eth").map(|(k, _)| k.as_str()).collect();
+    /// assert_eq!(eth, ["eth0", "eth1"]);
+    /// ```
+    pub fn prefix<Q: KeyEncoding + ?Sized>(
+        &self,
+        prefix: &Q,
+    ) -> impl Iterator<Item = (&K, &V)> + '_ {
+        self.tree
+            .prefix(&prefix.to_key())
+            .0
+            .map(|(_, (k, v))| (k, v))
+    }
 }
 
 impl<K, V> Map<K, V>

@@ -557,6 +557,55 @@ impl<V> Children<V> {
     }
 }
 
+impl<V> Children<V> {
+    /// Moves every child link out (leaving the array empty) and hands each
+    /// one to `f`.
+    fn drain(&mut self, mut f: impl FnMut(Link<V>)) {
+        match self {
+            Children::Empty => {}
+            Children::N4(s) => s.entries().for_each(|(_, c)| f(c)),
+            Children::N16(s) => s.entries().for_each(|(_, c)| f(c)),
+            Children::N48(s) => {
+                s.len = 0;
+                s.index = [0; 256];
+                s.ptrs.iter_mut().filter_map(Option::take).for_each(f);
+            }
+            Children::N256(s) => {
+                s.len = 0;
+                s.ptrs.iter_mut().filter_map(Option::take).for_each(f);
+            }
+        }
+    }
+}
+
+impl<V> Drop for Children<V> {
+    /// Frees the subtree without recursion: a chain of nodes is as deep as
+    /// its longest key, and dropping it recursively would overflow the
+    /// stack on keys that form a long prefix chain. Children that are
+    /// still shared only lose a reference; those freed here have their own
+    /// children moved to a heap stack first.
+    fn drop(&mut self) {
+        if matches!(self, Children::Empty) {
+            return;
+        }
+        let mut freed: Vec<Children<V>> = Vec::new();
+        self.drain(|link| unlink(link, &mut freed));
+        while let Some(mut children) = freed.pop() {
+            children.drain(|link| unlink(link, &mut freed));
+        }
+    }
+}
+
+/// Drops one reference to a child; if it was the last, the child's own
+/// children go to `freed` instead of being dropped recursively.
+fn unlink<V>(link: Link<V>, freed: &mut Vec<Children<V>>) {
+    if let Some(mut node) = Arc::into_inner(link) {
+        if !node.children.is_empty() {
+            freed.push(std::mem::replace(&mut node.children, Children::Empty));
+        }
+    }
+}
+
 fn n48_insert<V>(s: &mut N48<V>, b: u8, child: Link<V>) {
     if let Some(slot) = s.ptrs.iter().position(Option::is_none) {
         s.ptrs[slot] = Some(child);

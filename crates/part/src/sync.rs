@@ -185,6 +185,22 @@ impl OwnedLock {
         }
     }
 
+    /// Waits up to `timeout` for the lock. (Under loom, which has no
+    /// clock, it tries once.)
+    pub fn try_lock_owned_for(&self, timeout: std::time::Duration) -> Option<OwnedLockGuard> {
+        #[cfg(not(loom))]
+        {
+            self.inner
+                .try_lock_arc_for(timeout)
+                .map(|g| OwnedLockGuard { _guard: g })
+        }
+        #[cfg(loom)]
+        {
+            let _ = timeout;
+            self.try_lock_owned()
+        }
+    }
+
     /// Takes the lock if it is free.
     pub fn try_lock_owned(&self) -> Option<OwnedLockGuard> {
         #[cfg(not(loom))]
@@ -213,6 +229,24 @@ impl Drop for OwnedLockGuard {
         *self.lock.locked.lock().unwrap_or_else(|e| e.into_inner()) = false;
         self.lock.released.notify_one();
     }
+}
+
+// A plain std atomic even under loom: tokens only need to be unique.
+static NEXT_THREAD_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static THREAD_TOKEN: u64 = NEXT_THREAD_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static THREAD_TOKEN: u64 = NEXT_THREAD_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A number unique to the calling thread (never 0), to recognise a lock
+/// the thread holds already.
+pub fn thread_token() -> u64 {
+    THREAD_TOKEN.with(|t| *t)
 }
 
 /// An atomically replaceable `Arc<T>`: readers load it without locking.

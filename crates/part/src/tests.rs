@@ -330,3 +330,45 @@ fn lower_bound_watch_fires_on_changes_after_the_bound() {
     t.insert(b"z", 1);
     assert!(w.is_closed());
 }
+
+/// Keys forming a prefix chain ("a", "aa", "aaa", ...) make the tree as
+/// deep as the longest key: insert, delete, iteration and drop must not
+/// recurse per level (this overflowed the stack at a few thousand levels).
+#[test]
+fn deep_prefix_chain_on_a_small_stack() {
+    std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(|| {
+            const DEPTH: usize = 5_000;
+            let key = vec![b'a'; DEPTH];
+            let mut txn = Tree::new().txn();
+            for k in 1..=DEPTH {
+                txn.insert(&key[..k], k);
+            }
+            let tree = txn.commit_and_close();
+            assert_eq!(tree.len(), DEPTH);
+            assert_eq!(tree.get(&key), Some(&DEPTH));
+            assert_eq!(tree.iter().count(), DEPTH);
+            let (_, watch) = tree.get_watch(&key[..DEPTH / 2]);
+            // Delete every other key from the middle out, then the rest,
+            // from a second version so that both trees share nodes.
+            let mut txn = tree.txn();
+            for k in (1..=DEPTH).step_by(2) {
+                assert_eq!(txn.delete(&key[..k]), Some(k));
+            }
+            let half = txn.commit_and_close();
+            assert_eq!(half.len(), DEPTH / 2);
+            let mut txn = half.txn();
+            for k in (2..=DEPTH).step_by(2) {
+                assert_eq!(txn.delete(&key[..k]), Some(k));
+            }
+            let empty = txn.commit_and_close();
+            assert!(empty.is_empty());
+            assert!(watch.is_closed());
+            drop(tree);
+            drop(half);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

@@ -240,56 +240,82 @@ fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// Inserts or modifies `key` below `slot`, whose prefix the caller matched.
-/// Returns the old value and whether a key was added.
+/// Returns the old value and whether a key was added. A loop, not
+/// recursion: a path is as deep as the longest key's chain of prefixes.
 fn upsert<V: Clone + Send + Sync + 'static>(
-    slot: &mut Link<V>,
+    mut slot: &mut Link<V>,
     key: &[u8],
-    depth: usize,
+    mut depth: usize,
     f: impl FnOnce(Option<&V>) -> V,
     ctx: &mut Ctx,
     full: bool,
     is_root: bool,
 ) -> (Option<V>, bool) {
-    let node = make_mut(slot, ctx, full || is_root);
-    let d = depth + node.prefix.len();
-    if d == key.len() {
-        return match &mut node.leaf {
-            Some(leaf) => {
-                let new = f(Some(&leaf.value));
-                let old = std::mem::replace(&mut leaf.value, new);
-                if let Some(w) = leaf.watch.take() {
-                    ctx.close.push(w);
+    let mut retire = full || is_root;
+    loop {
+        let node = make_mut(slot, ctx, retire);
+        let d = depth + node.prefix.len();
+        if d == key.len() {
+            return match &mut node.leaf {
+                Some(leaf) => {
+                    let new = f(Some(&leaf.value));
+                    let old = std::mem::replace(&mut leaf.value, new);
+                    if let Some(w) = leaf.watch.take() {
+                        ctx.close.push(w);
+                    }
+                    (Some(old), false)
                 }
-                (Some(old), false)
-            }
-            None => {
-                node.leaf = Some(Leaf::new(key, f(None)));
-                (None, true)
-            }
-        };
-    }
-    let b = key[d];
-    let rest = &key[d + 1..];
-    let Some(child) = node.children.get_mut(b) else {
-        node.children
-            .insert(b, Arc::new(Node::new_leaf(rest, key, f(None))));
-        return (None, true);
-    };
-    let common = common_prefix_len(&child.prefix, rest);
-    if common == child.prefix.len() {
-        let shared = Arc::strong_count(child) != 1 || Arc::weak_count(child) != 0;
-        if shared && common == rest.len() && child.children.is_empty() && child.leaf.is_some() {
-            // Replacing the value of a shared leaf-only node: build the new
-            // node directly rather than copy the old one and overwrite it.
-            let old = child.leaf.as_ref().map(|l| &l.value);
-            let node = Node::new_leaf(rest, key, f(old));
-            let old = std::mem::replace(child, Arc::new(node));
-            return (retire_leaf_node(old, ctx, full), false);
+                None => {
+                    node.leaf = Some(Leaf::new(key, f(None)));
+                    (None, true)
+                }
+            };
         }
-        return upsert(child, key, d + 1, f, ctx, full, false);
+        let b = key[d];
+        let rest = &key[d + 1..];
+        if node.children.get(b).is_none() {
+            node.children
+                .insert(b, Arc::new(Node::new_leaf(rest, key, f(None))));
+            return (None, true);
+        }
+        // Looked up twice: holding the first borrow across the insert above
+        // is refused when the child becomes the next loop's slot.
+        let Some(child) = node.children.get_mut(b) else {
+            return (None, false);
+        };
+        let common = common_prefix_len(&child.prefix, rest);
+        if common == child.prefix.len() {
+            let shared = Arc::strong_count(child) != 1 || Arc::weak_count(child) != 0;
+            if shared && common == rest.len() && child.children.is_empty() && child.leaf.is_some() {
+                // Replacing the value of a shared leaf-only node: build the
+                // new node directly rather than copy the old one and
+                // overwrite it.
+                let old = child.leaf.as_ref().map(|l| &l.value);
+                let node = Node::new_leaf(rest, key, f(old));
+                let old = std::mem::replace(child, Arc::new(node));
+                return (retire_leaf_node(old, ctx, full), false);
+            }
+            slot = child;
+            depth = d + 1;
+            retire = full;
+            continue;
+        }
+        return split_and_insert(child, key, rest, common, f, ctx, full);
     }
-    // The key leaves the child's compressed path: split it with a new inner
-    // node holding the common part.
+}
+
+/// `key` leaves `child`'s compressed path after `common` bytes of `rest`
+/// (the key after the edge byte): split the path with a new inner node
+/// holding the common part, and add the key there.
+fn split_and_insert<V: Clone + Send + Sync + 'static>(
+    child: &mut Link<V>,
+    key: &[u8],
+    rest: &[u8],
+    common: usize,
+    f: impl FnOnce(Option<&V>) -> V,
+    ctx: &mut Ctx,
+    full: bool,
+) -> (Option<V>, bool) {
     let child_prefix = Prefix::from_slice(&child.prefix);
     let mut inner = Node::empty();
     inner.prefix = Prefix::from_slice(&child_prefix[..common]);
@@ -311,32 +337,73 @@ fn upsert<V: Clone + Send + Sync + 'static>(
 }
 
 /// Deletes `key` below `slot`; the caller checked that it exists.
+///
+/// A loop, not recursion. Only the parent of the node that loses the key
+/// needs fixing afterwards (a non-root node without a leaf has at least two
+/// children, so the removal cannot cascade further up): the loop walks
+/// down until the next node is where the key ends, or holds it in a
+/// leaf-only child, removes it there and repairs that node in its parent.
 fn delete<V: Clone + Send + Sync + 'static>(
-    slot: &mut Link<V>,
+    mut slot: &mut Link<V>,
     key: &[u8],
-    depth: usize,
+    mut depth: usize,
     ctx: &mut Ctx,
     full: bool,
     is_root: bool,
 ) -> Option<V> {
-    let node = make_mut(slot, ctx, full || is_root);
-    let d = depth + node.prefix.len();
-    if d == key.len() {
-        let leaf = node.leaf.take()?;
-        if let Some(w) = leaf.watch.into_inner() {
-            ctx.close.push(w);
+    let mut retire = full || is_root;
+    loop {
+        let node = make_mut(slot, ctx, retire);
+        let d = depth + node.prefix.len();
+        if d == key.len() {
+            // Only reached at the root: below it, the parent handles the
+            // node where the key ends.
+            return take_leaf(node, ctx);
         }
-        return Some(leaf.value);
+        let b = key[d];
+        let child = node.children.get(b)?;
+        if child.children.is_empty() {
+            // The key exists, so this leaf-only child holds it: unlink it
+            // whole instead of copying it first.
+            let old = node.children.remove(b)?;
+            return retire_leaf_node(old, ctx, full);
+        }
+        let cd = d + 1 + child.prefix.len();
+        let ends_in_child = cd == key.len()
+            || key
+                .get(cd)
+                .and_then(|gb| child.children.get(*gb))
+                .is_none_or(|g| g.children.is_empty());
+        if ends_in_child {
+            let old = delete_in(node, b, key, cd, ctx, full)?;
+            return Some(old);
+        }
+        slot = node.children.get_mut(b)?;
+        depth = d + 1;
+        retire = full;
     }
-    let b = key[d];
+}
+
+/// Removes `key`, which ends in the child `b` of `node` or in a leaf-only
+/// child of it (`cd` is the key depth after the child's prefix), then
+/// removes or path-compresses that child.
+fn delete_in<V: Clone + Send + Sync + 'static>(
+    node: &mut Node<V>,
+    b: u8,
+    key: &[u8],
+    cd: usize,
+    ctx: &mut Ctx,
+    full: bool,
+) -> Option<V> {
     let child = node.children.get_mut(b)?;
-    if child.children.is_empty() {
-        // The key exists, so this leaf-only child holds it: unlink it
-        // whole instead of copying it first.
-        let old = node.children.remove(b)?;
-        return retire_leaf_node(old, ctx, full);
-    }
-    let old = delete(child, key, d + 1, ctx, full, false)?;
+    let c = make_mut(child, ctx, full);
+    let old = if cd == key.len() {
+        take_leaf(c, ctx)?
+    } else {
+        let gb = key[cd];
+        let leaf_only = c.children.remove(gb)?;
+        retire_leaf_node(leaf_only, ctx, full)?
+    };
     if child.is_empty() {
         node.children.remove(b);
     } else if child.leaf.is_none() {
@@ -354,4 +421,13 @@ fn delete<V: Clone + Send + Sync + 'static>(
         }
     }
     Some(old)
+}
+
+/// Takes the leaf out of a private node; its watch closes on commit.
+fn take_leaf<V>(node: &mut Node<V>, ctx: &mut Ctx) -> Option<V> {
+    let leaf = node.leaf.take()?;
+    if let Some(w) = leaf.watch.into_inner() {
+        ctx.close.push(w);
+    }
+    Some(leaf.value)
 }

@@ -4,6 +4,7 @@
 //! changes in a committed and published transaction. Only the tree (through
 //! [`WatchesToClose`]) can close a watch: readers can only wait.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,20 +36,14 @@ pub struct Watch {
 
 struct WatchInner {
     closed: AtomicBool,
-    waiters: Mutex<Vec<Waiter>>,
+    /// Waiters by id: registering and removing one is O(1) however many
+    /// wait on the same watch.
+    waiters: Mutex<HashMap<u64, Waiter>>,
 }
 
 enum Waiter {
-    Thread(u64, sync::Arc<Signal>),
-    Task(u64, Waker),
-}
-
-impl Waiter {
-    fn id(&self) -> u64 {
-        match self {
-            Waiter::Thread(id, _) | Waiter::Task(id, _) => *id,
-        }
-    }
+    Thread(sync::Arc<Signal>),
+    Task(Waker),
 }
 
 /// A thread parked on one or more watches.
@@ -112,7 +107,7 @@ impl Watch {
         Watch {
             inner: sync::Arc::new(WatchInner {
                 closed: AtomicBool::new(closed),
-                waiters: Mutex::new(Vec::new()),
+                waiters: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -139,21 +134,27 @@ impl Watch {
         sync::Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    /// The address of the shared state: equal for handles of one watch.
+    fn identity(&self) -> usize {
+        let inner: &WatchInner = &self.inner;
+        inner as *const WatchInner as usize
+    }
+
     pub(crate) fn close(&self) {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
         let waiters = std::mem::take(&mut *self.inner.waiters.lock());
-        for w in waiters {
+        for w in waiters.into_values() {
             match w {
-                Waiter::Thread(_, s) => s.fire(),
-                Waiter::Task(_, waker) => waker.wake(),
+                Waiter::Thread(s) => s.fire(),
+                Waiter::Task(waker) => waker.wake(),
             }
         }
     }
 
     /// Registers a waiter unless already closed. Returns false when closed.
-    fn register(&self, waiter: Waiter) -> bool {
+    fn register(&self, id: u64, waiter: Waiter) -> bool {
         let mut waiters = self.inner.waiters.lock();
         // Checked under the lock: `close` sets the flag before taking the
         // list, so a waiter added here is either seen by `close` or we see
@@ -161,20 +162,12 @@ impl Watch {
         if self.is_closed() {
             return false;
         }
-        let id = waiter.id();
-        if let Some(slot) = waiters.iter_mut().find(|w| w.id() == id) {
-            *slot = waiter;
-        } else {
-            waiters.push(waiter);
-        }
+        waiters.insert(id, waiter);
         true
     }
 
     fn deregister(&self, id: u64) {
-        let mut waiters = self.inner.waiters.lock();
-        if let Some(pos) = waiters.iter().position(|w| w.id() == id) {
-            waiters.swap_remove(pos);
-        }
+        self.inner.waiters.lock().remove(&id);
     }
 
     /// Blocks the current thread until the watch closes.
@@ -194,7 +187,7 @@ impl Watch {
         }
         let id = next_waiter_id();
         let signal = Signal::new();
-        if !self.register(Waiter::Thread(id, signal.clone())) {
+        if !self.register(id, Waiter::Thread(signal.clone())) {
             return true;
         }
         let fired = signal.wait(deadline);
@@ -246,7 +239,7 @@ impl Future for Closed {
             return Poll::Ready(());
         }
         let id = *self.id.get_or_insert_with(next_waiter_id);
-        if self.watch.register(Waiter::Task(id, cx.waker().clone())) {
+        if self.watch.register(id, Waiter::Task(cx.waker().clone())) {
             Poll::Pending
         } else {
             self.id = None;
@@ -343,9 +336,13 @@ impl WatchesToClose {
 }
 
 /// Several watches waited on together: returns when any of them closes.
+///
+/// Adding is O(1): duplicates are recognised by identity (a hash of the
+/// watch's address), so a set of a million watches builds in linear time.
 #[derive(Default, Clone, Debug)]
 pub struct WatchSet {
     watches: Vec<Watch>,
+    ids: HashSet<usize>,
 }
 
 impl WatchSet {
@@ -354,10 +351,18 @@ impl WatchSet {
         Self::default()
     }
 
-    /// Adds a watch to the set.
+    /// Adds a watch to the set (once: adding the same watch again is a
+    /// no-op).
     pub fn add(&mut self, watch: Watch) {
-        if !self.watches.iter().any(|w| w.same_as(&watch)) {
+        if self.ids.insert(watch.identity()) {
             self.watches.push(watch);
+        }
+    }
+
+    /// Moves every watch of `other` into this set.
+    pub fn merge(&mut self, other: WatchSet) {
+        for w in other.watches {
+            self.add(w);
         }
     }
 
@@ -374,6 +379,7 @@ impl WatchSet {
     /// Removes all watches.
     pub fn clear(&mut self) {
         self.watches.clear();
+        self.ids.clear();
     }
 
     /// The watches of the set that are closed now.
@@ -397,6 +403,78 @@ impl WatchSet {
         self.wait_deadline(None)
     }
 
+    /// Like [`WatchSet::wait_timeout`], then batches: after the first
+    /// watch closes, keeps waiting while further watches of the set close
+    /// less than `settle` apart, so that a burst of changes is handled in
+    /// one go. Returns the closed watches (empty on timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a_closer, a) = part::Watch::channel();
+    /// let (_b_closer, b) = part::Watch::channel();
+    /// let mut set = part::WatchSet::new();
+    /// set.add(a);
+    /// set.add(b);
+    /// a_closer.close();
+    /// let closed = set.wait_settled(Duration::from_secs(5), Duration::from_millis(1));
+    /// assert_eq!(closed.len(), 1);
+    /// ```
+    pub fn wait_settled(&self, timeout: Duration, settle: Duration) -> Vec<Watch> {
+        let mut closed = self.wait_timeout(timeout);
+        if closed.is_empty() || settle.is_zero() {
+            return closed;
+        }
+        loop {
+            let open = self.open_watches();
+            if open.is_empty() {
+                return closed;
+            }
+            let more = open.wait_timeout(settle);
+            if more.is_empty() {
+                return closed;
+            }
+            closed.extend(more);
+        }
+    }
+
+    /// The async form of [`WatchSet::wait_settled`] (without a timeout:
+    /// drop the future to stop waiting). `sleep` is the runtime's timer,
+    /// e.g. `tokio::time::sleep`; this crate depends on no runtime.
+    pub async fn wait_async_settled<F>(
+        &self,
+        settle: Duration,
+        mut sleep: impl FnMut(Duration) -> F,
+    ) -> Vec<Watch>
+    where
+        F: Future<Output = ()>,
+    {
+        let mut closed = self.wait_async().await;
+        if settle.is_zero() {
+            return closed;
+        }
+        loop {
+            let open = self.open_watches();
+            if open.is_empty() {
+                return closed;
+            }
+            let timer = std::pin::pin!(sleep(settle));
+            let any = std::pin::pin!(open.wait_async());
+            match futures_select(any, timer).await {
+                Some(more) => closed.extend(more),
+                None => return closed,
+            }
+        }
+    }
+
+    /// The watches not closed yet, as a set of their own.
+    fn open_watches(&self) -> WatchSet {
+        let mut open = WatchSet::new();
+        for w in self.watches.iter().filter(|w| !w.is_closed()) {
+            open.add(w.clone());
+        }
+        open
+    }
+
     fn wait_deadline(&self, deadline: Option<Instant>) -> Vec<Watch> {
         if self.watches.is_empty() {
             return Vec::new();
@@ -409,7 +487,7 @@ impl WatchSet {
         let signal = Signal::new();
         let mut any_closed = false;
         for w in &self.watches {
-            if !w.register(Waiter::Thread(id, signal.clone())) {
+            if !w.register(id, Waiter::Thread(signal.clone())) {
                 any_closed = true;
                 break;
             }
@@ -435,6 +513,41 @@ impl WatchSet {
     }
 }
 
+impl Extend<Watch> for WatchSet {
+    fn extend<I: IntoIterator<Item = Watch>>(&mut self, iter: I) {
+        for w in iter {
+            self.add(w);
+        }
+    }
+}
+
+impl FromIterator<Watch> for WatchSet {
+    fn from_iter<I: IntoIterator<Item = Watch>>(iter: I) -> Self {
+        let mut set = WatchSet::new();
+        set.extend(iter);
+        set
+    }
+}
+
+/// The first of two futures to complete: `Some` with the first's output,
+/// `None` when the second (a timer) completes first.
+async fn futures_select<A, B>(mut a: Pin<&mut A>, mut b: Pin<&mut B>) -> Option<A::Output>
+where
+    A: Future,
+    B: Future<Output = ()>,
+{
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if b.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 struct AnyClosed<'a> {
     watches: &'a [Watch],
     id: u64,
@@ -444,7 +557,7 @@ impl Future for AnyClosed<'_> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         for w in self.watches {
-            if !w.register(Waiter::Task(self.id, cx.waker().clone())) {
+            if !w.register(self.id, Waiter::Task(cx.waker().clone())) {
                 return Poll::Ready(());
             }
         }
