@@ -2,6 +2,7 @@
 //! retries, and periodic or triggered full reconciliation.
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -17,6 +18,34 @@ use crate::metrics::Metrics;
 use crate::retries::RetryQueue;
 use crate::status::{OP_DELETE, OP_PRUNE, OP_UPDATE, Status, StatusKind};
 
+/// What a round does with one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    /// `Operations::update`; the status is written back.
+    Update,
+    /// A soft delete (`Status::pending_delete`): `Operations::delete`, then
+    /// the row is removed.
+    SoftDelete,
+    /// The row was deleted from the table: `Operations::delete` with its
+    /// last version; no row to write back, so failures stay in the retry
+    /// queue until the delete succeeds or the key is inserted again.
+    HardDelete,
+}
+
+impl Action {
+    fn is_delete(self) -> bool {
+        self != Action::Update
+    }
+}
+
+/// One object to reconcile in a round.
+struct Work<Obj> {
+    pk: Key,
+    object: Arc<Obj>,
+    revision: Revision,
+    action: Action,
+}
+
 /// The outcome of one operation on one object, to be written back.
 struct Outcome<Obj> {
     pk: Key,
@@ -24,7 +53,7 @@ struct Outcome<Obj> {
     object: Obj,
     /// The revision the operation saw: the write-back is compare-and-swap.
     revision: Revision,
-    delete: bool,
+    action: Action,
     result: Result<(), String>,
 }
 
@@ -37,6 +66,9 @@ pub(crate) struct Runner<Obj: Send + Sync + 'static> {
     pub trigger: Arc<Notify>,
     retries: RetryQueue<Obj>,
     prune_error: Option<String>,
+    /// Rows this reconciler removed after a successful soft delete: their
+    /// delete shows up in the change iterator and needs no second delete.
+    deleted_by_us: HashSet<Key>,
 }
 
 fn panic_message(p: Box<dyn Any + Send>) -> String {
@@ -80,6 +112,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             trigger,
             retries,
             prune_error: None,
+            deleted_by_us: HashSet::new(),
         }
     }
 
@@ -111,6 +144,10 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         let interval = self.cfg.full_reconciliation_interval;
         let mut next_full = (!interval.is_zero()).then(|| Instant::now() + interval);
         let mut full_requested = false;
+        // The first prune runs as soon as the table is initialized, whatever
+        // the interval: leftovers in the target from before a restart go at
+        // once. (A full round requested by then prunes too.)
+        let mut prune_requested = true;
         // Set when a round stopped at the round size with changes left.
         let mut more = true;
         // The table watch of the snapshot the last round read its changes
@@ -160,12 +197,20 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             }
             if full_requested && initialized {
                 full_requested = false;
+                prune_requested = false;
                 let txn = self.db.read_txn();
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = self.full(&txn) => {}
                 }
                 next_full = (!interval.is_zero()).then(|| Instant::now() + interval);
+            } else if prune_requested && initialized {
+                prune_requested = false;
+                let txn = self.db.read_txn();
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = self.prune(&txn) => {}
+                }
             }
             self.report_health();
         }
@@ -208,7 +253,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
     ) -> (bool, Option<statedb::Watch>) {
         let limit = self.cfg.incremental_round_size;
         let get_status = self.cfg.get_object_status;
-        let mut work: Vec<(Key, Arc<Obj>, Revision)> = Vec::new();
+        let mut work: Vec<Work<Obj>> = Vec::new();
         let mut more = false;
         let mut watch = None;
         match changes.next(txn) {
@@ -216,18 +261,52 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                 watch = Some(w);
                 while work.len() < limit {
                     let Some(change) = iter.next() else { break };
-                    if !change.deleted && get_status(&change.object).kind != StatusKind::Pending {
-                        // Our own status write (or a foreign one): nothing to do.
+                    if change.deleted {
+                        let pk = self.primary_key(&change.object);
+                        // Earlier failures of the row no longer count.
+                        self.retries.remove(&pk);
+                        if self.deleted_by_us.remove(&pk) {
+                            continue;
+                        }
+                        work.push(Work {
+                            pk,
+                            object: change.object,
+                            revision: change.revision,
+                            action: Action::HardDelete,
+                        });
                         continue;
                     }
-                    let pk = self.primary_key(&change.object);
-                    if change.deleted {
-                        self.retries.remove(&pk);
+                    let status = get_status(&change.object);
+                    if status.kind != StatusKind::Pending {
+                        // Our own status write (or a foreign one): nothing to
+                        // do, but a re-inserted key cancels a pending retry
+                        // of its hard delete (the insert wins).
+                        if !self.deleted_by_us.is_empty() || self.retries.len() > 0 {
+                            let pk = self.primary_key(&change.object);
+                            self.deleted_by_us.remove(&pk);
+                            if self.retries.is_hard_delete(&pk) {
+                                self.retries.remove(&pk);
+                            }
+                        }
                         continue;
+                    }
+                    let action = if status.delete {
+                        Action::SoftDelete
+                    } else {
+                        Action::Update
+                    };
+                    let pk = self.primary_key(&change.object);
+                    if !self.deleted_by_us.is_empty() {
+                        self.deleted_by_us.remove(&pk);
                     }
                     // A new desired version: earlier failures no longer count.
                     self.retries.remove(&pk);
-                    work.push((pk, change.object, change.revision));
+                    work.push(Work {
+                        pk,
+                        object: change.object,
+                        revision: change.revision,
+                        action,
+                    });
                 }
                 more = work.len() >= limit;
             }
@@ -238,8 +317,8 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         // Retries that are due, looked up again in this snapshot.
         let now = Instant::now();
         if work.len() < limit {
-            for (pk, obj) in self.retries.due(now, limit - work.len()) {
-                if work.iter().any(|(k, ..)| *k == pk) {
+            for (pk, obj, hard_delete) in self.retries.due(now, limit - work.len()) {
+                if work.iter().any(|w| w.pk == pk) {
                     continue;
                 }
                 let current = self
@@ -248,8 +327,26 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                     .primary_query(&obj)
                     .and_then(|q| self.cfg.table.get(txn, q).ok().flatten());
                 match current {
-                    Some((cur, rev)) if get_status(&cur).kind == StatusKind::Error => {
-                        work.push((pk, cur, rev));
+                    // The key is back in the table: the insert wins.
+                    Some(_) if hard_delete => self.retries.remove(&pk),
+                    None if hard_delete => work.push(Work {
+                        pk,
+                        object: obj,
+                        revision: 0,
+                        action: Action::HardDelete,
+                    }),
+                    Some((cur, revision)) if get_status(&cur).kind == StatusKind::Error => {
+                        let action = if get_status(&cur).delete {
+                            Action::SoftDelete
+                        } else {
+                            Action::Update
+                        };
+                        work.push(Work {
+                            pk,
+                            object: cur,
+                            revision,
+                            action,
+                        });
                     }
                     _ => self.retries.remove(&pk),
                 }
@@ -273,21 +370,16 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         (more, watch)
     }
 
-    async fn run_each(
-        &self,
-        txn: &ReadTxn,
-        work: Vec<(Key, Arc<Obj>, Revision)>,
-    ) -> Vec<Outcome<Obj>> {
+    async fn run_each(&self, txn: &ReadTxn, work: Vec<Work<Obj>>) -> Vec<Outcome<Obj>> {
         let ops = self.cfg.operations.clone();
         let mut out = Vec::with_capacity(work.len());
-        for (pk, obj, revision) in work {
-            let delete = (self.cfg.get_object_status)(&obj).delete;
-            let mut object = (self.cfg.clone_object)(&obj);
-            drop(obj);
+        for w in work {
+            let mut object = (self.cfg.clone_object)(&w.object);
+            drop(w.object);
             // Timed only when someone records it: a clock read per
             // operation shows at a million objects per second.
             let start = self.metrics.as_ref().map(|_| Instant::now());
-            let (op, result) = if delete {
+            let (op, result) = if w.action.is_delete() {
                 (OP_DELETE, guarded(ops.delete(txn, &object)).await)
             } else {
                 (OP_UPDATE, guarded(ops.update(txn, &mut object, None)).await)
@@ -296,10 +388,10 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                 m.incremental_reconciliation_duration(&self.module_id, op, start.elapsed());
             }
             out.push(Outcome {
-                pk,
+                pk: w.pk,
                 object,
-                revision,
-                delete,
+                revision: w.revision,
+                action: w.action,
                 result,
             });
         }
@@ -310,27 +402,26 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         &self,
         txn: &ReadTxn,
         batch_ops: &dyn crate::config::BatchOperations<Obj>,
-        work: Vec<(Key, Arc<Obj>, Revision)>,
+        work: Vec<Work<Obj>>,
     ) -> Vec<Outcome<Obj>> {
-        let mut deletes = Vec::new();
-        let mut updates = Vec::new();
-        let mut keys = (Vec::new(), Vec::new());
-        for (pk, obj, revision) in work {
+        let mut deletes = (Vec::new(), Vec::new());
+        let mut updates = (Vec::new(), Vec::new());
+        for w in work {
             let entry = BatchEntry {
-                object: (self.cfg.clone_object)(&obj),
-                revision,
+                object: (self.cfg.clone_object)(&w.object),
+                revision: w.revision,
                 result: Ok(()),
             };
-            if (self.cfg.get_object_status)(&obj).delete {
-                deletes.push(entry);
-                keys.0.push(pk);
+            let side = if w.action.is_delete() {
+                &mut deletes
             } else {
-                updates.push(entry);
-                keys.1.push(pk);
-            }
+                &mut updates
+            };
+            side.0.push(entry);
+            side.1.push((w.pk, w.action));
         }
         let mut out = Vec::new();
-        for (delete, mut batch, keys) in [(true, deletes, keys.0), (false, updates, keys.1)] {
+        for (delete, (mut batch, keys)) in [(true, deletes), (false, updates)] {
             if batch.is_empty() {
                 continue;
             }
@@ -349,7 +440,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                 m.incremental_reconciliation_duration(&self.module_id, op, start.elapsed());
             }
             let panicked = res.err().map(panic_message);
-            for (entry, pk) in batch.into_iter().zip(keys) {
+            for (entry, (pk, action)) in batch.into_iter().zip(keys) {
                 let result = match &panicked {
                     Some(msg) => Err(msg.clone()),
                     None => entry.result.map_err(|e| e.to_string()),
@@ -358,7 +449,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                     pk,
                     object: entry.object,
                     revision: entry.revision,
-                    delete,
+                    action,
                     result,
                 });
             }
@@ -371,6 +462,27 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
     /// object that changed meanwhile is dropped, and the newer version is
     /// reconciled in a later round.
     fn write_back(&mut self, outcomes: Vec<Outcome<Obj>>) {
+        let now = Instant::now();
+        // Hard deletes have no row to write: settle them first, and open
+        // a write transaction only for the rest.
+        let mut rows = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            if o.action != Action::HardDelete {
+                rows.push(o);
+                continue;
+            }
+            match o.result {
+                Ok(()) => self.retries.remove(&o.pk),
+                Err(err) => {
+                    self.note_failure(&o.pk, &err);
+                    self.retries
+                        .add_hard_delete(o.pk, Arc::new(o.object), err, now);
+                }
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
         let table = self.cfg.table.clone();
         let mut wtxn = match self.db.write_txn(&[&table]) {
             Ok(w) => w,
@@ -379,14 +491,16 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                 return;
             }
         };
-        let now = Instant::now();
         // One timestamp for the whole write-back.
         let done = Status::done();
-        for mut o in outcomes {
+        for mut o in rows {
             match o.result {
-                Ok(()) if o.delete => {
+                Ok(()) if o.action == Action::SoftDelete => {
                     // Stale (changed or gone) deletes are dropped.
-                    let _ = table.compare_and_delete(&mut wtxn, o.revision, &o.object);
+                    if let Ok(Some(_)) = table.compare_and_delete(&mut wtxn, o.revision, &o.object)
+                    {
+                        self.deleted_by_us.insert(o.pk.clone());
+                    }
                     self.retries.remove(&o.pk);
                 }
                 Ok(()) => {
@@ -395,14 +509,15 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                     self.retries.remove(&o.pk);
                 }
                 Err(err) => {
-                    (self.cfg.set_object_status)(&mut o.object, Status::error(o.delete, &err));
+                    let delete = o.action.is_delete();
+                    (self.cfg.set_object_status)(&mut o.object, Status::error(delete, &err));
                     let object = Arc::new(o.object);
                     if table
                         .compare_and_swap(&mut wtxn, o.revision, object.clone())
                         .is_ok()
                     {
-                        let delay = self.retries.add(o.pk, object, err.clone(), now);
-                        tracing::debug!(module_id = %self.module_id, error = %err, retry_in = ?delay, "operation failed");
+                        self.note_failure(&o.pk, &err);
+                        self.retries.add(o.pk, object, err, now);
                     }
                 }
             }
@@ -410,27 +525,51 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         wtxn.commit();
     }
 
+    /// Logs a failure at `warn` once per failure streak of an object (the
+    /// first failure after a success or a new version), later ones at
+    /// `debug`.
+    fn note_failure(&self, pk: &Key, err: &str) {
+        let key = String::from_utf8_lossy(pk);
+        if self.retries.contains(pk) {
+            tracing::debug!(module_id = %self.module_id, key = %key, error = %err, "operation failed again");
+        } else {
+            tracing::warn!(module_id = %self.module_id, key = %key, error = %err, "operation failed; retrying with backoff");
+        }
+    }
+
+    /// Removes from the target what no object asks for; returns the error.
+    /// A failed prune is reported in health until a later prune succeeds.
+    async fn prune(&mut self, txn: &ReadTxn) -> Option<String> {
+        let all = match self.cfg.table.all(txn) {
+            Ok(all) => all,
+            Err(e) => return Some(format!("prune: {e}")),
+        };
+        let start = Instant::now();
+        let res = guarded(self.cfg.operations.prune(txn, all)).await;
+        if let Some(m) = &self.metrics {
+            m.full_reconciliation_duration(&self.module_id, OP_PRUNE, start.elapsed());
+        }
+        match res {
+            Ok(()) => {
+                tracing::debug!(module_id = %self.module_id, "pruned");
+                self.prune_error = None;
+                None
+            }
+            Err(e) => {
+                let e = format!("prune: {e}");
+                tracing::warn!(module_id = %self.module_id, error = %e, "prune failed");
+                self.prune_error = Some(e.clone());
+                Some(e)
+            }
+        }
+    }
+
     /// Full reconciliation: prune, then update every object comparing with
     /// the target. Failures get an error status and join the retry queue.
     async fn full(&mut self, txn: &ReadTxn) {
         let ops = self.cfg.operations.clone();
         let table = self.cfg.table.clone();
-        let mut errs = Vec::new();
-        if let Ok(all) = table.all(txn) {
-            let start = Instant::now();
-            let res = guarded(ops.prune(txn, all)).await;
-            if let Some(m) = &self.metrics {
-                m.full_reconciliation_duration(&self.module_id, OP_PRUNE, start.elapsed());
-            }
-            match res {
-                Ok(()) => self.prune_error = None,
-                Err(e) => {
-                    let e = format!("prune: {e}");
-                    errs.push(e.clone());
-                    self.prune_error = Some(e);
-                }
-            }
-        }
+        let mut errs: Vec<String> = self.prune(txn).await.into_iter().collect();
         let mut outcomes = Vec::new();
         // The iterator owns its snapshot, so it can be held across the
         // operations' awaits; no need to copy every object out first.
@@ -447,7 +586,6 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             if status.delete || status.kind == StatusKind::Pending {
                 continue;
             }
-            let was_error = status.kind == StatusKind::Error;
             let mut object = (self.cfg.clone_object)(&obj);
             let mut changed = false;
             let start = Instant::now();
@@ -461,16 +599,16 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             if let Err(e) = &result {
                 errs.push(e.clone());
             }
-            // Write back failures, and successes that repair an error.
-            if result.is_err() || was_error {
-                outcomes.push(Outcome {
-                    pk: self.primary_key(&obj),
-                    object,
-                    revision,
-                    delete: false,
-                    result,
-                });
-            }
+            // Every result is written back (compare-and-swap, so a result
+            // for an object changed meanwhile is dropped): the object as the
+            // update left it, with a fresh done status or the error.
+            outcomes.push(Outcome {
+                pk: self.primary_key(&obj),
+                object,
+                revision,
+                action: Action::Update,
+                result,
+            });
         }
         if !outcomes.is_empty() {
             self.write_back(outcomes);

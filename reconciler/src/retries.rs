@@ -9,6 +9,9 @@ use tokio::time::Instant;
 
 struct Entry<Obj> {
     object: Arc<Obj>,
+    /// The object was deleted from the table: retry deleting it from the
+    /// target (there is no row to carry its status).
+    hard_delete: bool,
     attempts: u32,
     due: Instant,
     error: String,
@@ -47,6 +50,28 @@ impl<Obj> RetryQueue<Obj> {
 
     /// Records a failure of `object`; returns the delay until its retry.
     pub fn add(&mut self, pk: Key, object: Arc<Obj>, error: String, now: Instant) -> Duration {
+        self.add_entry(pk, object, false, error, now)
+    }
+
+    /// Records a failed delete of an object deleted from the table.
+    pub fn add_hard_delete(
+        &mut self,
+        pk: Key,
+        object: Arc<Obj>,
+        error: String,
+        now: Instant,
+    ) -> Duration {
+        self.add_entry(pk, object, true, error, now)
+    }
+
+    fn add_entry(
+        &mut self,
+        pk: Key,
+        object: Arc<Obj>,
+        hard_delete: bool,
+        error: String,
+        now: Instant,
+    ) -> Duration {
         let attempts = self.entries.get(&pk).map_or(0, |e| e.attempts) + 1;
         self.remove(&pk);
         let delay = self.backoff(attempts);
@@ -56,6 +81,7 @@ impl<Obj> RetryQueue<Obj> {
             pk,
             Entry {
                 object,
+                hard_delete,
                 attempts,
                 due,
                 error,
@@ -76,15 +102,30 @@ impl<Obj> RetryQueue<Obj> {
         self.by_due.first().map(|(t, _)| *t)
     }
 
-    /// The objects due at `now`, at most `limit`; they stay queued (with
-    /// their attempt count) until removed or re-added.
-    pub fn due(&self, now: Instant, limit: usize) -> Vec<(Key, Arc<Obj>)> {
+    /// The objects due at `now`, at most `limit`, each with whether it is
+    /// a hard delete; they stay queued (with their attempt count) until
+    /// removed or re-added.
+    pub fn due(&self, now: Instant, limit: usize) -> Vec<(Key, Arc<Obj>, bool)> {
         self.by_due
             .iter()
             .take_while(|(t, _)| *t <= now)
             .take(limit)
-            .filter_map(|(_, k)| self.entries.get(k).map(|e| (k.clone(), e.object.clone())))
+            .filter_map(|(_, k)| {
+                self.entries
+                    .get(k)
+                    .map(|e| (k.clone(), e.object.clone(), e.hard_delete))
+            })
             .collect()
+    }
+
+    /// True if `pk` is queued.
+    pub fn contains(&self, pk: &[u8]) -> bool {
+        self.entries.contains_key(pk)
+    }
+
+    /// True if `pk` waits for a retry of a hard delete.
+    pub fn is_hard_delete(&self, pk: &[u8]) -> bool {
+        self.entries.get(pk).is_some_and(|e| e.hard_delete)
     }
 
     /// The last error of every queued object.

@@ -711,3 +711,205 @@ fn blocking_wait_for_reconciliation() {
     assert_eq!(target.state.lock().len(), 2);
     rt.block_on(lc.stop());
 }
+
+// ---- the promise: target = desired state ---------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn hard_deletes_reach_the_target() {
+    let h = start(|_| {}, |_, _| {}).await;
+    let objs: Vec<TObj> = (0..1000).map(|i| pending(i, i as u32)).collect();
+    h.insert(&objs);
+    h.settled().await;
+    assert_eq!(h.target.state.lock().len(), 1000);
+    // Table::delete of 100 rows.
+    let mut w = h.db.write_txn(&[&h.table]).unwrap();
+    for i in 0..100 {
+        h.table.delete(&mut w, &pending(i, 0)).unwrap();
+    }
+    w.commit();
+    h.until("100 deleted from the target", |h| {
+        h.target.state.lock().len() == 900
+    })
+    .await;
+    // The last version of the object is handed to delete.
+    let deletes: Vec<(u64, u32)> = h
+        .target
+        .log()
+        .iter()
+        .filter(|e| e.0 == "delete")
+        .map(|e| (e.1, e.2))
+        .collect();
+    assert_eq!(deletes.len(), 100);
+    assert!(deletes.iter().all(|(id, v)| *v == *id as u32));
+    // compare_and_delete, then delete_all.
+    let mut w = h.db.write_txn(&[&h.table]).unwrap();
+    let (_, rev) = h.table.get(&w, h.by_id.query(&500)).unwrap().unwrap();
+    h.table
+        .compare_and_delete(&mut w, rev, &pending(500, 0))
+        .unwrap();
+    w.commit();
+    h.until("cad reached the target", |h| {
+        !h.target.state.lock().contains_key(&500)
+    })
+    .await;
+    let mut w = h.db.write_txn(&[&h.table]).unwrap();
+    h.table.delete_all(&mut w).unwrap();
+    w.commit();
+    h.until("target empty", |h| h.target.state.lock().is_empty())
+        .await;
+    h.settled().await;
+    h.lc.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_hard_delete_is_retried_until_it_succeeds_or_the_key_returns() {
+    let h = start(|_| {}, |_, _| {}).await;
+    h.insert(&[pending(1, 1), pending(2, 2)]);
+    h.settled().await;
+    h.target.fail.lock().extend([1, 2]);
+    let mut w = h.db.write_txn(&[&h.table]).unwrap();
+    h.table.delete(&mut w, &pending(1, 0)).unwrap();
+    h.table.delete(&mut w, &pending(2, 0)).unwrap();
+    w.commit();
+    h.until("retried with backoff", |h| {
+        h.target.log().iter().filter(|e| e.0 == "delete").count() >= 6
+    })
+    .await;
+    // Counted in health and metrics while failing.
+    let report = h.health.latest().unwrap();
+    assert_eq!(report.level, HealthLevel::Degraded);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot delete 1"),
+        "{report:?}"
+    );
+    assert!(h.metrics.module("test").incremental_total_errors >= 6);
+    let times = h.target.times(1);
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.windows(2).all(|g| g[1] >= g[0]),
+        "backoff grows: {gaps:?}"
+    );
+    // Key 2 is inserted again: the insert wins, no further delete of it.
+    h.insert(&[pending(2, 22)]);
+    h.target.fail.lock().remove(&2);
+    h.until("2 updated", |h| h.target.state.lock().get(&2) == Some(&22))
+        .await;
+    // Key 1 recovers: deleted at the next retry.
+    h.target.fail.lock().remove(&1);
+    h.until("1 deleted", |h| !h.target.state.lock().contains_key(&1))
+        .await;
+    h.until("healthy", |h| h.health.is_ok()).await;
+    let deletes_of_2_after = h
+        .target
+        .log()
+        .iter()
+        .skip_while(|e| !(e.0 == "update" && e.1 == 2 && e.2 == 22))
+        .filter(|e| e.0 == "delete" && e.1 == 2)
+        .count();
+    assert_eq!(deletes_of_2_after, 0, "a stale delete undid the insert");
+    assert_eq!(h.target.state.lock().get(&2), Some(&22));
+    h.lc.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn soft_delete_calls_delete_once() {
+    let h = start(|_| {}, |_, _| {}).await;
+    h.insert(&[pending(1, 1)]);
+    h.settled().await;
+    h.insert(&[TObj {
+        id: 1,
+        value: 1,
+        status: Status::pending_delete(),
+    }]);
+    h.until("row gone", |h| h.get(1).is_none()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deletes = h.target.log().iter().filter(|e| e.0 == "delete").count();
+    assert_eq!(deletes, 1);
+    assert!(h.target.state.lock().is_empty());
+    h.lc.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn prunes_leftovers_as_soon_as_the_table_is_initialized() {
+    // No interval configured, no initializer: pruned once at start.
+    let h = start(
+        |c| c.full_reconciliation_interval = Duration::ZERO,
+        |_, _| {},
+    )
+    .await;
+    h.target.state.lock().insert(99, 0);
+    h.insert(&[pending(1, 1)]);
+    h.until("pruned once", |h| {
+        h.target.prunes.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        h.target.prunes.load(Ordering::SeqCst),
+        1,
+        "pruned again without an interval"
+    );
+    h.lc.stop().await;
+
+    // A restart over a target holding leftovers: a new Db whose table has an
+    // initializer; pruned at once when it is done, not an interval later.
+    let init = Arc::new(Mutex::new(None));
+    let init2 = init.clone();
+    let h = start(
+        |c| c.full_reconciliation_interval = Duration::from_secs(3600),
+        move |db, table| {
+            let mut w = db.write_txn(&[table]).unwrap();
+            *init2.lock() = Some(table.register_initializer(&mut w, "restore").unwrap());
+            w.commit();
+        },
+    )
+    .await;
+    h.target.state.lock().extend([(7, 7), (8, 8)]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        h.target.prunes.load(Ordering::SeqCst),
+        0,
+        "pruned before initialized"
+    );
+    {
+        let mut w = h.db.write_txn(&[&h.table]).unwrap();
+        h.table.insert(&mut w, pending(7, 7)).unwrap();
+        init.lock().take().unwrap().done(&mut w).unwrap();
+        w.commit();
+    }
+    let t0 = Instant::now();
+    h.until("pruned after init", |h| {
+        h.target.prunes.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(Instant::now() - t0 < Duration::from_secs(1));
+    h.settled().await;
+    let left: Vec<u64> = h.target.state.lock().keys().copied().collect();
+    assert_eq!(left, [7]);
+    h.lc.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_round_writes_back_a_fresh_done_status() {
+    let h = start(|_| {}, |_, _| {}).await;
+    h.insert(&[pending(1, 1)]);
+    h.settled().await;
+    let before = h.get(1).unwrap().status.updated_at;
+    let rounds = h.metrics.module("test").full_rounds;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.rec.trigger_full_reconciliation();
+    h.until("full round", |h| {
+        h.metrics.module("test").full_rounds > rounds
+    })
+    .await;
+    h.until("status rewritten", |h| {
+        h.get(1).unwrap().status.updated_at > before
+    })
+    .await;
+    assert_eq!(h.kind(1), Some(StatusKind::Done));
+    h.lc.stop().await;
+}
