@@ -4,6 +4,7 @@
 //! their status, the database, metrics and health.
 
 pub mod memo;
+pub mod store;
 pub mod target;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use statedb::Db;
 
 pub use memo::{MAX_CONTENT, Memo, MemoTable, validate_name};
+pub use store::{Store, StoreError, default_state_dir};
 pub use target::{FileTarget, prepare_directory};
 
 /// Settings of the application (the command-line flags).
@@ -32,6 +34,8 @@ pub struct Options {
     pub directory: PathBuf,
     /// Adopt a non-empty directory without the marker.
     pub force: bool,
+    /// Where the durable state lives; `None`: [`default_state_dir`].
+    pub state_dir: Option<PathBuf>,
     /// Time between full reconciliations (0 = off).
     pub full_reconciliation_interval: Duration,
     /// First retry delay.
@@ -55,6 +59,12 @@ pub enum SetupError {
     /// Metrics registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The durable store cannot be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The state directory would be inside the memos directory.
+    #[error("the state directory {0} must not be inside the memos directory")]
+    StateInsideDirectory(PathBuf),
 }
 
 /// The running application's shared state.
@@ -69,14 +79,48 @@ pub struct App {
     pub registry: prometheus::Registry,
     /// The reconciler handle.
     pub reconciler: Reconciler<Memo>,
+    /// The durable desired state.
+    pub store: Arc<Store>,
 }
 
 /// Builds the database, the reconciler and its lifecycle (not started).
 pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
     prepare_directory(&opts.directory, opts.force)?;
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&opts.directory));
+    let dir = std::fs::canonicalize(&opts.directory).ok();
+    let state = std::fs::canonicalize(&state_dir)
+        .or_else(|_| std::path::absolute(&state_dir))
+        .ok();
+    if let (Some(dir), Some(state)) = (dir, state)
+        && state.starts_with(&dir)
+    {
+        return Err(SetupError::StateInsideDirectory(state_dir));
+    }
+    let store = Arc::new(Store::open(&state_dir)?);
     let db = Db::new();
     let memos = MemoTable::new()?;
     db.register_table(&memos.table)?;
+    // The table is filled from the store in one transaction, and only then
+    // initialized: the reconciler's first prune sees every stored memo.
+    {
+        let mut w = db.write_txn(&[&memos.table])?;
+        let init = memos.table.register_initializer(&mut w, "store")?;
+        for (name, content) in store.memos()? {
+            memos.table.insert(
+                &mut w,
+                Memo {
+                    name,
+                    content,
+                    status: Status::pending(),
+                },
+            )?;
+        }
+        init.done(&mut w)?;
+        w.commit();
+    }
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(PrometheusMetrics::new(&registry)?);
     let health = Arc::new(HealthReporter::new());
@@ -85,7 +129,7 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
         |m: &Memo| &m.status,
         |m: &mut Memo, s| m.status = s,
         Memo::clone,
-        Arc::new(FileTarget::new(&opts.directory)),
+        Arc::new(FileTarget::new(&opts.directory, store.clone())),
     );
     cfg.full_reconciliation_interval = opts.full_reconciliation_interval;
     cfg.retry_backoff_min_duration = opts.retry_backoff_min;
@@ -102,6 +146,7 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
             health,
             registry,
             reconciler,
+            store,
         }),
         lifecycle,
     ))
@@ -140,6 +185,14 @@ async fn put_memo(State(app): State<Arc<App>>, Path(name): Path<String>, body: B
         content,
         status: Status::pending(),
     };
+    // Durable before it is accepted.
+    let store = app.store.clone();
+    let (n, c) = (memo.name.clone(), memo.content.clone());
+    match tokio::task::spawn_blocking(move || store.put_memo(&n, &c)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return internal(e),
+        Err(e) => return internal(e),
+    }
     let t = &app.memos.table;
     let result = app.db.write_txn(&[t]).and_then(|mut w| {
         t.insert(&mut w, memo.clone())?;
@@ -159,6 +212,13 @@ async fn empty_name() -> Response {
 async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
     if let Err(e) = validate_name(&name) {
         return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    let store = app.store.clone();
+    let n = name.clone();
+    match tokio::task::spawn_blocking(move || store.delete_memo(&n)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return internal(e),
+        Err(e) => return internal(e),
     }
     let t = &app.memos.table;
     let result = app.db.write_txn(&[t]).and_then(|mut w| {

@@ -31,9 +31,14 @@ struct Args {
     /// Longest retry delay.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     retry_backoff_max: Duration,
-    /// Adopt a non-empty directory that has no memos marker file.
+    /// Adopt a non-empty directory that has no memos marker file. Files
+    /// already there are foreign: kept, never pruned.
     #[arg(long)]
     force: bool,
+    /// Where memos are stored durably (an embedded redb database). Default:
+    /// beside the directory, `<parent>/.<name>.memos-state`; never inside it.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 async fn shutdown_signal() {
@@ -61,6 +66,7 @@ async fn run(args: Args) -> Result<(), String> {
     let opts = memos::Options {
         directory: args.directory,
         force: args.force,
+        state_dir: args.state_dir,
         full_reconciliation_interval: args.full_reconciliation_interval,
         retry_backoff_min: args.retry_backoff_min,
         retry_backoff_max: args.retry_backoff_max,

@@ -4,7 +4,10 @@
 //! Safety rules: only regular files directly in the directory are written
 //! or removed; never the marker, temp files, sub-directories, or what a
 //! symlink points to (files are opened with `O_NOFOLLOW`, replaced by
-//! rename, and removed with `unlink`, which does not follow links).
+//! rename, and removed with `unlink`, which does not follow links). Prune
+//! removes only files the app recorded as written ([`Store`]): files that
+//! were there before adoption or that someone else put there are foreign,
+//! reported in the log and never removed.
 
 use std::collections::HashSet;
 use std::fs;
@@ -17,6 +20,8 @@ use reconciler::{OpError, Operations};
 use statedb::{Objects, ReadTxn};
 
 use crate::memo::{Memo, validate_name};
+use crate::store::Store;
+use std::sync::Arc;
 
 /// Name of the marker file that makes a directory ours.
 pub const MARKER: &str = ".memos-directory";
@@ -64,6 +69,7 @@ pub fn prepare_directory(dir: &Path, force: bool) -> Result<(), DirError> {
 #[derive(Debug, Clone)]
 pub struct FileTarget {
     dir: PathBuf,
+    store: Arc<Store>,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -90,9 +96,13 @@ fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 impl FileTarget {
-    /// A target writing into `dir` (see [`prepare_directory`]).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileTarget { dir: dir.into() }
+    /// A target writing into `dir` (see [`prepare_directory`]), recording
+    /// the files it writes in `store`.
+    pub fn new(dir: impl Into<PathBuf>, store: Arc<Store>) -> Self {
+        FileTarget {
+            dir: dir.into(),
+            store,
+        }
     }
 
     fn path(&self, name: &str) -> Result<PathBuf, OpError> {
@@ -104,6 +114,9 @@ impl FileTarget {
     /// it wrote.
     fn write(&self, name: &str, content: &str) -> Result<bool, OpError> {
         let path = self.path(name)?;
+        // Recorded before the file exists: a crash in between leaves a
+        // record of a missing file (harmless), never an unrecorded file.
+        self.store.set_written(name, true)?;
         if read_regular(&path)?.is_some_and(|current| current == content.as_bytes()) {
             return Ok(false);
         }
@@ -138,29 +151,43 @@ impl FileTarget {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     Err(format!("remove {}: {e}", path.display()).into())
                 }
-                _ => Ok(()),
+                _ => Ok(self.store.set_written(name, false)?),
             },
-            Ok(_) => Err(format!("remove {}: not a regular file", path.display()).into()),
+            Ok(_) => {
+                // Not ours (a directory, a device): the memo goes, this stays.
+                tracing::warn!(name, path = %path.display(), "foreign entry at a memo's path kept: not a regular file");
+                Ok(self.store.set_written(name, false)?)
+            }
         }
     }
 
     /// Removes regular files that no memo asks for.
+    /// Removes the files the app wrote that no memo asks for any more;
+    /// reports (never removes) files it did not write.
     fn prune(&self, desired: &HashSet<String>) -> Result<(), OpError> {
+        let written = self.store.written()?;
         let mut errors = Vec::new();
+        for name in written.iter().filter(|n| !desired.contains(*n)) {
+            match self.remove(name) {
+                Ok(()) => tracing::info!(name = %name, "pruned a file no memo asks for"),
+                Err(e) => errors.push(format!("prune {name}: {e}")),
+            }
+        }
+        let mut foreign = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name == MARKER || name.starts_with(TEMP_PREFIX) || desired.contains(name) {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name == MARKER
+                || name.starts_with(TEMP_PREFIX)
+                || desired.contains(name.as_ref())
+                || written.contains(name.as_ref())
+            {
                 continue;
             }
-            // file_type() does not follow symlinks: only plain files go.
-            if !entry.file_type()?.is_file() {
-                continue;
-            }
-            if let Err(e) = fs::remove_file(entry.path()) {
-                errors.push(format!("prune {name}: {e}"));
-            }
+            foreign.push(name.into_owned());
+        }
+        if !foreign.is_empty() {
+            tracing::info!(count = foreign.len(), names = ?foreign, "foreign files kept (not written by memos)");
         }
         if errors.is_empty() {
             Ok(())

@@ -100,6 +100,14 @@ impl Server {
         (r.status == 200)
             .then(|| serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["status"].clone())
     }
+    /// True once a full reconciliation (prune, then updates) has run.
+    fn full_round_ran(&self) -> bool {
+        self.req("GET", "/metrics", b"")
+            .body
+            .lines()
+            .any(|l| l.starts_with("reconciler_full_reconciliation_total") && !l.ends_with(" 0"))
+    }
+
     fn kind(&self, name: &str) -> Option<String> {
         self.status_of(name)
             .map(|s| s["kind"].as_str().unwrap().to_string())
@@ -213,15 +221,23 @@ fn unwritable_path_errors_retries_and_recovers() {
 }
 
 #[test]
-fn stray_file_is_pruned_and_metrics_are_exposed() {
+fn only_our_own_files_are_pruned_and_metrics_are_exposed() {
     let tmp = tempfile::tempdir().unwrap();
     let s = start(&tmp.path().join("memos"));
     s.req("POST", "/memos/keep", b"k");
-    until("keep done", || s.kind("keep").as_deref() == Some("done"));
+    s.req("POST", "/memos/gone", b"g");
+    until("done", || {
+        s.kind("keep").as_deref() == Some("done") && s.kind("gone").as_deref() == Some("done")
+    });
+    // A deleted memo's file goes; foreign files stay.
+    assert_eq!(s.req("DELETE", "/memos/gone", b"").status, 202);
+    until("gone deleted", || !s.dir.join("gone").exists());
     std::fs::write(s.dir.join("stray"), b"nobody asked").unwrap();
     std::fs::create_dir(s.dir.join("subdir")).unwrap();
     assert_eq!(s.req("POST", "/reconcile", b"").status, 202);
-    until("stray pruned", || !s.dir.join("stray").exists());
+    until("full round", || s.full_round_ran());
+    // Foreign files are never pruned.
+    assert!(s.dir.join("stray").exists(), "a foreign file was pruned");
     assert!(s.dir.join("keep").exists() && s.dir.join("subdir").is_dir());
     assert!(s.dir.join(".memos-directory").exists(), "marker pruned");
     let metrics = s.req("GET", "/metrics", b"").body;
@@ -278,7 +294,8 @@ fn bad_input_is_rejected_and_nothing_escapes_the_directory() {
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
     let mut around = entries(tmp.path());
     around.retain(|e| e != "memos");
-    assert_eq!(around, ["outside.txt"]);
+    // The durable state sits beside the directory.
+    assert_eq!(around, [".memos.memos-state", "outside.txt"]);
 }
 
 #[test]
@@ -301,9 +318,9 @@ fn planted_symlink_is_replaced_not_followed() {
     std::os::unix::fs::symlink(&outside, s.dir.join("stray-link")).unwrap();
     std::fs::write(s.dir.join("stray"), b"x").unwrap();
     s.req("POST", "/reconcile", b"");
-    // The plain stray file going shows the prune ran.
-    until("prune ran", || !s.dir.join("stray").exists());
+    until("full round", || s.full_round_ran());
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
+    assert!(s.dir.join("stray").exists(), "foreign files are not pruned");
     assert!(
         std::fs::symlink_metadata(s.dir.join("stray-link")).is_ok(),
         "symlinks are not pruned"
@@ -336,6 +353,72 @@ fn marker_guard_refuses_a_foreign_directory() {
     child.wait().unwrap();
     let out = command(&dir, &["--listen", "0.0.0.0:0"]).output().unwrap();
     assert!(!out.status.success(), "non-loopback listen accepted");
+}
+
+#[test]
+fn restart_and_kill_9_keep_every_memo_and_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("memos");
+    let mut s = start(&dir);
+    for i in 0..20 {
+        assert_eq!(s.req("POST", &format!("/memos/m{i}"), b"v").status, 202);
+    }
+    until("written", || {
+        (0..20).all(|i| s.dir.join(format!("m{i}")).exists())
+    });
+    // kill -9: no chance to flush anything.
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let s = start(&dir);
+    for i in 0..20 {
+        assert_eq!(s.req("GET", &format!("/memos/m{i}"), b"").status, 200);
+    }
+    assert_eq!(s.req("POST", "/reconcile", b"").status, 202);
+    until("done after restart", || {
+        (0..20).all(|i| s.kind(&format!("m{i}")).as_deref() == Some("done"))
+    });
+    for i in 0..20 {
+        assert!(s.dir.join(format!("m{i}")).exists(), "m{i} lost");
+    }
+    // The state lives beside the directory, not in it.
+    assert!(tmp.path().join(".memos.memos-state").is_dir());
+    assert!(!entries(&dir).iter().any(|e| e.contains("redb")));
+}
+
+#[test]
+fn adopting_with_force_keeps_the_files_already_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    std::fs::write(dir.join("thesis.tex"), b"also mine").unwrap();
+    let mut child = command(&dir, &["--force"]).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let s = Server {
+        child,
+        addr,
+        dir: dir.clone(),
+    };
+    s.req("POST", "/memos/a", b"a");
+    until("a done", || s.kind("a").as_deref() == Some("done"));
+    assert_eq!(s.req("POST", "/reconcile", b"").status, 202);
+    until("full round", || s.full_round_ran());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("thesis.tex")).unwrap(),
+        "also mine"
+    );
 }
 
 #[test]
