@@ -11,6 +11,11 @@
 //! - `cargo xtask loom`: the loom models of `part` and `statedb`
 //!   (`crates/testkit/tests/loom.rs`), built with `--cfg loom` in
 //!   `target/loom` so the normal build cache stays valid. CI runs them.
+//! - `cargo xtask stress`: the statedb stress probes at full size
+//!   (`statedb/tests/stress.rs`: 60 s of 8 writers with the cross-table
+//!   invariant and change replay, a 2M-key watch storm, a 5M-object
+//!   transaction, a long-lived snapshot under 10M writes, 100k waiters on
+//!   one watch, 10,000 tables); `cargo test` runs them small.
 //! - `cargo xtask bench [flags]`: the benchmark harness in release mode;
 //!   flags are passed through (`--quick`, `--smoke`, `--filter S`,
 //!   `--json FILE`).
@@ -100,6 +105,25 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     run(&format!("fuzz {target} for {seconds} s"), c)
 }
 
+fn stress() -> Result<(), String> {
+    let c = release_test(
+        "statedb",
+        "stress",
+        &[
+            ("STRESS_SECONDS", "60"),
+            ("STRESS_WRITERS", "8"),
+            ("STRESS_READERS", "4"),
+            ("STRESS_REPLAY_WRITES", "2000000"),
+            ("STRESS_WATCH_KEYS", "2000000"),
+            ("STRESS_WAITERS", "100000"),
+            ("STRESS_HUGE_OBJECTS", "5000000"),
+            ("STRESS_SNAPSHOT_WRITES", "10000000"),
+            ("STRESS_TABLES", "10000"),
+        ],
+    );
+    run("statedb stress probes (full size)", c)
+}
+
 fn loom() -> Result<(), String> {
     let mut c = cargo();
     c.args(["clippy", "--release", "--locked", "--all-targets"])
@@ -143,8 +167,9 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("soak") => soak(),
         Some("loom") => loom(),
+        Some("stress") => stress(),
         Some("fuzz") => fuzz(&args[1..]),
-        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask loom | cargo xtask fuzz TARGET [SECONDS] | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
+        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask stress | cargo xtask loom | cargo xtask fuzz TARGET [SECONDS] | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

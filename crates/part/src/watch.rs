@@ -4,7 +4,7 @@
 //! changes in a committed and published transaction. Only the tree (through
 //! [`WatchesToClose`]) can close a watch: readers can only wait.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,9 +36,11 @@ pub struct Watch {
 
 struct WatchInner {
     closed: AtomicBool,
-    /// Waiters by id: registering and removing one is O(1) however many
-    /// wait on the same watch.
-    waiters: Mutex<HashMap<u64, Waiter>>,
+    /// Waiters by id: registering and removing one is O(log n) however
+    /// many wait on the same watch (it was a linear scan). Ordered, not
+    /// hashed: `close` then wakes in registration order on every run,
+    /// which loom's replay of executions needs.
+    waiters: Mutex<BTreeMap<u64, Waiter>>,
 }
 
 enum Waiter {
@@ -107,7 +109,7 @@ impl Watch {
         Watch {
             inner: sync::Arc::new(WatchInner {
                 closed: AtomicBool::new(closed),
-                waiters: Mutex::new(HashMap::new()),
+                waiters: Mutex::new(BTreeMap::new()),
             }),
         }
     }
