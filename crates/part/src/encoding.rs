@@ -117,6 +117,74 @@ impl KeyEncoding for SocketAddr {
     }
 }
 
+/// Appends `part`'s encoding made self-delimiting: 0x00 escaped as
+/// 0x00 0x01, then the terminator 0x00 0x00. The terminator sorts below
+/// every continuation, so a component that is a prefix of another sorts
+/// first, and comparison moves on to the next component only on equality.
+fn encode_component<T: KeyEncoding + ?Sized>(part: &T, out: &mut Key) {
+    let mut raw = Key::new();
+    part.encode_key(&mut raw);
+    for &b in raw.iter() {
+        out.push(b);
+        if b == 0 {
+            out.push(1);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
+}
+
+impl<A: KeyEncoding, B: KeyEncoding + ?Sized> KeyEncoding for (A, B) {
+    /// Lexicographic by component, as the tuple's `Ord`: every component
+    /// but the last is escaped and terminated, so variable-length parts
+    /// (strings, bytes) compose too.
+    fn encode_key(&self, out: &mut Key) {
+        encode_component(&self.0, out);
+        self.1.encode_key(out);
+    }
+}
+
+impl<A: KeyEncoding, B: KeyEncoding, C: KeyEncoding + ?Sized> KeyEncoding for (A, B, C) {
+    /// As for pairs: lexicographic by component.
+    fn encode_key(&self, out: &mut Key) {
+        encode_component(&self.0, out);
+        encode_component(&self.1, out);
+        self.2.encode_key(out);
+    }
+}
+
+impl KeyEncoding for ipnet::Ipv4Net {
+    /// The network address (host bits cleared) then the prefix length:
+    /// ordered by address, shorter prefix first on the same address.
+    fn encode_key(&self, out: &mut Key) {
+        self.network().encode_key(out);
+        out.push(self.prefix_len());
+    }
+}
+
+impl KeyEncoding for ipnet::Ipv6Net {
+    /// The network address (host bits cleared) then the prefix length.
+    fn encode_key(&self, out: &mut Key) {
+        self.network().encode_key(out);
+        out.push(self.prefix_len());
+    }
+}
+
+impl KeyEncoding for ipnet::IpNet {
+    /// IPv4 before IPv6 (a tag byte), then address, then prefix length.
+    fn encode_key(&self, out: &mut Key) {
+        match self {
+            ipnet::IpNet::V4(n) => {
+                out.push(4);
+                n.encode_key(out);
+            }
+            ipnet::IpNet::V6(n) => {
+                out.push(6);
+                n.encode_key(out);
+            }
+        }
+    }
+}
+
 impl<T: KeyEncoding + ?Sized> KeyEncoding for &T {
     fn encode_key(&self, out: &mut Key) {
         (**self).encode_key(out);
@@ -162,6 +230,30 @@ mod tests {
         fn addresses_keep_order(a: IpAddr, b: IpAddr, c: SocketAddr, d: SocketAddr) {
             prop_assert!(ordered(a, b));
             prop_assert!(ordered(c, d));
+        }
+
+        #[test]
+        fn tuples_keep_order(
+            a: (String, u16), b: (String, u16),
+            c: (Vec<u8>, String, i32), d: (Vec<u8>, String, i32),
+            // Small alphabets make equal and prefix components common.
+            e in ("[a\\x00]{0,3}", "[a\\x00]{0,3}"), f in ("[a\\x00]{0,3}", "[a\\x00]{0,3}"),
+        ) {
+            prop_assert!(ordered(a, b));
+            prop_assert!(ordered(c, d));
+            prop_assert!(ordered(e, f));
+        }
+
+        #[test]
+        fn ip_prefixes_order_by_network_then_length(
+            a: IpAddr, la in 0u8..=128, b: IpAddr, lb in 0u8..=128,
+        ) {
+            let net = |addr: IpAddr, len: u8| {
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                ipnet::IpNet::new(addr, len.min(max)).unwrap().trunc()
+            };
+            let (x, y) = (net(a, la), net(b, lb));
+            prop_assert!(ordered(x, y));
         }
     }
 

@@ -40,7 +40,7 @@ mod watch;
 pub use collections::{Map, Set};
 pub use encoding::KeyEncoding;
 pub use node::Key;
-pub use tree::{Iter, OwnedIter, Tree};
+pub use tree::{Iter, OwnedIter, OwnedRevIter, Tree};
 pub use txn::Txn;
 pub use watch::{Closed, Watch, WatchCloser, WatchSet, WatchesToClose};
 

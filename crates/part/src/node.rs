@@ -539,6 +539,25 @@ impl<V> Children<V> {
         }
     }
 
+    /// Reverse cursor: the child at the greatest position below `cursor`
+    /// (start with `usize::MAX`), with its position, which is the next
+    /// call's cursor.
+    #[inline]
+    pub fn cursor_prev(&self, cursor: usize) -> Option<(usize, &Link<V>)> {
+        match self {
+            Children::Empty => None,
+            Children::N4(s) => small_prev(s, cursor),
+            Children::N16(s) => small_prev(s, cursor),
+            Children::N48(s) => (0..cursor.min(256))
+                .rev()
+                .find(|&b| s.index[b] != 0)
+                .and_then(|b| s.ptrs[s.index[b] as usize - 1].as_ref().map(|c| (b, c))),
+            Children::N256(s) => (0..cursor.min(256))
+                .rev()
+                .find_map(|b| s.ptrs[b].as_ref().map(|c| (b, c))),
+        }
+    }
+
     /// The cursor of the first child whose byte is greater than `b`, and
     /// the child of byte `b` if present.
     pub fn seek(&self, b: u8) -> (usize, Option<&Link<V>>) {
@@ -604,6 +623,12 @@ fn unlink<V>(link: Link<V>, freed: &mut Vec<Children<V>>) {
             freed.push(std::mem::replace(&mut node.children, Children::Empty));
         }
     }
+}
+
+fn small_prev<V, const N: usize>(s: &Small<V, N>, cursor: usize) -> Option<(usize, &Link<V>)> {
+    let end = cursor.min(s.len as usize);
+    let i = end.checked_sub(1)?;
+    s.ptrs[i].as_ref().map(|c| (i, c))
 }
 
 fn n48_insert<V>(s: &mut N48<V>, b: u8, child: Link<V>) {

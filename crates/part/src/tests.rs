@@ -372,3 +372,50 @@ fn deep_prefix_chain_on_a_small_stack() {
         .join()
         .unwrap();
 }
+
+#[test]
+fn reverse_iteration_mirrors_forward_on_every_node_kind() {
+    // Keys with shared prefixes, keys that are prefixes of others, and
+    // fan-outs through 4/16/48/256 children.
+    let mut keys: Vec<Vec<u8>> = vec![vec![], b"a".to_vec(), b"ab".to_vec(), b"abc".to_vec()];
+    for n in [3usize, 12, 40, 200] {
+        for b in 0..n {
+            keys.push(vec![b'x', n as u8, b as u8]);
+        }
+    }
+    let t = insert_all(&Tree::new(), &keys);
+    let forward: Vec<Vec<u8>> = t.iter().map(|(k, _)| k.to_vec()).collect();
+    let mut backward: Vec<Vec<u8>> = t
+        .clone()
+        .into_owned_rev_iter()
+        .map(|(k, _)| k.to_vec())
+        .collect();
+    backward.reverse();
+    assert_eq!(forward, backward);
+    let pre: Vec<Vec<u8>> = t.prefix_owned_rev(b"a").map(|(k, _)| k.to_vec()).collect();
+    assert_eq!(pre, [b"abc".to_vec(), b"ab".to_vec(), b"a".to_vec()]);
+    assert_eq!(t.prefix_owned_rev(b"zz").count(), 0);
+}
+
+#[test]
+fn txn_key_watch_closes_on_abort_and_on_later_change() {
+    let mut txn = Tree::new().txn();
+    txn.insert(b"k", 1u32);
+    let aborted = txn.get_watch(b"k").unwrap();
+    assert!(txn.get_watch(b"missing").is_none());
+    txn.abort();
+    assert!(aborted.is_closed());
+    let mut txn = Tree::new().txn();
+    txn.insert(b"k", 1u32);
+    let w = txn.get_watch(b"k").unwrap();
+    let t = txn.commit_and_close();
+    assert!(!w.is_closed());
+    let mut txn = t.txn();
+    txn.insert(b"other", 2);
+    let t = txn.commit_and_close();
+    assert!(!w.is_closed(), "a neighbour's change closed the key watch");
+    let mut txn = t.txn();
+    txn.insert(b"k", 3);
+    txn.commit_and_close();
+    assert!(w.is_closed());
+}

@@ -185,6 +185,21 @@ impl<V> Tree<V> {
         (iter, watch)
     }
 
+    /// An iterator that owns a snapshot of the tree, in descending key
+    /// order.
+    pub fn into_owned_rev_iter(self) -> OwnedRevIter<V> {
+        OwnedRevIter::whole(self.root)
+    }
+
+    /// The keys starting with `prefix` in descending order, owning its
+    /// snapshot.
+    pub fn prefix_owned_rev(&self, prefix: &[u8]) -> OwnedRevIter<V> {
+        match prefix_search(&self.root, prefix).0 {
+            Some(n) => OwnedRevIter::whole(n.clone()),
+            None => OwnedRevIter { stack: Vec::new() },
+        }
+    }
+
     /// Like [`Tree::lower_bound`], but the iterator owns its snapshot.
     pub fn lower_bound_owned(&self, key: &[u8]) -> OwnedIter<V> {
         let mut stack = Vec::new();
@@ -481,6 +496,62 @@ impl<V> OwnedIter<V> {
 }
 
 impl<V: Clone> Iterator for OwnedIter<V> {
+    type Item = (crate::Key, V);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with(|k, v| (crate::Key::from_slice(k), v.clone()))
+    }
+}
+
+/// Iterator in descending key order that owns its snapshot.
+pub struct OwnedRevIter<V> {
+    /// Frames with the exclusive upper child cursor; a node's own leaf
+    /// comes after all its children (its key is a prefix of theirs).
+    stack: Vec<Frame<Link<V>>>,
+}
+
+impl<V> OwnedRevIter<V> {
+    fn whole(node: Link<V>) -> Self {
+        let mut stack = Vec::with_capacity(8);
+        stack.push(Frame {
+            node,
+            cursor: usize::MAX,
+            leaf_pending: true,
+        });
+        OwnedRevIter { stack }
+    }
+
+    /// Advances and calls `f` with the next (smaller) key and its value.
+    pub fn next_with<R>(&mut self, f: impl FnOnce(&[u8], &V) -> R) -> Option<R> {
+        loop {
+            let top = self.stack.last_mut()?;
+            match top.node.children.cursor_prev(top.cursor) {
+                Some((c, child)) => {
+                    top.cursor = c;
+                    if child.children.is_empty() {
+                        if let Some(l) = &child.leaf {
+                            return Some(f(&l.key, &l.value));
+                        }
+                    } else {
+                        let child = child.clone();
+                        self.stack.push(Frame {
+                            node: child,
+                            cursor: usize::MAX,
+                            leaf_pending: true,
+                        });
+                    }
+                }
+                None => {
+                    let frame = self.stack.pop()?;
+                    if let Some(l) = &frame.node.leaf {
+                        return Some(f(&l.key, &l.value));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<V: Clone> Iterator for OwnedRevIter<V> {
     type Item = (crate::Key, V);
     fn next(&mut self) -> Option<Self::Item> {
         self.next_with(|k, v| (crate::Key::from_slice(k), v.clone()))

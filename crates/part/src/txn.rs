@@ -35,6 +35,8 @@ pub struct Txn<V> {
 
 #[derive(Default)]
 struct Ctx {
+    /// Key watches handed out by [`Txn::get_watch`]: closed on abort.
+    handed_out: Vec<Watch>,
     /// Nodes of the original tree this transaction replaced, with whether
     /// the leaf's watch was carried over to the copy.
     retired: crate::watch::Retired,
@@ -65,6 +67,27 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
     /// The value of `key`, seeing this transaction's writes.
     pub fn get(&self, key: &[u8]) -> Option<&V> {
         tree::get(&self.root, key).map(|l| &l.value)
+    }
+
+    /// The watch of `key` as this transaction left it (created on first
+    /// request), or `None` if the key is absent. Once committed, it closes
+    /// when a later transaction replaces or deletes the key (or this one
+    /// writes it again); [`Txn::abort`] closes it, since the value it
+    /// watches never comes to be. (Dropping the transaction instead leaves
+    /// it open.)
+    pub fn get_watch(&mut self, key: &[u8]) -> Option<Watch> {
+        let leaf = tree::get(&self.root, key)?;
+        let w = leaf.watch.with_or_init(Watch::new, Watch::clone);
+        self.ctx.handed_out.push(w.clone());
+        Some(w)
+    }
+
+    /// Discards the transaction and closes the watches handed out by
+    /// [`Txn::get_watch`].
+    pub fn abort(self) {
+        for w in &self.ctx.handed_out {
+            w.close();
+        }
     }
 
     /// Ordered iteration over the current contents.
