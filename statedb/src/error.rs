@@ -113,6 +113,13 @@ pub enum Error {
         /// The timeout given.
         timeout: std::time::Duration,
     },
+    /// [`crate::Table::modify`]: the merge function returned an object with
+    /// another primary key.
+    #[error("modify of table {0:?}: the merged object has another primary key")]
+    PrimaryKeyChanged(String),
+    /// [`crate::derive`]: its thread could not be started.
+    #[error("cannot start the derive thread: {0}")]
+    Thread(String),
     /// A Db holds at most 2^24 tables.
     #[error("too many tables: a Db holds at most 16,777,216")]
     TooManyTables,

@@ -38,9 +38,13 @@
 
 mod changes;
 mod db;
+mod derive;
 mod error;
 mod index;
 mod metrics;
+mod objects;
+mod observe;
+mod queries;
 mod root;
 mod state;
 mod table;
@@ -48,11 +52,14 @@ mod txn;
 
 pub use changes::{Change, ChangeIterator, Changes};
 pub use db::{Db, JsonTable};
+pub use derive::{DeriveResult, Derived, derive};
 pub use error::{Error, Result};
 pub use index::{Index, KeySet, Query};
 pub use metrics::{DbMetrics, NoopMetrics};
+pub use objects::{Found, Objects};
+pub use observe::{BlockingObserver, Observer};
 pub use part::{Key, KeyEncoding, Watch, WatchSet};
-pub use table::{ErasedRef, Found, Initializer, Objects, Table, TableBuilder, TableHandle};
+pub use table::{ErasedRef, Initializer, Table, TableBuilder, TableHandle};
 pub use txn::{ReadTxn, ReadTxnLike, View, WriteTxn};
 
 /// Revision of an object: per table, strictly increasing on every insert

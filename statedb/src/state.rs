@@ -120,6 +120,8 @@ pub(crate) trait AnyTableTxn: Send {
     fn as_any(&self) -> &dyn Any;
     /// Collects the graveyard and freezes the state.
     fn finish(self: Box<Self>) -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats);
+    /// Discards the changes; closes the watches handed out for them.
+    fn abort(self: Box<Self>);
     fn name(&self) -> &str;
 }
 
@@ -309,6 +311,12 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
     }
     fn name(&self) -> &str {
         &self.table.name
+    }
+    fn abort(self: Box<Self>) {
+        // Only the primary tree hands out watches of its own nodes
+        // (`insert_watch`); every other watch comes from the snapshot the
+        // transaction started from.
+        self.primary.abort();
     }
     fn finish(mut self: Box<Self>) -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats) {
         self.collect_graveyard();

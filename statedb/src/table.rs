@@ -4,11 +4,13 @@ use std::any::Any;
 use std::sync::{Arc, Weak};
 
 use part::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, OwnedLock};
-use part::{OwnedIter, Tree, Watch, WatchCloser};
+use part::{Tree, Watch, WatchCloser};
 
 use crate::Revision;
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexInner, Query, non_unique_exact, non_unique_prefix};
+pub use crate::objects::Found;
+use crate::objects::Objects;
 use crate::state::{AnyTableState, AnyTableTxn, Object, TableState, TableTxn};
 use crate::txn::{ReadTxnLike, View, WriteTxn};
 
@@ -158,7 +160,7 @@ pub(crate) enum IndexPos {
 }
 
 impl IndexPos {
-    fn unique(self) -> bool {
+    pub(crate) fn unique(self) -> bool {
         match self {
             IndexPos::Primary => true,
             IndexPos::Secondary(_, u) => u,
@@ -374,44 +376,6 @@ fn range_key(pos: IndexPos, key: part::Key) -> part::Key {
     }
 }
 
-/// A query's first match: the object and its revision.
-pub type Found<T> = Option<(Arc<T>, Revision)>;
-
-/// Iterator over query results: `(object, revision)` in index order. Owns
-/// its snapshot; borrows nothing from the Db or the transaction.
-pub struct Objects<T> {
-    inner: ObjectsInner<T>,
-}
-
-enum ObjectsInner<T> {
-    One(Option<Object<T>>),
-    Iter(OwnedIter<Object<T>>),
-}
-
-impl<T> Objects<T> {
-    fn one(o: Option<Object<T>>) -> Self {
-        Objects {
-            inner: ObjectsInner::One(o),
-        }
-    }
-    fn iter(i: OwnedIter<Object<T>>) -> Self {
-        Objects {
-            inner: ObjectsInner::Iter(i),
-        }
-    }
-}
-
-impl<T> Iterator for Objects<T> {
-    type Item = (Arc<T>, Revision);
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        match &mut self.inner {
-            ObjectsInner::One(o) => o.take().map(|o| (o.data, o.revision)),
-            ObjectsInner::Iter(i) => i.next_with(|_, o| (o.data.clone(), o.revision)),
-        }
-    }
-}
-
 /// An initializer registered with [`Table::register_initializer`]: the
 /// table reports initialized once every initializer is done.
 #[derive(Debug)]
@@ -481,9 +445,104 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     /// Inserts `obj`, replacing the object with the same primary key.
     /// Returns the replaced object.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TableNotLocked`] if `txn` does not lock the table;
+    /// [`Error::PrimaryKeyCount`] if the primary index does not yield
+    /// exactly one key; [`Error::UniqueConflict`] if a key of a unique
+    /// secondary index belongs to another object. On error nothing is
+    /// changed and the transaction stays usable.
     pub fn insert(&self, txn: &mut WriteTxn, obj: impl Into<Arc<T>>) -> Result<Option<Arc<T>>> {
         let tt = txn.table_txn_mut(self)?;
         Ok(tt.insert(obj.into())?.map(|o| o.data))
+    }
+
+    /// Inserts `obj`, or, when an object with the same primary key exists,
+    /// stores `merge(&old, &obj)` instead: the way to mirror external state
+    /// into a table without a read-modify-write race (the reference's
+    /// `Modify`). Returns the replaced object.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table};
+    /// #[derive(Clone, Debug)]
+    /// struct Seen { host: String, count: u32 }
+    /// let by_host: Index<Seen, str> = Index::unique("host", |s: &Seen, k| k.push(s.host.as_str()));
+    /// let t = Table::new("seen", &by_host)?;
+    /// let db = Db::new();
+    /// db.register_table(&t)?;
+    /// let mut w = db.write_txn(&[&t])?;
+    /// let add = |old: &Seen, new: &Seen| Seen { host: old.host.clone(), count: old.count + new.count };
+    /// t.modify(&mut w, Seen { host: "a".into(), count: 1 }, add)?;
+    /// t.modify(&mut w, Seen { host: "a".into(), count: 2 }, add)?;
+    /// assert_eq!(t.get(&w, by_host.query("a"))?.unwrap().0.count, 3);
+    /// # Ok::<(), statedb::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Table::insert`], and [`Error::PrimaryKeyChanged`] if `merge`
+    /// returns an object with another primary key (nothing is changed).
+    pub fn modify(
+        &self,
+        txn: &mut WriteTxn,
+        obj: impl Into<Arc<T>>,
+        merge: impl FnOnce(&T, &T) -> T,
+    ) -> Result<Option<Arc<T>>> {
+        let obj = obj.into();
+        let tt = txn.table_txn_mut(self)?;
+        let pk = tt.primary_key(&obj)?;
+        let new = match tt.primary.get(&pk) {
+            None => obj,
+            Some(old) => {
+                let merged = Arc::new(merge(&old.data, &obj));
+                if tt.primary_key(&merged)? != pk {
+                    return Err(Error::PrimaryKeyChanged(self.name().to_string()));
+                }
+                merged
+            }
+        };
+        Ok(tt.insert_with_key(pk, new)?.map(|o| o.data))
+    }
+
+    /// Inserts `obj` and returns, besides the replaced object, a watch that
+    /// closes when this object is next replaced or deleted (by a later
+    /// committed write), or at once if `txn` is aborted.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table};
+    /// let by_id: Index<u32, u32> = Index::unique("id", |o: &u32, k| k.push(o));
+    /// let t = Table::new("ids", &by_id)?;
+    /// let db = Db::new();
+    /// db.register_table(&t)?;
+    /// let mut w = db.write_txn(&[&t])?;
+    /// let (_, watch) = t.insert_watch(&mut w, 1)?;
+    /// w.commit();
+    /// assert!(!watch.is_closed());
+    /// let mut w = db.write_txn(&[&t])?;
+    /// t.delete(&mut w, &1)?;
+    /// w.commit();
+    /// assert!(watch.is_closed());
+    /// # Ok::<(), statedb::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Table::insert`].
+    pub fn insert_watch(
+        &self,
+        txn: &mut WriteTxn,
+        obj: impl Into<Arc<T>>,
+    ) -> Result<(Option<Arc<T>>, Watch)> {
+        let obj = obj.into();
+        let tt = txn.table_txn_mut(self)?;
+        let pk = tt.primary_key(&obj)?;
+        let old = tt.insert_with_key(pk.clone(), obj)?;
+        let watch = tt
+            .primary
+            .get_watch(&pk)
+            .unwrap_or_else(Watch::closed_watch);
+        Ok((old.map(|o| o.data), watch))
     }
 
     /// Inserts `obj` only if the stored object with its primary key has

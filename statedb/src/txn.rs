@@ -262,6 +262,7 @@ impl Drop for WriteTxn {
         let locked = std::mem::take(&mut self.locked);
         let mut tables = Vec::with_capacity(locked.len());
         for l in locked {
+            l.txn.abort();
             drop(l.guard);
             tables.push(l.table);
         }

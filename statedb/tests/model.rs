@@ -91,6 +91,13 @@ fn check(f: &[Table<Obj>; 2], txn: &impl statedb::ReadTxnLike, model: &[TableMod
             .map(|(o, r)| (o.id, o.value, *r))
             .collect();
         assert_eq!(all, want, "all");
+        let mut all_rev: Vec<(u64, u32, u64)> = t
+            .all_rev(txn)
+            .unwrap()
+            .map(|(o, r)| (o.id, o.value, r))
+            .collect();
+        all_rev.reverse();
+        assert_eq!(all_rev, want, "all_rev");
         assert_eq!(t.num_objects(txn).unwrap(), m.objects.len());
         assert_eq!(t.revision(txn).unwrap(), m.revision);
         for v in 0..VALUES {
@@ -120,6 +127,13 @@ fn check(f: &[Table<Obj>; 2], txn: &impl statedb::ReadTxnLike, model: &[TableMod
                 .collect();
             let want: Vec<u64> = m.objects.range(i..).map(|(k, _)| *k).collect();
             assert_eq!(lb, want, "lower_bound id {i}");
+            let mut lb_rev: Vec<u64> = t
+                .lower_bound_rev(txn, id.query(&i))
+                .unwrap()
+                .map(|(o, _)| o.id)
+                .collect();
+            lb_rev.reverse();
+            assert_eq!(lb_rev, want, "lower_bound_rev id {i}");
         }
         // By revision: objects in the order they changed.
         let by_rev: Vec<u64> = t
@@ -146,6 +160,23 @@ fn check(f: &[Table<Obj>; 2], txn: &impl statedb::ReadTxnLike, model: &[TableMod
                 .collect();
             assert_eq!(got, want, "list tag {tag:?}");
             assert_eq!(
+                t.count(txn, tags.query(tag)).unwrap(),
+                want.len(),
+                "count tag {tag:?}"
+            );
+            assert_eq!(
+                t.last(txn, tags.query(tag)).unwrap().map(|(o, _)| o.id),
+                want.last().copied(),
+                "last tag {tag:?}"
+            );
+            let mut rev: Vec<u64> = t
+                .list_rev(txn, tags.query(tag))
+                .unwrap()
+                .map(|(o, _)| o.id)
+                .collect();
+            rev.reverse();
+            assert_eq!(rev, want, "list_rev tag {tag:?}");
+            assert_eq!(
                 t.get(txn, tags.query(tag)).unwrap().map(|(o, _)| o.id),
                 want.first().copied()
             );
@@ -170,6 +201,13 @@ fn check(f: &[Table<Obj>; 2], txn: &impl statedb::ReadTxnLike, model: &[TableMod
             entries.sort();
             let want: Vec<(u64,)> = entries.iter().map(|(_, i)| (*i,)).collect();
             assert_eq!(got, want, "prefix tag {tag:?}");
+            let mut rev: Vec<(u64,)> = t
+                .prefix_rev(txn, tags.query(tag))
+                .unwrap()
+                .map(|(o, _)| (o.id,))
+                .collect();
+            rev.reverse();
+            assert_eq!(rev, want, "prefix_rev tag {tag:?}");
             let got: Vec<u64> = t
                 .lower_bound(txn, tags.query(tag))
                 .unwrap()
@@ -190,6 +228,13 @@ fn check(f: &[Table<Obj>; 2], txn: &impl statedb::ReadTxnLike, model: &[TableMod
             entries.sort();
             let want: Vec<u64> = entries.iter().map(|(_, i)| *i).collect();
             assert_eq!(got, want, "lower_bound tag {tag:?}");
+            let mut rev: Vec<u64> = t
+                .lower_bound_rev(txn, tags.query(tag))
+                .unwrap()
+                .map(|(o, _)| o.id)
+                .collect();
+            rev.reverse();
+            assert_eq!(rev, want, "lower_bound_rev tag {tag:?}");
         }
     }
 }

@@ -1,0 +1,88 @@
+//! Query results: an iterator over `(object, revision)` that owns its
+//! snapshot, forward or in reverse.
+
+use std::sync::Arc;
+
+use part::{Key, OwnedIter, OwnedRevIter};
+
+use crate::Revision;
+use crate::state::Object;
+
+/// A query's first match: the object and its revision.
+pub type Found<T> = Option<(Arc<T>, Revision)>;
+
+/// Iterator over query results: `(object, revision)` in index order (or
+/// reverse index order, from the `_rev` queries). Owns its snapshot;
+/// borrows nothing from the Db or the transaction. `count()` walks the
+/// results without touching the objects.
+pub struct Objects<T> {
+    inner: ObjectsInner<T>,
+}
+
+enum ObjectsInner<T> {
+    One(Option<Object<T>>),
+    Iter(OwnedIter<Object<T>>),
+    /// Descending; stops below `floor` when set.
+    Rev(OwnedRevIter<Object<T>>, Option<Key>),
+    Vec(std::vec::IntoIter<Object<T>>),
+}
+
+impl<T> Objects<T> {
+    pub(crate) fn one(o: Option<Object<T>>) -> Self {
+        Objects {
+            inner: ObjectsInner::One(o),
+        }
+    }
+    pub(crate) fn iter(i: OwnedIter<Object<T>>) -> Self {
+        Objects {
+            inner: ObjectsInner::Iter(i),
+        }
+    }
+    pub(crate) fn rev(i: OwnedRevIter<Object<T>>, floor: Option<Key>) -> Self {
+        Objects {
+            inner: ObjectsInner::Rev(i, floor),
+        }
+    }
+    pub(crate) fn from_vec(v: Vec<Object<T>>) -> Self {
+        Objects {
+            inner: ObjectsInner::Vec(v.into_iter()),
+        }
+    }
+
+    /// The remaining results as stored objects.
+    pub(crate) fn into_objects(mut self) -> impl Iterator<Item = Object<T>> {
+        std::iter::from_fn(move || self.next_with(Object::clone))
+    }
+
+    /// Advances, handing the next object to `f` by reference.
+    #[inline]
+    fn next_with<R>(&mut self, f: impl FnOnce(&Object<T>) -> R) -> Option<R> {
+        match &mut self.inner {
+            ObjectsInner::One(o) => o.take().map(|o| f(&o)),
+            ObjectsInner::Iter(i) => i.next_with(|_, o| f(o)),
+            ObjectsInner::Rev(i, floor) => match floor {
+                None => i.next_with(|_, o| f(o)),
+                Some(floor) => i
+                    .next_with(|k, o| (k >= &floor[..]).then(|| f(o)))
+                    .flatten(),
+            },
+            ObjectsInner::Vec(v) => v.next().map(|o| f(&o)),
+        }
+    }
+}
+
+impl<T> Iterator for Objects<T> {
+    type Item = (Arc<T>, Revision);
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with(|o| (o.data.clone(), o.revision))
+    }
+
+    fn count(mut self) -> usize {
+        let mut n = 0;
+        while self.next_with(|_| ()).is_some() {
+            n += 1;
+        }
+        n
+    }
+}

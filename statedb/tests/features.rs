@@ -1,0 +1,356 @@
+//! The reference's current API: modify, insert_watch, observable changes,
+//! derived tables, longest-prefix match, composite keys.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use common::*;
+use futures_core::Stream;
+use ipnet::IpNet;
+use proptest::prelude::*;
+use statedb::{Db, DeriveResult, Error, Index, Table, WatchSet, derive};
+
+#[test]
+fn modify_merges_with_the_stored_object() {
+    let f = fixture("objs");
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let merge = |old: &Obj, new: &Obj| obj(old.id, &[], old.value + new.value);
+    assert!(
+        f.table
+            .modify(&mut w, obj(1, &[], 5), merge)
+            .unwrap()
+            .is_none()
+    );
+    let old = f.table.modify(&mut w, obj(1, &[], 2), merge).unwrap();
+    assert_eq!(old.unwrap().value, 5);
+    assert_eq!(f.table.get(&w, f.id.query(&1)).unwrap().unwrap().0.value, 7);
+    // A merge that changes the primary key is refused; nothing changes.
+    let err = f
+        .table
+        .modify(&mut w, obj(1, &[], 0), |_, _| obj(2, &[], 0))
+        .unwrap_err();
+    assert_eq!(err, Error::PrimaryKeyChanged("objs".into()));
+    assert_eq!(f.table.num_objects(&w).unwrap(), 1);
+    assert_eq!(f.table.get(&w, f.id.query(&1)).unwrap().unwrap().0.value, 7);
+}
+
+#[test]
+fn insert_watch_closes_on_change_delete_or_abort_only() {
+    let f = fixture("objs");
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let (_, aborted) = f.table.insert_watch(&mut w, obj(1, &[], 0)).unwrap();
+    w.abort();
+    assert!(aborted.is_closed(), "an aborted insert's watch stays open");
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let (_, w1) = f.table.insert_watch(&mut w, obj(1, &[], 0)).unwrap();
+    let (_, w2) = f.table.insert_watch(&mut w, obj(2, &[], 0)).unwrap();
+    w.commit();
+    assert!(!w1.is_closed() && !w2.is_closed());
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    f.table.insert(&mut w, obj(3, &[], 0)).unwrap();
+    f.table.insert(&mut w, obj(1, &["changed"], 0)).unwrap();
+    w.commit();
+    assert!(w1.is_closed());
+    assert!(!w2.is_closed(), "a neighbour's change closed the watch");
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    f.table.delete(&mut w, &obj(2, &[], 0)).unwrap();
+    w.commit();
+    assert!(w2.is_closed());
+}
+
+/// Polls a stream once with a no-op waker.
+fn poll_once<S: futures_core::Stream + Unpin>(s: &mut S) -> std::task::Poll<Option<S::Item>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    Pin::new(s).poll_next(&mut cx)
+}
+
+#[tokio::test]
+async fn observe_streams_every_change_and_releases_the_graveyard() {
+    let f = fixture("objs");
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    for i in 0..3 {
+        f.table.insert(&mut w, obj(i, &[], 0)).unwrap();
+    }
+    w.commit();
+    let mut stream = f.table.observe(&f.db).unwrap();
+    let next = |s: &mut statedb::Observer<Obj>| match poll_once(s) {
+        std::task::Poll::Ready(Some(c)) => Some((c.object.id, c.deleted)),
+        _ => None,
+    };
+    assert_eq!(
+        (0..3).map(|_| next(&mut stream)).collect::<Vec<_>>(),
+        [Some((0, false)), Some((1, false)), Some((2, false))]
+    );
+    assert!(poll_once(&mut stream).is_pending());
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    f.table.delete(&mut w, &obj(1, &[], 0)).unwrap();
+    f.table.insert(&mut w, obj(4, &[], 0)).unwrap();
+    w.commit();
+    // Deleted objects wait in the graveyard for the slow consumer.
+    assert_eq!(f.table.graveyard_len(&f.db.read_txn()).unwrap(), 1);
+    let task = tokio::spawn(async move {
+        let waiter = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx));
+        let a = waiter.await.unwrap();
+        let b = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx))
+            .await
+            .unwrap();
+        ((a.object.id, a.deleted), (b.object.id, b.deleted), stream)
+    });
+    let (a, b, stream) = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!([a, b], [(1, true), (4, false)]);
+    drop(stream);
+    // Dropping the observer lets the next commit drop the graveyard.
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    f.table.insert(&mut w, obj(9, &[], 0)).unwrap();
+    w.commit();
+    assert_eq!(f.table.graveyard_len(&f.db.read_txn()).unwrap(), 0);
+}
+
+#[test]
+fn blocking_observer_waits_for_changes_from_another_thread() {
+    let f = fixture("objs");
+    let mut changes = f.table.observe(&f.db).unwrap().blocking();
+    let (db, table) = (f.db.clone(), f.table.clone());
+    let writer = std::thread::spawn(move || {
+        for i in 0..5 {
+            let mut w = db.write_txn(&[&table]).unwrap();
+            table.insert(&mut w, obj(i, &[], 0)).unwrap();
+            w.commit();
+        }
+    });
+    let ids: Vec<u64> = changes.by_ref().take(5).map(|c| c.object.id).collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4]);
+    writer.join().unwrap();
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Doubled {
+    id: u64,
+    twice: u32,
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> (bool, WatchSet)) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (done, watches) = cond();
+        if done {
+            return;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "timed out waiting for {what}");
+        watches.wait_timeout(left);
+    }
+}
+
+#[test]
+fn derive_keeps_the_output_in_sync_and_propagates_initialization() {
+    let f = fixture("input");
+    let by_id: Index<Doubled, u64> = Index::unique("id", |d: &Doubled, k| k.push(&d.id));
+    let out = Table::new("doubled", &by_id).unwrap();
+    f.db.register_table(&out).unwrap();
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let init = f.table.register_initializer(&mut w, "load").unwrap();
+    f.table.insert(&mut w, obj(1, &[], 10)).unwrap();
+    f.table.insert(&mut w, obj(2, &["skip"], 20)).unwrap();
+    w.commit();
+    let running = derive(&f.db, &f.table, &out, |o: &Obj, deleted| {
+        let d = Doubled {
+            id: o.id,
+            twice: o.value * 2,
+        };
+        if o.tags.iter().any(|t| t == "skip") {
+            DeriveResult::Skip
+        } else if deleted {
+            DeriveResult::Delete(d)
+        } else {
+            DeriveResult::Insert(d)
+        }
+    })
+    .unwrap();
+    let state = |db: &Db| -> (BTreeMap<u64, u32>, bool, WatchSet) {
+        let r = db.read_txn();
+        let (all, w) = out.all_watch(&r).unwrap();
+        let (init, iw) = out.initialized(&r).unwrap();
+        let mut set = WatchSet::new();
+        set.add(w);
+        set.add(iw);
+        (all.map(|(d, _)| (d.id, d.twice)).collect(), init, set)
+    };
+    wait_for("first object derived", || {
+        let (m, _, set) = state(&f.db);
+        (m.get(&1) == Some(&20), set)
+    });
+    // Not initialized while the input is not.
+    assert!(!state(&f.db).1);
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    init.done(&mut w).unwrap();
+    f.table.insert(&mut w, obj(3, &[], 30)).unwrap();
+    w.commit();
+    wait_for("initialized", || {
+        let (m, init, set) = state(&f.db);
+        (init && m.contains_key(&3), set)
+    });
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    f.table.delete(&mut w, &obj(1, &[], 0)).unwrap();
+    w.commit();
+    wait_for("delete derived", || {
+        let (m, _, set) = state(&f.db);
+        (!m.contains_key(&1), set)
+    });
+    assert_eq!(state(&f.db).0.into_iter().collect::<Vec<_>>(), [(3, 60)]);
+    assert!(running.last_error().is_none());
+    running.stop();
+}
+
+#[derive(Clone, Debug)]
+struct Route {
+    id: u32,
+    dst: IpNet,
+}
+
+fn route_table() -> (Db, Table<Route>, Index<Route, IpNet>) {
+    let by_id: Index<Route, u32> = Index::unique("id", |r: &Route, k| k.push(&r.id));
+    let by_dst: Index<Route, IpNet> = Index::non_unique("dst", |r: &Route, k| k.push(&r.dst));
+    let t = Table::builder("routes", &by_id)
+        .index(&by_dst)
+        .build()
+        .unwrap();
+    let db = Db::new();
+    db.register_table(&t).unwrap();
+    (db, t, by_dst)
+}
+
+fn arb_net() -> impl Strategy<Value = IpNet> {
+    // A small address space so that prefixes nest and collide.
+    prop_oneof![
+        (0u8..4, 0u8..4, 0u8..=32).prop_map(|(a, b, len)| {
+            IpNet::new(IpAddr::from([10, a, b, 0]), len)
+                .unwrap()
+                .trunc()
+        }),
+        (0u16..4, 0u8..=128).prop_map(|(a, len)| {
+            IpNet::new(IpAddr::from([0xfd00, a, 0, 0, 0, 0, 0, 1]), len)
+                .unwrap()
+                .trunc()
+        }),
+    ]
+}
+
+fn arb_addr() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        (0u8..4, 0u8..4, any::<u8>()).prop_map(|(a, b, c)| IpAddr::from([10, a, b, c])),
+        (0u16..4, any::<u16>()).prop_map(|(a, z)| IpAddr::from([0xfd00, a, 0, 0, 0, 0, 0, z])),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn longest_prefix_match_agrees_with_brute_force(
+        nets in prop::collection::vec(arb_net(), 0..40),
+        addrs in prop::collection::vec(arb_addr(), 1..20),
+        within in arb_net(),
+    ) {
+        let (db, t, by_dst) = route_table();
+        let mut w = db.write_txn(&[&t]).unwrap();
+        for (i, dst) in nets.iter().enumerate() {
+            t.insert(&mut w, Route { id: i as u32, dst: *dst }).unwrap();
+        }
+        let r = w.commit();
+        for addr in addrs {
+            let best = nets.iter().filter(|n| n.contains(&addr)).map(|n| n.prefix_len()).max();
+            let mut want: Vec<u32> = nets
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.contains(&addr) && Some(n.prefix_len()) == best)
+                .map(|(i, _)| i as u32)
+                .collect();
+            want.sort();
+            let mut got: Vec<u32> = t.longest_prefix_match(&r, &by_dst, addr).unwrap().map(|(o, _)| o.id).collect();
+            got.sort();
+            prop_assert_eq!(got, want, "lpm {}", addr);
+        }
+        let mut want: Vec<u32> = nets
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| within.contains(*n))
+            .map(|(i, _)| i as u32)
+            .collect();
+        want.sort();
+        let mut got: Vec<u32> = t.prefixes_within(&r, &by_dst, within).unwrap().map(|(o, _)| o.id).collect();
+        got.sort();
+        prop_assert_eq!(got, want, "within {}", within);
+        // Exact queries by prefix.
+        for (i, n) in nets.iter().enumerate() {
+            prop_assert!(t.list(&r, by_dst.query(n)).unwrap().any(|(o, _)| o.id == i as u32));
+        }
+    }
+}
+
+#[test]
+fn composite_keys_need_no_hand_written_bytes() {
+    #[derive(Clone, Debug)]
+    struct Neighbor {
+        dev: String,
+        addr: IpAddr,
+        vlan: u16,
+    }
+    let by_key: Index<Neighbor, (String, IpAddr)> =
+        Index::unique("key", |n: &Neighbor, k| k.push(&(n.dev.clone(), n.addr)));
+    let by_dev_vlan: Index<Neighbor, (String, u16, IpAddr)> =
+        Index::non_unique("dev-vlan", |n: &Neighbor, k| {
+            k.push(&(n.dev.clone(), n.vlan, n.addr))
+        });
+    let t = Table::builder("neighbors", &by_key)
+        .index(&by_dev_vlan)
+        .build()
+        .unwrap();
+    let db = Db::new();
+    db.register_table(&t).unwrap();
+    let mut w = db.write_txn(&[&t]).unwrap();
+    for (dev, last, vlan) in [
+        ("eth0", 2, 1),
+        ("eth0", 1, 2),
+        ("eth", 3, 1),
+        ("eth0\0", 4, 1),
+    ] {
+        t.insert(
+            &mut w,
+            Neighbor {
+                dev: dev.into(),
+                addr: IpAddr::from([10, 0, 0, last]),
+                vlan,
+            },
+        )
+        .unwrap();
+    }
+    let r = w.commit();
+    let order: Vec<(String, u8)> = t
+        .all(&r)
+        .unwrap()
+        .map(|(n, _)| match n.addr {
+            IpAddr::V4(a) => (n.dev.clone(), a.octets()[3]),
+            IpAddr::V6(_) => unreachable!(),
+        })
+        .collect();
+    // Tuple order: "eth" < "eth0" < "eth0\0", then by address.
+    assert_eq!(
+        order,
+        [
+            ("eth".into(), 3),
+            ("eth0".into(), 1),
+            ("eth0".into(), 2),
+            ("eth0\0".into(), 4)
+        ]
+    );
+    let q = (String::from("eth0"), IpAddr::from([10, 0, 0, 1]));
+    assert_eq!(t.get(&r, by_key.query(&q)).unwrap().unwrap().0.vlan, 2);
+}
