@@ -5,6 +5,7 @@
 mod alloc;
 mod db_benches;
 mod harness;
+mod lpm_benches;
 mod part_benches;
 mod reconciler_bench;
 
@@ -125,6 +126,7 @@ fn main() -> ExitCode {
     let mut rows = Vec::new();
     let mut cases = part_benches::cases();
     cases.extend(db_benches::cases());
+    cases.extend(lpm_benches::cases());
     for c in cases.iter().filter(|c| wanted(c.name)) {
         let row = harness::run(c, args.mode);
         print_row(&row);
