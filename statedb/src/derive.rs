@@ -170,10 +170,10 @@ impl<I: Send + Sync + 'static, O: Send + Sync + 'static> Run<I, O> {
                 .initialized(&txn)
                 .unwrap_or((false, Watch::closed_watch()));
             let finish_init = input_ready && self.init.is_some();
-            if !work.is_empty() || finish_init {
-                if let Err(e) = self.apply(work, finish_init) {
-                    *self.last_error.lock() = Some(e);
-                }
+            if (!work.is_empty() || finish_init)
+                && let Err(e) = self.apply(work, finish_init)
+            {
+                *self.last_error.lock() = Some(e);
             }
             let mut set = WatchSet::new();
             set.add(watch);
@@ -198,10 +198,8 @@ impl<I: Send + Sync + 'static, O: Send + Sync + 'static> Run<I, O> {
                 first_error.get_or_insert(e);
             }
         }
-        if finish_init {
-            if let Some(init) = self.init.take() {
-                init.done(&mut w)?;
-            }
+        if finish_init && let Some(init) = self.init.take() {
+            init.done(&mut w)?;
         }
         w.commit();
         first_error.map_or(Ok(()), Err)

@@ -66,6 +66,27 @@ pub use txn::{ReadTxn, ReadTxnLike, View, WriteTxn};
 /// and delete.
 pub type Revision = u64;
 
+// The handles users share across threads and tasks are `Send + Sync`:
+// checked at compile time, so a change that loses it fails the build.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Db>();
+    send_sync::<ReadTxn>();
+    send_sync::<Table<u32>>();
+    send_sync::<Watch>();
+    send_sync::<WatchSet>();
+    send_sync::<Observer<u32>>();
+    send_sync::<Derived>();
+    send_sync::<Error>();
+};
+// A write transaction moves between threads (it is `Send`) but is used
+// by one at a time.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<WriteTxn>();
+    send::<ChangeIterator<u32>>();
+};
+
 /// The README's Rust example, compiled and run as a doctest so that it
 /// stays true.
 #[doc = include_str!("../../README.md")]

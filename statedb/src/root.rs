@@ -25,9 +25,15 @@ enum Node {
 }
 
 /// An immutable vector of table states; cloning shares everything.
+///
+/// Up to 32 tables the states sit in `small`, inline in the root: a
+/// lookup is one index, as with a plain `Vec` (the root is itself behind
+/// the Db's `Arc`), and a commit copies at most 32 entries. Past 32 they
+/// move to the trie in `node`.
 #[derive(Clone)]
 pub(crate) struct Root {
     len: usize,
+    small: Vec<State>,
     /// Bits of the position consumed above the leaves.
     shift: u32,
     node: Arc<Node>,
@@ -37,6 +43,7 @@ impl Root {
     pub fn new() -> Self {
         Root {
             len: 0,
+            small: Vec::new(),
             shift: 0,
             node: Arc::new(Node::Leaf(Vec::new())),
         }
@@ -48,6 +55,9 @@ impl Root {
 
     #[inline]
     pub fn get(&self, pos: usize) -> Option<&State> {
+        if self.len <= WIDTH {
+            return self.small.get(pos);
+        }
         if pos >= self.len {
             return None;
         }
@@ -67,7 +77,11 @@ impl Root {
     /// Replaces the state at `pos` (which must exist); copies one array
     /// per level.
     pub fn set(&mut self, pos: usize, state: State) {
-        if pos < self.len {
+        if self.len <= WIDTH {
+            if let Some(slot) = self.small.get_mut(pos) {
+                *slot = state;
+            }
+        } else if pos < self.len {
             set_in(&mut self.node, self.shift, pos, state);
         }
     }
@@ -75,6 +89,16 @@ impl Root {
     /// Appends a state; returns its position.
     pub fn push(&mut self, state: State) -> usize {
         let pos = self.len;
+        if pos < WIDTH {
+            self.small.push(state);
+            self.len += 1;
+            return pos;
+        }
+        if pos == WIDTH {
+            // Growing past the inline room: the first 32 go to the trie's
+            // first leaf.
+            self.node = Arc::new(Node::Leaf(std::mem::take(&mut self.small)));
+        }
         let capacity = WIDTH << self.shift;
         if pos == capacity {
             // Full: a new level on top.

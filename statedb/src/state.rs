@@ -169,14 +169,14 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
     /// replaced (`old`, same primary key): any other owner is a conflict.
     fn check_unique(&self, i: usize, keys: &KeySet, old: Option<&Arc<T>>) -> Result<()> {
         for k in keys.iter() {
-            if let Some(owner) = self.secondary[i].get(k) {
-                if !old.is_some_and(|o| Arc::ptr_eq(o, &owner.data)) {
-                    return Err(Error::UniqueConflict {
-                        table: self.table.name.clone(),
-                        index: self.table.secondary[i].name.to_string(),
-                        key: crate::error::display_key(k),
-                    });
-                }
+            if let Some(owner) = self.secondary[i].get(k)
+                && !old.is_some_and(|o| Arc::ptr_eq(o, &owner.data))
+            {
+                return Err(Error::UniqueConflict {
+                    table: self.table.name.clone(),
+                    index: self.table.secondary[i].name.to_string(),
+                    key: crate::error::display_key(k),
+                });
             }
         }
         Ok(())
@@ -228,11 +228,11 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
                 self.secondary[i].insert(k, obj.clone());
             }
         }
-        if !self.graveyard.is_empty() {
-            if let Some(g) = self.graveyard.delete(&pk) {
-                self.graveyard_revision
-                    .delete(&graveyard_key(g.revision, &pk));
-            }
+        if !self.graveyard.is_empty()
+            && let Some(g) = self.graveyard.delete(&pk)
+        {
+            self.graveyard_revision
+                .delete(&graveyard_key(g.revision, &pk));
         }
         Ok(old)
     }

@@ -135,6 +135,7 @@ impl<T> TableInner<T> {
         self.tracker_count.store(trackers.len(), Ordering::Release);
     }
 
+    #[inline]
     pub fn index_pos(&self, name: &str) -> Result<IndexPos> {
         // Queries carry the index's own `&'static str`: pointer equality
         // settles the common case without comparing bytes.
@@ -640,6 +641,7 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     // ---- reads --------------------------------------------------------
 
+    #[inline]
     fn view<'t, X: ReadTxnLike>(&self, txn: &'t X) -> Result<View<'t, T>> {
         txn.view(self)
     }

@@ -74,6 +74,7 @@ impl<T: Send + Sync + 'static> View<'_, T> {
     }
 
     /// First object under `key` without taking a snapshot.
+    #[inline]
     pub(crate) fn first(&self, pos: IndexPos, key: &[u8]) -> Option<Object<T>> {
         match (&self.0, pos) {
             (ViewInner::Snapshot(s), IndexPos::Primary) => s.primary.get(key).cloned(),
@@ -162,6 +163,7 @@ impl<T: Send + Sync + 'static> View<'_, T> {
     }
 }
 
+#[inline]
 fn snapshot_state<'t, T: Send + Sync + 'static>(
     db_id: u64,
     root: &'t Root,
@@ -182,6 +184,7 @@ fn snapshot_state<'t, T: Send + Sync + 'static>(
 impl sealed::Sealed for ReadTxn {}
 
 impl ReadTxnLike for ReadTxn {
+    #[inline]
     fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>> {
         snapshot_state(self.db_id, &self.root, table).map(|s| View(ViewInner::Snapshot(s)))
     }
@@ -236,14 +239,12 @@ impl sealed::Sealed for WriteTxn {}
 impl ReadTxnLike for WriteTxn {
     fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>> {
         let base = snapshot_state(self.db.inner.id, &self.base, table)?;
-        if let Some((_, pos)) = table.inner.registration() {
-            if let Some(l) = self.locked.iter().find(|l| l.pos == pos) {
-                if let Some(t) = l.txn.as_any().downcast_ref::<TableTxn<T>>() {
-                    if Arc::ptr_eq(&t.table, &table.inner) {
-                        return Ok(View(ViewInner::Txn(t, base)));
-                    }
-                }
-            }
+        if let Some((_, pos)) = table.inner.registration()
+            && let Some(l) = self.locked.iter().find(|l| l.pos == pos)
+            && let Some(t) = l.txn.as_any().downcast_ref::<TableTxn<T>>()
+            && Arc::ptr_eq(&t.table, &table.inner)
+        {
+            return Ok(View(ViewInner::Txn(t, base)));
         }
         Ok(View(ViewInner::Snapshot(base)))
     }

@@ -62,6 +62,9 @@ pub enum SetupError {
     /// The durable store cannot be used.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another instance runs on this directory.
+    #[error("{0} is in use by another memos instance (its marker file is locked)")]
+    InUse(PathBuf),
     /// The state directory would be inside the memos directory.
     #[error("the state directory {0} must not be inside the memos directory")]
     StateInsideDirectory(PathBuf),
@@ -81,11 +84,23 @@ pub struct App {
     pub reconciler: Reconciler<Memo>,
     /// The durable desired state.
     pub store: Arc<Store>,
+    /// The locked marker file: one instance per directory.
+    _lock: std::fs::File,
 }
 
 /// Builds the database, the reconciler and its lifecycle (not started).
 pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
     prepare_directory(&opts.directory, opts.force)?;
+    // One instance per directory: two would prune each other's files. The
+    // lock (flock on the marker) goes with the process, even on kill -9.
+    let marker = opts.directory.join(target::MARKER);
+    let lock = std::fs::File::open(&marker).map_err(|source| target::DirError::Io {
+        path: marker.clone(),
+        source,
+    })?;
+    if lock.try_lock().is_err() {
+        return Err(SetupError::InUse(opts.directory.clone()));
+    }
     let state_dir = opts
         .state_dir
         .clone()
@@ -147,6 +162,7 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
             registry,
             reconciler,
             store,
+            _lock: lock,
         }),
         lifecycle,
     ))

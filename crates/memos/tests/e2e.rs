@@ -386,6 +386,21 @@ fn restart_and_kill_9_keep_every_memo_and_file() {
 }
 
 #[test]
+fn a_second_instance_on_the_same_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("memos");
+    let _first = start(&dir);
+    // Even with a state directory of its own.
+    let other_state = tmp.path().join("other-state");
+    let out = command(&dir, &["--state-dir", other_state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another memos instance"), "{err}");
+}
+
+#[test]
 fn adopting_with_force_keeps_the_files_already_there() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("home");

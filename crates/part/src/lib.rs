@@ -44,5 +44,17 @@ pub use tree::{Iter, OwnedIter, OwnedRevIter, Tree};
 pub use txn::Txn;
 pub use watch::{Closed, Watch, WatchCloser, WatchSet, WatchesToClose};
 
+// Snapshots, transactions and watches cross threads: checked at compile
+// time.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Tree<u32>>();
+    send_sync::<Txn<u32>>();
+    send_sync::<Watch>();
+    send_sync::<WatchSet>();
+    send_sync::<Map<u32, u32>>();
+    send_sync::<OwnedIter<u32>>();
+};
+
 #[cfg(test)]
 mod tests;

@@ -131,10 +131,8 @@ impl<V: Send + Sync> Seal for Node<V> {
         // A node nobody watched gets the closed watch, so a reader of an old
         // snapshot asking later is told at once that it is stale.
         self.watch.with_or_init(Watch::closed_watch, Watch::close);
-        if !leaf_shared {
-            if let Some(l) = &self.leaf {
-                l.watch.with_or_init(Watch::closed_watch, Watch::close);
-            }
+        if !leaf_shared && let Some(l) = &self.leaf {
+            l.watch.with_or_init(Watch::closed_watch, Watch::close);
         }
     }
 }
@@ -316,6 +314,35 @@ impl<V> Children<V> {
                 i => s.ptrs[i as usize - 1].as_ref(),
             },
             Children::N256(s) => s.ptrs[b as usize].as_ref(),
+        }
+    }
+
+    /// Where the child of byte `b` is stored, for [`Children::slot_mut`]:
+    /// lets a caller look up once, then either insert (absent) or descend
+    /// (present) without holding a borrow across both.
+    #[inline]
+    pub fn slot_of(&self, b: u8) -> Option<usize> {
+        match self {
+            Children::Empty => None,
+            Children::N4(s) => s.position(b).ok(),
+            Children::N16(s) => s.position(b).ok(),
+            Children::N48(s) => match s.index[b as usize] {
+                0 => None,
+                i => Some(i as usize - 1),
+            },
+            Children::N256(s) => s.ptrs[b as usize].as_ref().map(|_| b as usize),
+        }
+    }
+
+    /// The child at a slot found by [`Children::slot_of`].
+    #[inline]
+    pub fn slot_mut(&mut self, slot: usize) -> Option<&mut Link<V>> {
+        match self {
+            Children::Empty => None,
+            Children::N4(s) => s.ptrs.get_mut(slot)?.as_mut(),
+            Children::N16(s) => s.ptrs.get_mut(slot)?.as_mut(),
+            Children::N48(s) => s.ptrs.get_mut(slot)?.as_mut(),
+            Children::N256(s) => s.ptrs.get_mut(slot)?.as_mut(),
         }
     }
 
@@ -597,14 +624,30 @@ impl<V> Children<V> {
     }
 }
 
+std::thread_local! {
+    /// How many `Children::drop` calls are active on this thread.
+    static DROP_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Nesting past which a drop switches from recursion to a heap stack.
+const MAX_DROP_RECURSION: u32 = 32;
+
 impl<V> Drop for Children<V> {
-    /// Frees the subtree without recursion: a chain of nodes is as deep as
-    /// its longest key, and dropping it recursively would overflow the
-    /// stack on keys that form a long prefix chain. Children that are
-    /// still shared only lose a reference; those freed here have their own
-    /// children moved to a heap stack first.
+    /// Frees the subtree with bounded recursion: a chain of nodes is as
+    /// deep as its longest key, and plain recursive drop overflowed the
+    /// stack on keys forming a long prefix chain. Up to
+    /// `MAX_DROP_RECURSION` nested drops recurse as usual (the fast path);
+    /// deeper, children freed here have their own children moved to a heap
+    /// stack instead.
     fn drop(&mut self) {
         if matches!(self, Children::Empty) {
+            return;
+        }
+        let depth = DROP_DEPTH.with(std::cell::Cell::get);
+        if depth < MAX_DROP_RECURSION {
+            DROP_DEPTH.with(|d| d.set(depth + 1));
+            self.drain(drop);
+            DROP_DEPTH.with(|d| d.set(depth));
             return;
         }
         let mut freed: Vec<Children<V>> = Vec::new();
@@ -618,10 +661,10 @@ impl<V> Drop for Children<V> {
 /// Drops one reference to a child; if it was the last, the child's own
 /// children go to `freed` instead of being dropped recursively.
 fn unlink<V>(link: Link<V>, freed: &mut Vec<Children<V>>) {
-    if let Some(mut node) = Arc::into_inner(link) {
-        if !node.children.is_empty() {
-            freed.push(std::mem::replace(&mut node.children, Children::Empty));
-        }
+    if let Some(mut node) = Arc::into_inner(link)
+        && !node.children.is_empty()
+    {
+        freed.push(std::mem::replace(&mut node.children, Children::Empty));
     }
 }
 

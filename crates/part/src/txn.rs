@@ -237,17 +237,18 @@ fn retire_leaf_node<V: Clone + Send + Sync + 'static>(
     ctx: &mut Ctx,
     full: bool,
 ) -> Option<V> {
-    if Arc::strong_count(&old) == 1 && Arc::weak_count(&old) == 0 {
-        if let Some(n) = Arc::get_mut(&mut old) {
-            if let Some(w) = n.watch.take() {
+    if Arc::strong_count(&old) == 1
+        && Arc::weak_count(&old) == 0
+        && let Some(n) = Arc::get_mut(&mut old)
+    {
+        if let Some(w) = n.watch.take() {
+            ctx.close.push(w);
+        }
+        if let Some(leaf) = n.leaf.take() {
+            if let Some(w) = leaf.watch.into_inner() {
                 ctx.close.push(w);
             }
-            if let Some(leaf) = n.leaf.take() {
-                if let Some(w) = leaf.watch.into_inner() {
-                    ctx.close.push(w);
-                }
-                return Some(leaf.value);
-            }
+            return Some(leaf.value);
         }
     }
     let value = old.leaf.as_ref().map(|l| l.value.clone());
@@ -296,14 +297,14 @@ fn upsert<V: Clone + Send + Sync + 'static>(
         }
         let b = key[d];
         let rest = &key[d + 1..];
-        if node.children.get(b).is_none() {
+        // Looked up by slot: a borrow from `get_mut` held across the insert
+        // below is refused when the child becomes the next loop's slot.
+        let Some(at) = node.children.slot_of(b) else {
             node.children
                 .insert(b, Arc::new(Node::new_leaf(rest, key, f(None))));
             return (None, true);
-        }
-        // Looked up twice: holding the first borrow across the insert above
-        // is refused when the child becomes the next loop's slot.
-        let Some(child) = node.children.get_mut(b) else {
+        };
+        let Some(child) = node.children.slot_mut(at) else {
             return (None, false);
         };
         let common = common_prefix_len(&child.prefix, rest);
@@ -429,18 +430,18 @@ fn delete_in<V: Clone + Send + Sync + 'static>(
     };
     if child.is_empty() {
         node.children.remove(b);
-    } else if child.leaf.is_none() {
-        if let Some(gb) = child.children.only_byte() {
-            // Path compression: the child is now a pass-through; lift its
-            // only child into its place with the joined prefix.
-            let c = Arc::get_mut(child).expect("child is private after delete");
-            if let Some(mut grandchild) = c.children.remove(gb) {
-                let mut prefix = Prefix::from_slice(&c.prefix);
-                prefix.push(gb);
-                prefix.extend_from_slice(&grandchild.prefix);
-                set_prefix(&mut grandchild, &prefix, full);
-                *child = grandchild;
-            }
+    } else if child.leaf.is_none()
+        && let Some(gb) = child.children.only_byte()
+    {
+        // Path compression: the child is now a pass-through; lift its
+        // only child into its place with the joined prefix.
+        let c = Arc::get_mut(child).expect("child is private after delete");
+        if let Some(mut grandchild) = c.children.remove(gb) {
+            let mut prefix = Prefix::from_slice(&c.prefix);
+            prefix.push(gb);
+            prefix.extend_from_slice(&grandchild.prefix);
+            set_prefix(&mut grandchild, &prefix, full);
+            *child = grandchild;
         }
     }
     Some(old)
