@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::table::Table;
 
-/// What [`derive`]'s transform makes of one input change.
+/// What [`derive()`]'s transform makes of one input change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeriveResult<O> {
     /// Insert (or replace) this object in the output table.
@@ -22,7 +22,7 @@ pub enum DeriveResult<O> {
     Skip,
 }
 
-/// A running [`derive`]: stops (and joins its thread) when dropped or
+/// A running [`derive()`]: stops (and joins its thread) when dropped or
 /// [stopped](Derived::stop).
 pub struct Derived {
     stop: WatchCloser,

@@ -101,6 +101,7 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
     if lock.try_lock().is_err() {
         return Err(SetupError::InUse(opts.directory.clone()));
     }
+    target::remove_stale_temp_files(&opts.directory);
     let state_dir = opts
         .state_dir
         .clone()
@@ -349,8 +350,9 @@ async fn reconcile(State(app): State<Arc<App>>) -> Response {
     text(StatusCode::ACCEPTED, "full reconciliation triggered\n")
 }
 
-/// The HTTP API.
-pub fn router(app: Arc<App>) -> Router {
+/// The HTTP API, answering only requests addressed to `listen` (see
+/// [`browser_guard`]).
+pub fn router(app: Arc<App>, listen: std::net::SocketAddr) -> Router {
     Router::new()
         .route("/memos", get(list_memos))
         .route("/memos/", post(empty_name).delete(empty_name))
@@ -363,7 +365,105 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/reconcile", post(reconcile))
         .layer(DefaultBodyLimit::max(MAX_CONTENT))
+        .layer(axum::middleware::from_fn_with_state(listen, browser_guard))
         .with_state(app)
+}
+
+/// Is `authority` (`host[:port]`) this server: a loopback name or address,
+/// and, if a port is given, the listening port?
+fn is_own_authority(authority: &str, listen: std::net::SocketAddr) -> bool {
+    let (host, port) = match authority.rsplit_once(':') {
+        // "[::1]:8080", "127.0.0.1:8080", "localhost:8080"; a bare IPv6
+        // literal without brackets is not a valid Host.
+        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().ok() != Some(listen.port()) {
+            return false;
+        }
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip == listen.ip())
+}
+
+/// Browser safety. The API listens on loopback, but a web page the user
+/// opens can still send it requests: through DNS rebinding (a name of the
+/// attacker's that resolves to 127.0.0.1: the `Host` header then carries
+/// that name) or as a cross-site form post (the `Origin` header names the
+/// other site). So: a `Host` that is not this server's loopback address is
+/// refused with 403, and so is a state-changing request (anything but
+/// GET/HEAD) whose `Origin` is not this server. Clients that send no
+/// `Origin` (curl, scripts) are not affected.
+pub async fn browser_guard(
+    State(listen): State<std::net::SocketAddr>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host_ok = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| is_own_authority(h, listen));
+    if !host_ok {
+        return text(
+            StatusCode::FORBIDDEN,
+            "forbidden: the Host header must name this server's loopback address\n",
+        );
+    }
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !safe {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let own = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.strip_prefix("http://"))
+                .is_some_and(|a| is_own_authority(a, listen));
+            if !own {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "forbidden: cross-origin requests may not change memos\n",
+                );
+            }
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_own_authority;
+
+    #[test]
+    fn own_authority_is_a_loopback_name_on_the_listening_port() {
+        let listen: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "LOCALHOST:8080",
+            "[::1]:8080",
+            "127.0.0.1",
+        ] {
+            assert!(is_own_authority(ok, listen), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "evil.example",
+            "127.0.0.1:9090",
+            "localhost:x",
+            "10.0.0.1:8080",
+            "",
+        ] {
+            assert!(!is_own_authority(bad, listen), "{bad}");
+        }
+    }
 }
 
 /// Reports health as stopped: used on shutdown.

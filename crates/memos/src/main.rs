@@ -79,7 +79,7 @@ async fn run(args: Args) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, directory = %opts.directory.display(), "memos started");
-    let served = axum::serve(listener, memos::router(app.clone()))
+    let served = axum::serve(listener, memos::router(app.clone(), addr))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     tracing::info!("shutting down");
@@ -96,6 +96,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, never in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

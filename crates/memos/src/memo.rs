@@ -30,6 +30,10 @@ pub enum NameError {
     /// Contains `/`, `\` or NUL.
     #[error("memo name must not contain '/', '\\\\' or NUL")]
     BadCharacter,
+    /// A control character or a Unicode bidirectional-text control (they
+    /// make a name display as another).
+    #[error("memo name must not contain control or bidirectional-text characters")]
+    ControlCharacter,
     /// `.` or `..`, or a name reserved for the app's own files.
     #[error("memo name {0:?} is reserved")]
     Reserved(String),
@@ -46,6 +50,9 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.contains(['/', '\\', '\0']) {
         return Err(NameError::BadCharacter);
     }
+    if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return Err(NameError::ControlCharacter);
+    }
     if name == "."
         || name == ".."
         || name == crate::target::MARKER
@@ -54,6 +61,15 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
         return Err(NameError::Reserved(name.to_string()));
     }
     Ok(())
+}
+
+/// Unicode's bidirectional formatting characters (marks, embeddings,
+/// overrides, isolates).
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// The memo table, its primary index by name and its status index.

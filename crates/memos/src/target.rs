@@ -65,6 +65,29 @@ pub fn prepare_directory(dir: &Path, force: bool) -> Result<(), DirError> {
     fs::write(&marker, b"This directory is managed by memos.\n").map_err(io)
 }
 
+/// Removes the temp files a crashed run left behind (regular files named
+/// with [`TEMP_PREFIX`]); call while holding the directory's lock, so no
+/// other instance is writing them.
+pub fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_temp = name.to_string_lossy().starts_with(TEMP_PREFIX);
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %entry.path().display(), "removed a temp file of an earlier run")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale temp file")
+                }
+            }
+        }
+    }
+}
+
 /// Writes memos as files in a directory.
 #[derive(Debug, Clone)]
 pub struct FileTarget {

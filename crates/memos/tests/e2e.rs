@@ -385,6 +385,111 @@ fn restart_and_kill_9_keep_every_memo_and_file() {
     assert!(!entries(&dir).iter().any(|e| e.contains("redb")));
 }
 
+/// A raw request with chosen Host and Origin headers.
+fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    origin: Option<&str>,
+) -> u16 {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let origin = origin
+        .map(|o| format!("Origin: {o}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{origin}Connection: close\r\nContent-Length: 1\r\n\r\nx"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn browser_requests_from_other_sites_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("memos"));
+    let own = format!("127.0.0.1:{}", s.addr.port());
+    // DNS rebinding: another name for 127.0.0.1.
+    assert_eq!(
+        request_with(s.addr, "GET", "/memos", "evil.example", None),
+        403
+    );
+    assert_eq!(
+        request_with(
+            s.addr,
+            "POST",
+            "/memos/a",
+            &format!("evil.example:{}", s.addr.port()),
+            None
+        ),
+        403
+    );
+    // A cross-site form post.
+    assert_eq!(
+        request_with(
+            s.addr,
+            "POST",
+            "/memos/a",
+            &own,
+            Some("http://evil.example")
+        ),
+        403
+    );
+    assert_eq!(
+        request_with(s.addr, "POST", "/reconcile", &own, Some("null")),
+        403
+    );
+    assert!(
+        s.req("GET", "/memos/a", b"").status == 404,
+        "a refused post wrote"
+    );
+    // Same origin, and clients without Origin, pass.
+    let same = format!("http://{own}");
+    assert_eq!(
+        request_with(s.addr, "POST", "/memos/a", &own, Some(&same)),
+        202
+    );
+    assert_eq!(
+        request_with(
+            s.addr,
+            "GET",
+            "/memos",
+            &format!("localhost:{}", s.addr.port()),
+            None
+        ),
+        200
+    );
+}
+
+#[test]
+fn control_characters_in_names_are_rejected_and_temp_files_cleaned_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("memos");
+    {
+        let _first = start(&dir);
+    }
+    std::fs::write(dir.join(".memos-tmp-999-1"), b"half written").unwrap();
+    let s = start(&dir);
+    until("temp file removed", || {
+        !dir.join(".memos-tmp-999-1").exists()
+    });
+    for bad in ["a%0Ab", "a%1Bb", "a%E2%80%AEb", "a%7Fb"] {
+        assert_eq!(
+            s.req("POST", &format!("/memos/{bad}"), b"x").status,
+            400,
+            "{bad}"
+        );
+    }
+    assert_eq!(s.req("POST", "/memos/ok-name", b"x").status, 202);
+}
+
 #[test]
 fn a_second_instance_on_the_same_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
