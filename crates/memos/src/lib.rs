@@ -378,10 +378,10 @@ fn is_own_authority(authority: &str, listen: std::net::SocketAddr) -> bool {
         Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, Some(p)),
         _ => (authority, None),
     };
-    if let Some(p) = port {
-        if p.parse::<u16>().ok() != Some(listen.port()) {
-            return false;
-        }
+    if let Some(p) = port
+        && p.parse::<u16>().ok() != Some(listen.port())
+    {
+        return false;
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
@@ -418,22 +418,25 @@ pub async fn browser_guard(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     );
-    if !safe {
-        if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let own = origin
-                .to_str()
-                .ok()
-                .and_then(|o| o.strip_prefix("http://"))
-                .is_some_and(|a| is_own_authority(a, listen));
-            if !own {
-                return text(
-                    StatusCode::FORBIDDEN,
-                    "forbidden: cross-origin requests may not change memos\n",
-                );
-            }
+    if !safe && let Some(origin) = req.headers().get(header::ORIGIN) {
+        let own = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.strip_prefix("http://"))
+            .is_some_and(|a| is_own_authority(a, listen));
+        if !own {
+            return text(
+                StatusCode::FORBIDDEN,
+                "forbidden: cross-origin requests may not change memos\n",
+            );
         }
     }
     next.run(req).await
+}
+
+/// Reports health as stopped: used on shutdown.
+pub fn stopped(app: &App) {
+    app.health.stopped("shutting down");
 }
 
 #[cfg(test)]
@@ -464,9 +467,4 @@ mod tests {
             assert!(!is_own_authority(bad, listen), "{bad}");
         }
     }
-}
-
-/// Reports health as stopped: used on shutdown.
-pub fn stopped(app: &App) {
-    app.health.stopped("shutting down");
 }
