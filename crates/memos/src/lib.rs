@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +35,11 @@ pub struct Options {
     pub force: bool,
     /// Where the durable state lives; `None`: [`default_state_dir`].
     pub state_dir: Option<PathBuf>,
+    /// Most memos kept; a new one past it is refused with 507.
+    pub max_memos: usize,
+    /// Most bytes of memo content in all; a write past it is refused with
+    /// 507.
+    pub max_total_bytes: usize,
     /// Time between full reconciliations (0 = off).
     pub full_reconciliation_interval: Duration,
     /// First retry delay.
@@ -84,6 +88,8 @@ pub struct App {
     pub reconciler: Reconciler<Memo>,
     /// The durable desired state.
     pub store: Arc<Store>,
+    /// Limits: most memos, most content bytes in all.
+    pub limits: (usize, usize),
     /// The locked marker file: one instance per directory.
     _lock: std::fs::File,
 }
@@ -163,6 +169,7 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
             registry,
             reconciler,
             store,
+            limits: (opts.max_memos, opts.max_total_bytes),
             _lock: lock,
         }),
         lifecycle,
@@ -189,9 +196,36 @@ fn internal(e: impl std::fmt::Display) -> Response {
     text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
 }
 
-async fn put_memo(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> Response {
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn put_memo(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: axum::body::Body,
+) -> Response {
     if let Err(e) = validate_name(&name) {
         return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    // A body that never finishes would hold the connection (and shutdown).
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_CONTENT)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("memo content is limited to {MAX_CONTENT} bytes\n"),
+                );
+            }
+            Err(_) => {
+                return text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the request body did not arrive within {BODY_TIMEOUT:?}\n"),
+                );
+            }
+        };
+    if let Some(refusal) = over_limits(&app, &name, body.len()) {
+        return refusal;
     }
     let content = match String::from_utf8(body.to_vec()) {
         Ok(c) => c,
@@ -220,6 +254,42 @@ async fn put_memo(State(app): State<Arc<App>>, Path(name): Path<String>, body: B
         Ok(()) => (StatusCode::ACCEPTED, json(&memo)).into_response(),
         Err(e) => internal(e),
     }
+}
+
+/// 507 if storing `bytes` under `name` would pass a limit.
+fn over_limits(app: &App, name: &str, bytes: usize) -> Option<Response> {
+    let (max_memos, max_bytes) = app.limits;
+    let txn = app.db.read_txn();
+    let all = app.memos.table.all(&txn).ok()?;
+    let (mut count, mut total, mut replaces) = (0usize, 0usize, 0usize);
+    for (m, _) in all {
+        count += 1;
+        if m.name == name {
+            replaces = m.content.len();
+        } else {
+            total += m.content.len();
+        }
+    }
+    let is_new = replaces == 0
+        && app
+            .memos
+            .table
+            .get(&txn, app.memos.by_name.query(name))
+            .ok()?
+            .is_none();
+    if is_new && count >= max_memos {
+        return Some(text(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("full: at most {max_memos} memos (--max-memos)\n"),
+        ));
+    }
+    if total + bytes > max_bytes {
+        return Some(text(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("full: at most {max_bytes} bytes of memos in all (--max-total-bytes)\n"),
+        ));
+    }
+    None
 }
 
 async fn empty_name() -> Response {
@@ -255,11 +325,44 @@ async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> R
     }
 }
 
-async fn list_memos(State(app): State<Arc<App>>) -> Response {
-    match app.memos.table.all(&app.db.read_txn()) {
-        Ok(all) => json(&all.map(|(m, _)| (*m).clone()).collect::<Vec<Memo>>()),
-        Err(e) => internal(e),
+#[derive(Deserialize)]
+struct Page {
+    /// Start after this name.
+    after: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// One page of memos in name order; the `x-next-after` header names the
+/// last one when more follow.
+async fn list_memos(State(app): State<Arc<App>>, Query(page): Query<Page>) -> Response {
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let txn = app.db.read_txn();
+    let t = &app.memos.table;
+    let objects = match &page.after {
+        Some(after) => t
+            .lower_bound(&txn, app.memos.by_name.query(after))
+            .map(|(o, _)| o),
+        None => t.all(&txn),
+    };
+    let mut memos: Vec<Memo> = match objects {
+        Ok(o) => o
+            .filter(|(m, _)| page.after.as_deref() != Some(m.name.as_str()))
+            .take(limit + 1)
+            .map(|(m, _)| (*m).clone())
+            .collect(),
+        Err(e) => return internal(e),
+    };
+    let more = memos.len() > limit;
+    memos.truncate(limit);
+    let mut resp = json(&memos);
+    if more
+        && let Some(last) = memos.last()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&last.name)
+    {
+        resp.headers_mut().insert("x-next-after", v);
     }
+    resp
 }
 
 async fn get_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {

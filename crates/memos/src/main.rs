@@ -39,7 +39,16 @@ struct Args {
     /// beside the directory, `<parent>/.<name>.memos-state`; never inside it.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Most memos kept (a new one past it gets 507).
+    #[arg(long, default_value_t = 10_000)]
+    max_memos: usize,
+    /// Most bytes of memo content in all (a write past it gets 507).
+    #[arg(long, default_value_t = 256 << 20)]
+    max_total_bytes: usize,
 }
+
+/// How long open connections may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -67,6 +76,8 @@ async fn run(args: Args) -> Result<(), String> {
         directory: args.directory,
         force: args.force,
         state_dir: args.state_dir,
+        max_memos: args.max_memos,
+        max_total_bytes: args.max_total_bytes,
         full_reconciliation_interval: args.full_reconciliation_interval,
         retry_backoff_min: args.retry_backoff_min,
         retry_backoff_max: args.retry_backoff_max,
@@ -79,9 +90,26 @@ async fn run(args: Args) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, directory = %opts.directory.display(), "memos started");
-    let served = axum::serve(listener, memos::router(app.clone(), addr))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // On a signal, connections get a grace period to finish, then the
+    // server stops regardless (a client that never finishes cannot hold
+    // shutdown).
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, memos::router(app.clone(), addr)).with_graceful_shutdown(
+        async move {
+            shutdown_signal().await;
+            let _ = signalled_tx.send(());
+        },
+    );
+    let served = tokio::select! {
+        r = server.into_future() => r,
+        _ = async {
+            let _ = signalled_rx.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period: closing");
+            Ok(())
+        }
+    };
     tracing::info!("shutting down");
     memos::stopped(&app);
     lifecycle.stop().await;

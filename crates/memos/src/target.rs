@@ -97,25 +97,36 @@ pub struct FileTarget {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
+/// Whether `path` is a regular file holding exactly `content`: the size
+/// first, then 64 KiB at a time, so a large planted file is never read
+/// whole. Symlinks and other non-files count as different.
+fn holds(path: &Path, content: &[u8]) -> io::Result<bool> {
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path);
-    match file {
-        Ok(mut f) => {
-            if !f.metadata()?.is_file() {
-                return Ok(None);
-            }
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)?;
-            Ok(Some(buf))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+    let mut f = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         // A symlink (ELOOP) or anything else that is not our file.
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(None),
-        Err(e) => Err(e),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.len() != content.len() as u64 {
+        return Ok(false);
     }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0;
+    while at < content.len() {
+        let n = f.read(&mut buf)?;
+        if n == 0 || at + n > content.len() || buf[..n] != content[at..at + n] {
+            return Ok(false);
+        }
+        at += n;
+    }
+    // Nothing may follow (the file may have grown since the size check).
+    Ok(f.read(&mut buf[..1])? == 0)
 }
 
 impl FileTarget {
@@ -140,7 +151,7 @@ impl FileTarget {
         // Recorded before the file exists: a crash in between leaves a
         // record of a missing file (harmless), never an unrecorded file.
         self.store.set_written(name, true)?;
-        if read_regular(&path)?.is_some_and(|current| current == content.as_bytes()) {
+        if holds(&path, content.as_bytes())? {
             return Ok(false);
         }
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -42,7 +42,11 @@ fn command(dir: &Path, extra: &[&str]) -> Command {
 }
 
 fn start(dir: &Path) -> Server {
-    let mut child = command(dir, &[]).spawn().expect("spawn memos");
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &Path, extra: &[&str]) -> Server {
+    let mut child = command(dir, extra).spawn().expect("spawn memos");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(stdout)
@@ -488,6 +492,56 @@ fn control_characters_in_names_are_rejected_and_temp_files_cleaned_at_start() {
         );
     }
     assert_eq!(s.req("POST", "/memos/ok-name", b"x").status, 202);
+}
+
+#[test]
+fn limits_answer_clearly_and_lists_are_paged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start_with(
+        &tmp.path().join("memos"),
+        &["--max-memos", "3", "--max-total-bytes", "12"],
+    );
+    assert_eq!(s.req("POST", "/memos/a", b"aaaa").status, 202);
+    assert_eq!(s.req("POST", "/memos/b", b"bbbb").status, 202);
+    assert_eq!(s.req("POST", "/memos/c", b"cccc").status, 202);
+    let full = s.req("POST", "/memos/d", b"d");
+    assert_eq!(full.status, 507);
+    assert!(full.body.contains("--max-memos"), "{}", full.body);
+    // Replacing counts the new size only.
+    let big = s.req("POST", "/memos/a", b"aaaaa");
+    assert_eq!(big.status, 507);
+    assert!(big.body.contains("--max-total-bytes"), "{}", big.body);
+    assert_eq!(s.req("POST", "/memos/a", b"AAAA").status, 202);
+    // Pages in name order.
+    let page = |q: &str| -> Vec<String> {
+        let body = s.req("GET", &format!("/memos{q}"), b"").body;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(page("?limit=2"), ["a", "b"]);
+    assert_eq!(page("?limit=2&after=b"), ["c"]);
+    assert_eq!(page(""), ["a", "b", "c"]);
+}
+
+#[test]
+fn a_body_that_never_finishes_is_cut_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("memos"));
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    c.write_all(
+        b"POST /memos/slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nonly ten b",
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(s.req("GET", "/memos/slow", b"").status, 404);
 }
 
 #[test]
