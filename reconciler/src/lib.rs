@@ -14,7 +14,8 @@
 //! | `Metrics`, `ExpVarMetrics` | [`Metrics`], [`InMemoryMetrics`] (+ [`PrometheusMetrics`]) |
 //! | `Params` (lifecycle, jobs, health, metrics) | [`Params`], [`Lifecycle`], [`Health`] / [`HealthReporter`] |
 //! | `New`, `Register`, `Reconciler.TriggerFullReconciliation` | [`new`], [`register`], [`Reconciler::trigger_full_reconciliation`] |
-//! | `WaitForReconciliation` | [`wait_for_reconciliation`], [`wait_for_reconciliation_blocking`] |
+//! | `WaitForReconciliation` | [`wait_for_reconciliation`], [`wait_for_reconciliation_timeout`], [`wait_for_reconciliation_blocking`] (one [`WaitError`]) |
+//! | (new) wait for a revision | [`Reconciler::wait_until_reconciled`] → [`Reconciled`] |
 //! | `*rate.Limiter` | [`RateLimiter`] (governor, on tokio's clock: [`tokio_rate_limiter`]) |
 //!
 //! Time comes from tokio's clock, so tests run on a paused runtime in
@@ -92,7 +93,10 @@ pub use lifecycle::{BoxError, Hook, Lifecycle, LifecycleError};
 pub use limiter::{GovernorLimiter, RateLimiter, TokioClock, TokioInstant, tokio_rate_limiter};
 pub use metrics::{InMemoryMetrics, Metrics, ModuleMetrics, PrometheusMetrics};
 pub use status::{OP_DELETE, OP_PRUNE, OP_UPDATE, Status, StatusKind, new_status_index};
-pub use wait::{WaitError, wait_for_reconciliation, wait_for_reconciliation_blocking};
+pub use wait::{
+    Reconciled, WaitError, wait_for_reconciliation, wait_for_reconciliation_blocking,
+    wait_for_reconciliation_timeout,
+};
 
 use statedb::Db;
 use tokio::sync::Notify;
@@ -144,6 +148,7 @@ impl Params {
 /// A handle to a registered reconciler.
 pub struct Reconciler<Obj> {
     trigger: Arc<Notify>,
+    progress: tokio::sync::watch::Receiver<Reconciled>,
     module_id: String,
     _obj: std::marker::PhantomData<fn(Obj)>,
 }
@@ -152,6 +157,7 @@ impl<Obj> Clone for Reconciler<Obj> {
     fn clone(&self) -> Self {
         Reconciler {
             trigger: self.trigger.clone(),
+            progress: self.progress.clone(),
             module_id: self.module_id.clone(),
             _obj: std::marker::PhantomData,
         }
@@ -179,6 +185,51 @@ impl<Obj> Reconciler<Obj> {
     pub fn module_id(&self) -> &str {
         &self.module_id
     }
+
+    /// Completes once every change of the table up to `revision` (say,
+    /// the table revision of the user's commit) has been processed, with
+    /// the objects left in error at that point. Needs no status index.
+    /// Cancel by dropping the future; see
+    /// [`Reconciler::wait_until_reconciled_timeout`] for a deadline.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::Stopped`] if the reconciler stops first (or never
+    /// started).
+    pub async fn wait_until_reconciled(
+        &self,
+        revision: statedb::Revision,
+    ) -> Result<Reconciled, WaitError> {
+        let mut rx = self.progress.clone();
+        let seen = rx
+            .wait_for(|p| p.revision >= revision)
+            .await
+            .map_err(|_| WaitError::Stopped)?;
+        Ok(seen.clone())
+    }
+
+    /// [`Reconciler::wait_until_reconciled`] with a deadline (tokio's
+    /// clock).
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::Timeout`] when `timeout` passes first;
+    /// [`WaitError::Stopped`].
+    pub async fn wait_until_reconciled_timeout(
+        &self,
+        revision: statedb::Revision,
+        timeout: std::time::Duration,
+    ) -> Result<Reconciled, WaitError> {
+        tokio::time::timeout(timeout, self.wait_until_reconciled(revision))
+            .await
+            .map_err(|_| WaitError::Timeout)?
+    }
+
+    /// The latest progress: the revision processed and the objects in
+    /// error then.
+    pub fn progress(&self) -> Reconciled {
+        self.progress.borrow().clone()
+    }
 }
 
 /// Validates `config` and adds the reconciler to `params.lifecycle`; it
@@ -199,6 +250,7 @@ pub fn new<Obj: Send + Sync + 'static>(
             reason: e.to_string(),
         })?;
     let trigger = Arc::new(Notify::new());
+    let (progress_tx, progress) = tokio::sync::watch::channel(Reconciled::default());
     let metrics = config.metrics.clone().or(params.default_metrics.clone());
     let runner = reconciler::Runner::new(
         config,
@@ -207,6 +259,7 @@ pub fn new<Obj: Send + Sync + 'static>(
         metrics,
         params.health.clone(),
         trigger.clone(),
+        progress_tx,
     );
     let name = format!("reconcile-{}", params.module_id);
     params
@@ -214,6 +267,7 @@ pub fn new<Obj: Send + Sync + 'static>(
         .add_job(&name, move |cancel| runner.run(cancel));
     Ok(Reconciler {
         trigger,
+        progress,
         module_id: params.module_id,
         _obj: std::marker::PhantomData,
     })

@@ -66,6 +66,8 @@ pub(crate) struct Runner<Obj: Send + Sync + 'static> {
     pub trigger: Arc<Notify>,
     retries: RetryQueue<Obj>,
     prune_error: Option<String>,
+    /// Published after every round that consumed every change it saw.
+    progress: tokio::sync::watch::Sender<crate::wait::Reconciled>,
     /// Rows this reconciler removed after a successful soft delete: their
     /// delete shows up in the change iterator and needs no second delete.
     deleted_by_us: HashSet<Key>,
@@ -98,6 +100,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         metrics: Option<Arc<dyn Metrics>>,
         health: Arc<dyn Health>,
         trigger: Arc<Notify>,
+        progress: tokio::sync::watch::Sender<crate::wait::Reconciled>,
     ) -> Self {
         let retries = RetryQueue::new(
             cfg.retry_backoff_min_duration,
@@ -113,6 +116,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             retries,
             prune_error: None,
             deleted_by_us: HashSet::new(),
+            progress,
         }
     }
 
@@ -195,6 +199,9 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                     changes_watch = w;
                 }
             }
+            if !more {
+                self.publish_progress(&txn);
+            }
             if full_requested && initialized {
                 full_requested = false;
                 prune_requested = false;
@@ -216,6 +223,28 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         }
         self.health.stopped("reconciler stopped");
         tracing::info!(module_id = %self.module_id, "reconciler stopped");
+    }
+
+    /// Every change up to `txn`'s table revision is processed: publish it,
+    /// with the objects left in error.
+    fn publish_progress(&self, txn: &ReadTxn) {
+        let revision = self.cfg.table.revision(txn).unwrap_or(0);
+        if revision <= self.progress.borrow().revision
+            && self.retries.len() == self.progress.borrow().errors
+        {
+            return;
+        }
+        let error_keys = self
+            .retries
+            .keys()
+            .take(crate::wait::Reconciled::MAX_KEYS)
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        self.progress.send_replace(crate::wait::Reconciled {
+            revision,
+            errors: self.retries.len(),
+            error_keys,
+        });
     }
 
     fn report_health(&self) {

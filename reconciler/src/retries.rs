@@ -128,6 +128,11 @@ impl<Obj> RetryQueue<Obj> {
         self.entries.get(pk).is_some_and(|e| e.hard_delete)
     }
 
+    /// The keys of the queued objects, by when they are due.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.by_due.iter().map(|(_, k)| k)
+    }
+
     /// The last error of every queued object.
     pub fn errors(&self) -> impl Iterator<Item = &str> {
         self.by_due

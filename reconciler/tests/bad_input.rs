@@ -142,7 +142,7 @@ async fn c36_wait_with_an_index_the_table_lacks() {
     let (db, t) = registered("t");
     let status = reconciler::new_status_index(|o: &O| &o.status);
     let r = reconciler::wait_for_reconciliation(&db, &t, &status).await;
-    assert!(matches!(r, Err(Error::UnknownIndex { .. })));
+    assert!(matches!(r, Err(WaitError::Db(Error::UnknownIndex { .. }))));
 }
 
 #[test]

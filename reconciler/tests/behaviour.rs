@@ -913,3 +913,49 @@ async fn full_round_writes_back_a_fresh_done_status() {
     assert_eq!(h.kind(1), Some(StatusKind::Done));
     h.lc.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn wait_until_reconciled_reports_the_revision_and_the_errors() {
+    let h = start(|_| {}, |_, _| {}).await;
+    h.target.fail.lock().insert(2);
+    let mut w = h.db.write_txn(&[&h.table]).unwrap();
+    for i in 1..=3 {
+        h.table.insert(&mut w, pending(i, i as u32)).unwrap();
+    }
+    let r = w.commit();
+    let revision = h.table.revision(&r).unwrap();
+    let done = h
+        .rec
+        .wait_until_reconciled_timeout(revision, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(done.revision >= revision);
+    assert_eq!(done.errors, 1);
+    assert_eq!(done.error_keys.len(), 1);
+    // Every change up to the revision ran: 1 and 3 are in the target.
+    assert!(h.target.state.lock().contains_key(&1) && h.target.state.lock().contains_key(&3));
+    // Recovery shows in a later revision's report.
+    h.target.fail.lock().clear();
+    h.until("2 done", |h| h.kind(2) == Some(StatusKind::Done))
+        .await;
+    let r = h.db.read_txn();
+    let done = h
+        .rec
+        .wait_until_reconciled_timeout(h.table.revision(&r).unwrap(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(done.errors, 0);
+    // A revision never reached, then the reconciler stops.
+    let far = h.table.revision(&r).unwrap() + 1000;
+    assert_eq!(
+        h.rec
+            .wait_until_reconciled_timeout(far, Duration::from_secs(1))
+            .await,
+        Err(reconciler::WaitError::Timeout)
+    );
+    h.lc.stop().await;
+    assert_eq!(
+        h.rec.wait_until_reconciled(far).await,
+        Err(reconciler::WaitError::Stopped)
+    );
+}
