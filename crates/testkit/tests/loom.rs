@@ -202,6 +202,48 @@ fn overlapping_writers() {
     });
 }
 
+/// A writer holds a table while another thread tries it without waiting
+/// and the holder itself asks again: the other thread gets `TablesBusy` or,
+/// once the lock is free, the table (never a hang, never both at once);
+/// the holder gets `WouldDeadlock` for its own table, never a wait. The
+/// lock's owner token is set and cleared around the real lock.
+#[test]
+fn try_lock_vs_holder_and_same_thread_relock() {
+    check("try_lock_vs_holder_and_same_thread_relock", None, || {
+        let idx = pair_index();
+        let a = table("a", &idx);
+        let db = Db::new();
+        db.register_table(&a).unwrap();
+        let other = {
+            let (db, idx, a) = (db.clone(), idx.clone(), a.clone());
+            thread::spawn(move || match db.try_write_txn(&[&a]) {
+                Ok(mut w) => {
+                    let n = a.get(&w, idx.query(&0)).unwrap().map_or(0, |(o, _)| o.1);
+                    a.insert(&mut w, (0, n + 1)).unwrap();
+                    w.commit();
+                    true
+                }
+                Err(statedb::Error::TablesBusy { .. }) => false,
+                Err(e) => panic!("unexpected {e}"),
+            })
+        };
+        let mut w = db.write_txn(&[&a]).unwrap();
+        assert!(matches!(
+            db.write_txn(&[&a]),
+            Err(statedb::Error::WouldDeadlock { .. })
+        ));
+        let n = a.get(&w, idx.query(&0)).unwrap().map_or(0, |(o, _)| o.1);
+        a.insert(&mut w, (0, n + 1)).unwrap();
+        w.commit();
+        let other_wrote = other.join().unwrap();
+        let snap = db.read_txn();
+        let count = a.get(&snap, idx.query(&0)).unwrap().map_or(0, |(o, _)| o.1);
+        assert_eq!(count, 1 + u32::from(other_wrote));
+        // Both released: this thread can lock again.
+        assert!(db.try_write_txn(&[&a]).is_ok());
+    });
+}
+
 /// A Db with table `t` holding (1, 1), and a change iterator of `t`
 /// registered before that insert.
 fn tracked_table() -> (Db, Table<Pair>, ChangeIterator<Pair>) {
