@@ -32,19 +32,32 @@ pub trait Operations<Obj>: Send + Sync {
     /// changed object is written back with its status). Must be
     /// idempotent.
     ///
+    /// `revision` is the object's revision in the table (the version
+    /// being reconciled), e.g. to skip work a target already did for it.
+    ///
     /// `changed` is `Some` during full reconciliation: set it to true when
     /// the target differed from `obj` (it had drifted); such objects are
     /// counted as out of sync in the metrics.
+    ///
+    /// What is written back: on success, the object as this call left it
+    /// with a fresh done status; on error, that object with an error
+    /// status (and a retry). Both as a compare-and-swap on `revision`: if
+    /// the object changed meanwhile, the result is dropped and the newer
+    /// version is reconciled next. This holds in incremental and full
+    /// rounds alike.
     async fn update(
         &self,
         txn: &ReadTxn,
+        revision: Revision,
         obj: &mut Obj,
         changed: Option<&mut bool>,
     ) -> Result<(), OpError>;
 
     /// Deletes `obj` from the target. Deleting what is not there is not an
-    /// error.
-    async fn delete(&self, txn: &ReadTxn, obj: &Obj) -> Result<(), OpError>;
+    /// error. Called for a soft delete ([`crate::Status::pending_delete`],
+    /// `revision` is the object's) and for a row deleted from the table
+    /// (its last version; `revision` is that of the delete).
+    async fn delete(&self, txn: &ReadTxn, revision: Revision, obj: &Obj) -> Result<(), OpError>;
 
     /// Removes from the target whatever `objects` (every desired object)
     /// does not ask for. Run at the start of each full reconciliation; a

@@ -25,7 +25,7 @@
 //! use std::sync::Arc;
 //! use parking_lot::Mutex;
 //! use reconciler::{Config, HealthReporter, Lifecycle, OpError, Operations, Params, Status};
-//! use statedb::{Db, Index, Objects, ReadTxn, Table};
+//! use statedb::{Db, Index, Objects, ReadTxn, Revision, Table};
 //!
 //! #[derive(Clone, Debug)]
 //! struct Route { prefix: String, status: Status }
@@ -36,12 +36,12 @@
 //!
 //! #[async_trait::async_trait]
 //! impl Operations<Route> for Kernel {
-//!     async fn update(&self, _: &ReadTxn, r: &mut Route, _: Option<&mut bool>) -> Result<(), OpError> {
+//!     async fn update(&self, _: &ReadTxn, _: Revision, r: &mut Route, _: Option<&mut bool>) -> Result<(), OpError> {
 //!         let mut k = self.0.lock();
 //!         if !k.contains(&r.prefix) { k.push(r.prefix.clone()); }
 //!         Ok(())
 //!     }
-//!     async fn delete(&self, _: &ReadTxn, r: &Route) -> Result<(), OpError> {
+//!     async fn delete(&self, _: &ReadTxn, _: Revision, r: &Route) -> Result<(), OpError> {
 //!         self.0.lock().retain(|p| *p != r.prefix);
 //!         Ok(())
 //!     }

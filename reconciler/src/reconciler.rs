@@ -346,7 +346,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         // Retries that are due, looked up again in this snapshot.
         let now = Instant::now();
         if work.len() < limit {
-            for (pk, obj, hard_delete) in self.retries.due(now, limit - work.len()) {
+            for (pk, obj, hard_delete, deleted_at) in self.retries.due(now, limit - work.len()) {
                 if work.iter().any(|w| w.pk == pk) {
                     continue;
                 }
@@ -361,7 +361,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                     None if hard_delete => work.push(Work {
                         pk,
                         object: obj,
-                        revision: 0,
+                        revision: deleted_at,
                         action: Action::HardDelete,
                     }),
                     Some((cur, revision)) if get_status(&cur).kind == StatusKind::Error => {
@@ -409,9 +409,15 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             // operation shows at a million objects per second.
             let start = self.metrics.as_ref().map(|_| Instant::now());
             let (op, result) = if w.action.is_delete() {
-                (OP_DELETE, guarded(ops.delete(txn, &object)).await)
+                (
+                    OP_DELETE,
+                    guarded(ops.delete(txn, w.revision, &object)).await,
+                )
             } else {
-                (OP_UPDATE, guarded(ops.update(txn, &mut object, None)).await)
+                (
+                    OP_UPDATE,
+                    guarded(ops.update(txn, w.revision, &mut object, None)).await,
+                )
             };
             if let (Some(m), Some(start)) = (&self.metrics, start) {
                 m.incremental_reconciliation_duration(&self.module_id, op, start.elapsed());
@@ -505,7 +511,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                 Err(err) => {
                     self.note_failure(&o.pk, &err);
                     self.retries
-                        .add_hard_delete(o.pk, Arc::new(o.object), err, now);
+                        .add_hard_delete(o.pk, Arc::new(o.object), o.revision, err, now);
                 }
             }
         }
@@ -618,7 +624,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             let mut object = (self.cfg.clone_object)(&obj);
             let mut changed = false;
             let start = Instant::now();
-            let result = guarded(ops.update(txn, &mut object, Some(&mut changed))).await;
+            let result = guarded(ops.update(txn, revision, &mut object, Some(&mut changed))).await;
             if let Some(m) = &self.metrics {
                 m.full_reconciliation_duration(&self.module_id, OP_UPDATE, start.elapsed());
                 if result.is_ok() && changed {

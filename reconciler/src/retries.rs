@@ -12,6 +12,8 @@ struct Entry<Obj> {
     /// The object was deleted from the table: retry deleting it from the
     /// target (there is no row to carry its status).
     hard_delete: bool,
+    /// For a hard delete: the revision of the delete.
+    revision: statedb::Revision,
     attempts: u32,
     due: Instant,
     error: String,
@@ -50,7 +52,7 @@ impl<Obj> RetryQueue<Obj> {
 
     /// Records a failure of `object`; returns the delay until its retry.
     pub fn add(&mut self, pk: Key, object: Arc<Obj>, error: String, now: Instant) -> Duration {
-        self.add_entry(pk, object, false, error, now)
+        self.add_entry(pk, object, (false, 0), error, now)
     }
 
     /// Records a failed delete of an object deleted from the table.
@@ -58,17 +60,18 @@ impl<Obj> RetryQueue<Obj> {
         &mut self,
         pk: Key,
         object: Arc<Obj>,
+        revision: statedb::Revision,
         error: String,
         now: Instant,
     ) -> Duration {
-        self.add_entry(pk, object, true, error, now)
+        self.add_entry(pk, object, (true, revision), error, now)
     }
 
     fn add_entry(
         &mut self,
         pk: Key,
         object: Arc<Obj>,
-        hard_delete: bool,
+        (hard_delete, revision): (bool, statedb::Revision),
         error: String,
         now: Instant,
     ) -> Duration {
@@ -82,6 +85,7 @@ impl<Obj> RetryQueue<Obj> {
             Entry {
                 object,
                 hard_delete,
+                revision,
                 attempts,
                 due,
                 error,
@@ -103,9 +107,9 @@ impl<Obj> RetryQueue<Obj> {
     }
 
     /// The objects due at `now`, at most `limit`, each with whether it is
-    /// a hard delete; they stay queued (with their attempt count) until
-    /// removed or re-added.
-    pub fn due(&self, now: Instant, limit: usize) -> Vec<(Key, Arc<Obj>, bool)> {
+    /// a hard delete and that delete's revision; they stay queued (with
+    /// their attempt count) until removed or re-added.
+    pub fn due(&self, now: Instant, limit: usize) -> Vec<(Key, Arc<Obj>, bool, statedb::Revision)> {
         self.by_due
             .iter()
             .take_while(|(t, _)| *t <= now)
@@ -113,7 +117,7 @@ impl<Obj> RetryQueue<Obj> {
             .filter_map(|(_, k)| {
                 self.entries
                     .get(k)
-                    .map(|e| (k.clone(), e.object.clone(), e.hard_delete))
+                    .map(|e| (k.clone(), e.object.clone(), e.hard_delete, e.revision))
             })
             .collect()
     }

@@ -40,10 +40,16 @@ struct Nop;
 
 #[async_trait::async_trait]
 impl Operations<O> for Nop {
-    async fn update(&self, _: &ReadTxn, _: &mut O, _: Option<&mut bool>) -> Result<(), OpError> {
+    async fn update(
+        &self,
+        _: &ReadTxn,
+        _: statedb::Revision,
+        _: &mut O,
+        _: Option<&mut bool>,
+    ) -> Result<(), OpError> {
         Ok(())
     }
-    async fn delete(&self, _: &ReadTxn, _: &O) -> Result<(), OpError> {
+    async fn delete(&self, _: &ReadTxn, _: statedb::Revision, _: &O) -> Result<(), OpError> {
         Ok(())
     }
     async fn prune(&self, _: &ReadTxn, _: Objects<O>) -> Result<(), OpError> {

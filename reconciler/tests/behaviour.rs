@@ -38,6 +38,8 @@ struct Target {
     log: Mutex<Vec<(&'static str, u64, u32, Instant)>>,
     prunes: AtomicUsize,
     fail_prune: AtomicBool,
+    /// (operation, id, revision handed to it).
+    revisions: Mutex<Vec<(&'static str, u64, statedb::Revision)>>,
 }
 
 impl Target {
@@ -77,9 +79,11 @@ impl Operations<TObj> for Target {
     async fn update(
         &self,
         _txn: &ReadTxn,
+        revision: statedb::Revision,
         obj: &mut TObj,
         changed: Option<&mut bool>,
     ) -> Result<(), OpError> {
+        self.revisions.lock().push(("update", obj.id, revision));
         self.enter("update", obj.id, obj.value).await?;
         let old = self.state.lock().insert(obj.id, obj.value);
         if let Some(c) = changed {
@@ -87,7 +91,13 @@ impl Operations<TObj> for Target {
         }
         Ok(())
     }
-    async fn delete(&self, _txn: &ReadTxn, obj: &TObj) -> Result<(), OpError> {
+    async fn delete(
+        &self,
+        _txn: &ReadTxn,
+        revision: statedb::Revision,
+        obj: &TObj,
+    ) -> Result<(), OpError> {
+        self.revisions.lock().push(("delete", obj.id, revision));
         self.enter("delete", obj.id, obj.value).await?;
         self.state.lock().remove(&obj.id);
         Ok(())
@@ -431,7 +441,10 @@ impl BatchOperations<TObj> for Batch {
             .lock()
             .push(("update", batch.iter().map(|e| e.object.id).collect()));
         for e in batch {
-            e.result = self.target.update(txn, &mut e.object, None).await;
+            e.result = self
+                .target
+                .update(txn, e.revision, &mut e.object, None)
+                .await;
         }
     }
     async fn delete_batch(&self, txn: &ReadTxn, batch: &mut [BatchEntry<TObj>]) {
@@ -439,7 +452,7 @@ impl BatchOperations<TObj> for Batch {
             .lock()
             .push(("delete", batch.iter().map(|e| e.object.id).collect()));
         for e in batch {
-            e.result = self.target.delete(txn, &e.object).await;
+            e.result = self.target.delete(txn, e.revision, &e.object).await;
         }
     }
 }
@@ -958,4 +971,25 @@ async fn wait_until_reconciled_reports_the_revision_and_the_errors() {
         h.rec.wait_until_reconciled(far).await,
         Err(reconciler::WaitError::Stopped)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn operations_get_the_objects_revision() {
+    let h = start(|_| {}, |_, _| {}).await;
+    let mut w = h.db.write_txn(&[&h.table]).unwrap();
+    h.table.insert(&mut w, pending(1, 1)).unwrap();
+    let r = w.commit();
+    let inserted = h.table.get(&r, h.by_id.query(&1)).unwrap().unwrap().1;
+    h.settled().await;
+    let mut w = h.db.write_txn(&[&h.table]).unwrap();
+    h.table.delete(&mut w, &pending(1, 0)).unwrap();
+    let r = w.commit();
+    let deleted = h.table.revision(&r).unwrap();
+    h.until("deleted", |h| h.target.state.lock().is_empty())
+        .await;
+    assert_eq!(
+        *h.target.revisions.lock(),
+        [("update", 1, inserted), ("delete", 1, deleted)]
+    );
+    h.lc.stop().await;
 }

@@ -117,7 +117,13 @@ struct DownTarget {
 
 #[async_trait::async_trait]
 impl Operations<Obj> for DownTarget {
-    async fn update(&self, _: &ReadTxn, _: &mut Obj, _: Option<&mut bool>) -> Result<(), OpError> {
+    async fn update(
+        &self,
+        _: &ReadTxn,
+        _: statedb::Revision,
+        _: &mut Obj,
+        _: Option<&mut bool>,
+    ) -> Result<(), OpError> {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         if self.up.load(Ordering::Relaxed) {
             Ok(())
@@ -125,7 +131,7 @@ impl Operations<Obj> for DownTarget {
             Err("target down".into())
         }
     }
-    async fn delete(&self, _: &ReadTxn, _: &Obj) -> Result<(), OpError> {
+    async fn delete(&self, _: &ReadTxn, _: statedb::Revision, _: &Obj) -> Result<(), OpError> {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         if self.up.load(Ordering::Relaxed) {
             Ok(())

@@ -73,6 +73,7 @@ impl Operations<Obj> for Target {
     async fn update(
         &self,
         _: &ReadTxn,
+        _: statedb::Revision,
         o: &mut Obj,
         changed: Option<&mut bool>,
     ) -> Result<(), OpError> {
@@ -83,7 +84,7 @@ impl Operations<Obj> for Target {
         }
         Ok(())
     }
-    async fn delete(&self, _: &ReadTxn, o: &Obj) -> Result<(), OpError> {
+    async fn delete(&self, _: &ReadTxn, _: statedb::Revision, o: &Obj) -> Result<(), OpError> {
         self.fault().await?;
         self.state.lock().remove(&o.id);
         Ok(())

@@ -25,6 +25,7 @@ impl Operations<Obj> for Instant0 {
     async fn update(
         &self,
         _: &ReadTxn,
+        _: statedb::Revision,
         _: &mut Obj,
         changed: Option<&mut bool>,
     ) -> Result<(), OpError> {
@@ -33,7 +34,7 @@ impl Operations<Obj> for Instant0 {
         }
         Ok(())
     }
-    async fn delete(&self, _: &ReadTxn, _: &Obj) -> Result<(), OpError> {
+    async fn delete(&self, _: &ReadTxn, _: statedb::Revision, _: &Obj) -> Result<(), OpError> {
         Ok(())
     }
     async fn prune(&self, _: &ReadTxn, _: Objects<Obj>) -> Result<(), OpError> {

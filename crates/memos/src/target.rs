@@ -236,6 +236,7 @@ impl Operations<Memo> for FileTarget {
     async fn update(
         &self,
         _txn: &ReadTxn,
+        _revision: statedb::Revision,
         memo: &mut Memo,
         changed: Option<&mut bool>,
     ) -> Result<(), OpError> {
@@ -249,7 +250,12 @@ impl Operations<Memo> for FileTarget {
         Ok(())
     }
 
-    async fn delete(&self, _txn: &ReadTxn, memo: &Memo) -> Result<(), OpError> {
+    async fn delete(
+        &self,
+        _txn: &ReadTxn,
+        _revision: statedb::Revision,
+        memo: &Memo,
+    ) -> Result<(), OpError> {
         let this = self.clone();
         let name = memo.name.clone();
         tokio::task::spawn_blocking(move || this.remove(&name)).await?
