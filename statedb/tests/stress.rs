@@ -214,19 +214,7 @@ fn change_replay_ends_equal_to_the_table() {
     while done < writes {
         let mut w = db.write_txn(&[&t]).unwrap();
         for _ in 0..1 + rng.below(50) {
-            let id = rng.below(500) as u32;
-            if rng.below(3) == 0 {
-                t.delete(&mut w, &Account { id, balance: 0 }).unwrap();
-            } else {
-                t.insert(
-                    &mut w,
-                    Account {
-                        id,
-                        balance: rng.below(1000) as i64,
-                    },
-                )
-                .unwrap();
-            }
+            random_write(&t, &mut w, &mut rng, 500, 3);
             done += 1;
         }
         // Read through the write transaction at times: only committed
@@ -262,6 +250,24 @@ fn change_replay_ends_equal_to_the_table() {
         "change replay: {writes} writes, {replayed} changes replayed in {:.2} s, replica equal to the table",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Deletes (one time in `delete_one_in`) or inserts a random id below
+/// `ids`.
+fn random_write(
+    t: &Table<Account>,
+    w: &mut statedb::WriteTxn,
+    rng: &mut Rng,
+    ids: u64,
+    delete_one_in: u64,
+) {
+    let id = rng.below(ids) as u32;
+    if rng.below(delete_one_in) == 0 {
+        t.delete(w, &Account { id, balance: 0 }).unwrap();
+    } else {
+        let balance = rng.below(1000) as i64;
+        t.insert(w, Account { id, balance }).unwrap();
+    }
 }
 
 fn apply(replica: &mut BTreeMap<u32, i64>, c: &statedb::Change<Account>) {
@@ -385,19 +391,7 @@ fn long_lived_snapshot_reads_its_own_state() {
     while left > 0 {
         let mut w = db.write_txn(&[&t]).unwrap();
         for _ in 0..100.min(left) {
-            let id = rng.below(2000) as u32;
-            if rng.below(4) == 0 {
-                t.delete(&mut w, &Account { id, balance: 0 }).unwrap();
-            } else {
-                t.insert(
-                    &mut w,
-                    Account {
-                        id,
-                        balance: rng.below(100) as i64,
-                    },
-                )
-                .unwrap();
-            }
+            random_write(&t, &mut w, &mut rng, 2000, 4);
             left -= 1;
         }
         w.commit();
