@@ -105,6 +105,11 @@ pub struct Config<Obj> {
     /// Most objects reconciled in one incremental round before statuses
     /// are committed and a new snapshot is taken. 100–1000 suits most.
     pub incremental_round_size: usize,
+    /// On shutdown, how long an incremental round in flight may go on so
+    /// that its operations finish and their results are committed; what
+    /// is still running then is cancelled (dropped). Default 1 s; zero
+    /// cancels at once.
+    pub shutdown_drain_duration: Duration,
     /// The object's status.
     pub get_object_status: fn(&Obj) -> &Status,
     /// Sets the status of a clone of the object.
@@ -128,6 +133,7 @@ impl<Obj> Clone for Config<Obj> {
             retry_backoff_min_duration: self.retry_backoff_min_duration,
             retry_backoff_max_duration: self.retry_backoff_max_duration,
             incremental_round_size: self.incremental_round_size,
+            shutdown_drain_duration: self.shutdown_drain_duration,
             get_object_status: self.get_object_status,
             set_object_status: self.set_object_status,
             clone_object: self.clone_object,
@@ -155,6 +161,7 @@ impl<Obj> fmt::Debug for Config<Obj> {
                 &self.retry_backoff_max_duration,
             )
             .field("incremental_round_size", &self.incremental_round_size)
+            .field("shutdown_drain_duration", &self.shutdown_drain_duration)
             .field("rate_limiter", &self.rate_limiter.is_some())
             .field("batch_operations", &self.batch_operations.is_some())
             .finish()
@@ -210,6 +217,7 @@ impl<Obj: Send + Sync + 'static> Config<Obj> {
             retry_backoff_min_duration: Duration::from_millis(100),
             retry_backoff_max_duration: Duration::from_secs(60),
             incremental_round_size: 1000,
+            shutdown_drain_duration: Duration::from_secs(1),
             get_object_status,
             set_object_status,
             clone_object,

@@ -128,8 +128,10 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             .unwrap_or_default()
     }
 
-    /// The loop; returns when `cancel` fires. Dropping an in-flight round
-    /// drops its operations and commits nothing of it.
+    /// The loop; returns when `cancel` fires. An incremental round in
+    /// flight then gets up to `shutdown_drain_duration` to finish (its
+    /// results are committed); after that it is dropped, which drops its
+    /// operations and commits nothing of it.
     pub async fn run(mut self, cancel: CancellationToken) {
         let table = self.cfg.table.clone();
         let mut changes = match self.db.write_txn(&[&table]).and_then(|mut w| {
@@ -192,13 +194,23 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             }
             let txn = self.db.read_txn();
             let initialized = table.initialized(&txn).map(|x| x.0).unwrap_or(false);
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                (m, w) = self.incremental(&txn, &mut changes) => {
-                    more = m;
-                    changes_watch = w;
+            let drain = self.cfg.shutdown_drain_duration;
+            let finished = {
+                let round = self.incremental(&txn, &mut changes);
+                tokio::pin!(round);
+                tokio::select! {
+                    _ = cancel.cancelled() => {
+                        if tokio::time::timeout(drain, &mut round).await.is_err() {
+                            tracing::warn!(drain = ?drain, "operations still running at shutdown were cancelled");
+                        }
+                        None
+                    }
+                    done = &mut round => Some(done),
                 }
-            }
+            };
+            let Some((m, w)) = finished else { break };
+            more = m;
+            changes_watch = w;
             if !more {
                 self.publish_progress(&txn);
             }

@@ -616,7 +616,12 @@ async fn panicking_operation_becomes_error_and_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_during_slow_operation_is_prompt_and_commits_nothing() {
-    let h = start(|_| {}, |_, _| {}).await;
+    // An operation longer than the drain time is cancelled at its end.
+    let h = start(
+        |c| c.shutdown_drain_duration = Duration::from_millis(100),
+        |_, _| {},
+    )
+    .await;
     h.target.slow.lock().insert(1, Duration::from_secs(3600));
     h.insert(&[pending(1, 1)]);
     h.until("op started", |h| !h.target.log().is_empty()).await;
@@ -992,4 +997,29 @@ async fn operations_get_the_objects_revision() {
         [("update", 1, inserted), ("delete", 1, deleted)]
     );
     h.lc.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_operations_in_flight_finish_within_the_drain_time() {
+    let h = start(
+        |c| c.shutdown_drain_duration = Duration::from_secs(5),
+        |_, _| {},
+    )
+    .await;
+    h.target.slow.lock().insert(1, Duration::from_secs(2));
+    h.insert(&[pending(1, 1)]);
+    h.until("op started", |h| !h.target.log().is_empty()).await;
+    let t0 = Instant::now();
+    h.lc.stop().await;
+    let took = Instant::now() - t0;
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(
+        h.kind(1),
+        Some(StatusKind::Done),
+        "drained result not committed"
+    );
+    assert_eq!(h.target.state.lock().get(&1), Some(&1));
 }
