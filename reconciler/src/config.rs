@@ -110,6 +110,11 @@ pub struct Config<Obj> {
     /// is still running then is cancelled (dropped). Default 1 s; zero
     /// cancels at once.
     pub shutdown_drain_duration: Duration,
+    /// Most operations in flight at once in an incremental round (never
+    /// two on one object). 1 (the default) runs them one after another;
+    /// more pays when operations wait on I/O. Batch operations are not
+    /// affected.
+    pub concurrency: usize,
     /// The object's status.
     pub get_object_status: fn(&Obj) -> &Status,
     /// Sets the status of a clone of the object.
@@ -134,6 +139,7 @@ impl<Obj> Clone for Config<Obj> {
             retry_backoff_max_duration: self.retry_backoff_max_duration,
             incremental_round_size: self.incremental_round_size,
             shutdown_drain_duration: self.shutdown_drain_duration,
+            concurrency: self.concurrency,
             get_object_status: self.get_object_status,
             set_object_status: self.set_object_status,
             clone_object: self.clone_object,
@@ -162,6 +168,7 @@ impl<Obj> fmt::Debug for Config<Obj> {
             )
             .field("incremental_round_size", &self.incremental_round_size)
             .field("shutdown_drain_duration", &self.shutdown_drain_duration)
+            .field("concurrency", &self.concurrency)
             .field("rate_limiter", &self.rate_limiter.is_some())
             .field("batch_operations", &self.batch_operations.is_some())
             .finish()
@@ -174,6 +181,9 @@ pub enum ConfigError {
     /// `incremental_round_size` is zero.
     #[error("incremental_round_size must be greater than zero")]
     ZeroRoundSize,
+    /// `concurrency` is zero.
+    #[error("concurrency must be at least 1")]
+    ZeroConcurrency,
     /// `retry_backoff_min_duration` is zero.
     #[error("retry_backoff_min_duration must be greater than zero")]
     ZeroRetryBackoffMin,
@@ -218,6 +228,7 @@ impl<Obj: Send + Sync + 'static> Config<Obj> {
             retry_backoff_max_duration: Duration::from_secs(60),
             incremental_round_size: 1000,
             shutdown_drain_duration: Duration::from_secs(1),
+            concurrency: 1,
             get_object_status,
             set_object_status,
             clone_object,
@@ -231,6 +242,9 @@ impl<Obj: Send + Sync + 'static> Config<Obj> {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.incremental_round_size == 0 {
             return Err(ConfigError::ZeroRoundSize);
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError::ZeroConcurrency);
         }
         if self.retry_backoff_min_duration.is_zero() {
             return Err(ConfigError::ZeroRetryBackoffMin);

@@ -411,38 +411,62 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         (more, watch)
     }
 
+    /// Runs the round's operations: one after another, or up to
+    /// `concurrency` at once. A round holds each key at most once (changes
+    /// of one snapshot, plus due retries of other keys), so two operations
+    /// on one key never overlap.
     async fn run_each(&self, txn: &ReadTxn, work: Vec<Work<Obj>>) -> Vec<Outcome<Obj>> {
         let ops = self.cfg.operations.clone();
-        let mut out = Vec::with_capacity(work.len());
-        for w in work {
-            let mut object = (self.cfg.clone_object)(&w.object);
-            drop(w.object);
-            // Timed only when someone records it: a clock read per
-            // operation shows at a million objects per second.
-            let start = self.metrics.as_ref().map(|_| Instant::now());
-            let (op, result) = if w.action.is_delete() {
-                (
-                    OP_DELETE,
-                    guarded(ops.delete(txn, w.revision, &object)).await,
-                )
-            } else {
-                (
-                    OP_UPDATE,
-                    guarded(ops.update(txn, w.revision, &mut object, None)).await,
-                )
-            };
-            if let (Some(m), Some(start)) = (&self.metrics, start) {
-                m.incremental_reconciliation_duration(&self.module_id, op, start.elapsed());
+        let n = self.cfg.concurrency;
+        if n <= 1 {
+            let mut out = Vec::with_capacity(work.len());
+            for w in work {
+                out.push(self.run_one(txn, &*ops, w).await);
             }
-            out.push(Outcome {
-                pk: w.pk,
-                object,
-                revision: w.revision,
-                action: w.action,
-                result,
-            });
+            return out;
         }
-        out
+        use futures::StreamExt;
+        futures::stream::iter(work)
+            .map(|w| self.run_one(txn, &*ops, w))
+            .buffer_unordered(n)
+            .collect()
+            .await
+    }
+
+    /// One operation: clone the object, run update or delete (a panic
+    /// becomes an error), time it when metrics are on.
+    async fn run_one(
+        &self,
+        txn: &ReadTxn,
+        ops: &dyn crate::config::Operations<Obj>,
+        w: Work<Obj>,
+    ) -> Outcome<Obj> {
+        let mut object = (self.cfg.clone_object)(&w.object);
+        drop(w.object);
+        // Timed only when someone records it: a clock read per operation
+        // shows at a million objects per second.
+        let start = self.metrics.as_ref().map(|_| Instant::now());
+        let (op, result) = if w.action.is_delete() {
+            (
+                OP_DELETE,
+                guarded(ops.delete(txn, w.revision, &object)).await,
+            )
+        } else {
+            (
+                OP_UPDATE,
+                guarded(ops.update(txn, w.revision, &mut object, None)).await,
+            )
+        };
+        if let (Some(m), Some(start)) = (&self.metrics, start) {
+            m.incremental_reconciliation_duration(&self.module_id, op, start.elapsed());
+        }
+        Outcome {
+            pk: w.pk,
+            object,
+            revision: w.revision,
+            action: w.action,
+            result,
+        }
     }
 
     async fn run_batch(

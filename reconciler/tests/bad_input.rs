@@ -90,6 +90,17 @@ fn c30_zero_round_size() {
 }
 
 #[test]
+fn c40_zero_concurrency() {
+    let (db, t) = registered("t");
+    let mut c = config(&t);
+    c.concurrency = 0;
+    assert_eq!(
+        reconciler::new(c, params(&db, "m")).unwrap_err(),
+        ConfigError::ZeroConcurrency
+    );
+}
+
+#[test]
 fn c31_zero_min_backoff() {
     let (db, t) = registered("t");
     let mut c = config(&t);

@@ -1023,3 +1023,111 @@ async fn shutdown_lets_operations_in_flight_finish_within_the_drain_time() {
     );
     assert_eq!(h.target.state.lock().get(&1), Some(&1));
 }
+
+/// A target that records how many operations run at once, overall and per
+/// key, with pseudo-random delays.
+#[derive(Default)]
+struct Concurrent {
+    now: Mutex<(usize, BTreeSet<u64>)>,
+    max: AtomicUsize,
+    overlap: AtomicBool,
+    done: Mutex<BTreeMap<u64, u32>>,
+}
+
+impl Concurrent {
+    async fn op(&self, id: u64, value: u32) {
+        {
+            let mut now = self.now.lock();
+            now.0 += 1;
+            if !now.1.insert(id) {
+                self.overlap.store(true, Ordering::SeqCst);
+            }
+            self.max.fetch_max(now.0, Ordering::SeqCst);
+        }
+        let delay = (id * 7919 + u64::from(value) * 104_729) % 50;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let mut now = self.now.lock();
+        now.0 -= 1;
+        now.1.remove(&id);
+    }
+}
+
+#[async_trait::async_trait]
+impl Operations<TObj> for Concurrent {
+    async fn update(
+        &self,
+        _: &ReadTxn,
+        _: statedb::Revision,
+        obj: &mut TObj,
+        _: Option<&mut bool>,
+    ) -> Result<(), OpError> {
+        self.op(obj.id, obj.value).await;
+        self.done.lock().insert(obj.id, obj.value);
+        Ok(())
+    }
+    async fn delete(&self, _: &ReadTxn, _: statedb::Revision, obj: &TObj) -> Result<(), OpError> {
+        self.op(obj.id, obj.value).await;
+        self.done.lock().remove(&obj.id);
+        Ok(())
+    }
+    async fn prune(&self, _: &ReadTxn, _: Objects<TObj>) -> Result<(), OpError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_bounds_operations_in_flight_and_never_overlaps_a_key() {
+    let (db, table, _, status) = tables();
+    let target = Arc::new(Concurrent::default());
+    let mut cfg = Config::new(
+        table.clone(),
+        |o| &o.status,
+        |o, s| o.status = s,
+        TObj::clone,
+        target.clone(),
+    );
+    cfg.concurrency = 4;
+    cfg.incremental_round_size = 20;
+    let lc = Lifecycle::new();
+    let params = Params::new(
+        db.clone(),
+        "conc",
+        lc.clone(),
+        Arc::new(HealthReporter::new()),
+    );
+    reconciler::register(cfg, params).unwrap();
+    lc.start().await.unwrap();
+    // Waves of updates to overlapping keys while earlier ones still run.
+    for wave in 0..5u32 {
+        let mut w = db.write_txn(&[&table]).unwrap();
+        for id in 0..30u64 {
+            if (id + u64::from(wave)) % 3 != 0 {
+                table.insert(&mut w, pending(id, wave)).unwrap();
+            }
+        }
+        w.commit();
+        tokio::time::sleep(Duration::from_millis(17)).await;
+    }
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        reconciler::wait_for_reconciliation(&db, &table, &status),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let max = target.max.load(Ordering::SeqCst);
+    assert!(max <= 4, "{max} operations at once");
+    assert!(max > 1, "operations never ran concurrently");
+    assert!(
+        !target.overlap.load(Ordering::SeqCst),
+        "two operations on one key at once"
+    );
+    // The target ends equal to the table.
+    let want: BTreeMap<u64, u32> = table
+        .all(&db.read_txn())
+        .unwrap()
+        .map(|(o, _)| (o.id, o.value))
+        .collect();
+    assert_eq!(*target.done.lock(), want);
+    lc.stop().await;
+}
