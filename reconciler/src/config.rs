@@ -95,7 +95,11 @@ pub struct Config<Obj> {
     /// is `None` too, nothing is recorded).
     pub metrics: Option<Arc<dyn Metrics>>,
     /// Time between full reconciliations (prune, then update of every
-    /// object, to undo outside changes). Zero disables them.
+    /// object, to undo outside changes). Zero disables the periodic ones.
+    /// Whatever it is, one prune runs as soon as the table is initialized
+    /// (leftovers from before a restart go at once), and
+    /// [`crate::Reconciler::trigger_full_reconciliation`] runs a full
+    /// round on demand. Default: zero.
     pub full_reconciliation_interval: Duration,
     /// First retry delay of a failed update or delete; doubles on each
     /// further failure.

@@ -151,7 +151,7 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
         |m: &Memo| &m.status,
         |m: &mut Memo, s| m.status = s,
         Memo::clone,
-        Arc::new(FileTarget::new(&opts.directory, store.clone())),
+        Arc::new(FileTarget::open(&opts.directory, store.clone())?),
     );
     cfg.full_reconciliation_interval = opts.full_reconciliation_interval;
     cfg.retry_backoff_min_duration = opts.retry_backoff_min;

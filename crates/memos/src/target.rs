@@ -12,6 +12,9 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Write};
+
+use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt as _};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,24 +91,39 @@ pub fn remove_stale_temp_files(dir: &Path) {
     }
 }
 
-/// Writes memos as files in a directory.
-#[derive(Debug, Clone)]
+/// Writes memos as files in a directory, through one handle to it.
+///
+/// The directory is opened once (`O_DIRECTORY | O_NOFOLLOW`) and every
+/// read, write, rename and unlink is relative to that handle (`cap-std`):
+/// replacing the directory's path with a symlink later changes nothing,
+/// and no memo name can reach outside it.
+#[derive(Clone)]
 pub struct FileTarget {
-    dir: PathBuf,
+    dir: Arc<Dir>,
+    /// For messages only.
+    path: PathBuf,
     store: Arc<Store>,
+}
+
+impl std::fmt::Debug for FileTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileTarget")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Whether `path` is a regular file holding exactly `content`: the size
-/// first, then 64 KiB at a time, so a large planted file is never read
-/// whole. Symlinks and other non-files count as different.
-fn holds(path: &Path, content: &[u8]) -> io::Result<bool> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path);
-    let mut f = match file {
+/// Whether `name` in `dir` is a regular file holding exactly `content`:
+/// the size first, then 64 KiB at a time, so a large planted file is never
+/// read whole. Symlinks and other non-files count as different.
+fn holds(dir: &Dir, name: &str, content: &[u8]) -> io::Result<bool> {
+    let mut opts = OpenOptions::new();
+    opts.read(true)
+        .follow(FollowSymlinks::No)
+        .custom_flags(libc::O_NONBLOCK);
+    let mut f = match dir.open_with(name, &opts) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         // A symlink (ELOOP) or anything else that is not our file.
@@ -130,72 +148,87 @@ fn holds(path: &Path, content: &[u8]) -> io::Result<bool> {
 }
 
 impl FileTarget {
-    /// A target writing into `dir` (see [`prepare_directory`]), recording
+    /// A target writing into `path` (see [`prepare_directory`]), recording
     /// the files it writes in `store`.
-    pub fn new(dir: impl Into<PathBuf>, store: Arc<Store>) -> Self {
-        FileTarget {
-            dir: dir.into(),
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be opened, or its path is a symlink.
+    pub fn open(path: &Path, store: Arc<Store>) -> Result<Self, DirError> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|source| DirError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(FileTarget {
+            dir: Arc::new(Dir::from_std_file(file)),
+            path: path.to_path_buf(),
             store,
-        }
+        })
     }
 
-    fn path(&self, name: &str) -> Result<PathBuf, OpError> {
-        validate_name(name).map_err(|e| -> OpError { e.into() })?;
-        Ok(self.dir.join(name))
+    fn checked(&self, name: &str) -> Result<(), OpError> {
+        validate_name(name).map_err(|e| -> OpError { e.into() })
+    }
+
+    fn shown(&self, name: &str) -> String {
+        self.path.join(name).display().to_string()
     }
 
     /// Writes `content` unless the file already holds it; returns whether
     /// it wrote.
     fn write(&self, name: &str, content: &str) -> Result<bool, OpError> {
-        let path = self.path(name)?;
+        self.checked(name)?;
         // Recorded before the file exists: a crash in between leaves a
         // record of a missing file (harmless), never an unrecorded file.
         self.store.set_written(name, true)?;
-        if holds(&path, content.as_bytes())? {
+        if holds(&self.dir, name, content.as_bytes())? {
             return Ok(false);
         }
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
+        let tmp = format!("{TEMP_PREFIX}{}-{n}", std::process::id());
         let result = (|| -> io::Result<()> {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
+            let mut opts = OpenOptions::new();
+            opts.write(true).create_new(true).follow(FollowSymlinks::No);
+            let mut f = self.dir.open_with(&tmp, &opts)?;
             f.write_all(content.as_bytes())?;
             f.sync_all()?;
             // rename replaces a symlink itself, never its target.
-            fs::rename(&tmp, &path)
+            self.dir.rename(&tmp, &self.dir, name)
         })();
         if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(format!("write {}: {e}", path.display()).into());
+            let _ = self.dir.remove_file(&tmp);
+            return Err(format!("write {}: {e}", self.shown(name)).into());
         }
         Ok(true)
     }
 
     fn remove(&self, name: &str) -> Result<(), OpError> {
-        let path = self.path(name)?;
-        match fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("remove {}: {e}", path.display()).into()),
-            Ok(m) if m.is_file() || m.file_type().is_symlink() => match fs::remove_file(&path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    Err(format!("remove {}: {e}", path.display()).into())
+        self.checked(name)?;
+        match self.dir.symlink_metadata(name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Ok(self.store.set_written(name, false)?)
+            }
+            Err(e) => Err(format!("remove {}: {e}", self.shown(name)).into()),
+            Ok(m) if m.is_file() || m.file_type().is_symlink() => {
+                match self.dir.remove_file(name) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        Err(format!("remove {}: {e}", self.shown(name)).into())
+                    }
+                    _ => Ok(self.store.set_written(name, false)?),
                 }
-                _ => Ok(self.store.set_written(name, false)?),
-            },
+            }
             Ok(_) => {
                 // Not ours (a directory, a device): the memo goes, this stays.
-                tracing::warn!(name, path = %path.display(), "foreign entry at a memo's path kept: not a regular file");
+                tracing::warn!(name, path = %self.shown(name), "foreign entry at a memo's path kept: not a regular file");
                 Ok(self.store.set_written(name, false)?)
             }
         }
     }
 
-    /// Removes regular files that no memo asks for.
     /// Removes the files the app wrote that no memo asks for any more;
     /// reports (never removes) files it did not write.
     fn prune(&self, desired: &HashSet<String>) -> Result<(), OpError> {
@@ -208,7 +241,7 @@ impl FileTarget {
             }
         }
         let mut foreign = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
+        for entry in self.dir.entries()? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
             if name == MARKER

@@ -545,6 +545,37 @@ fn a_body_that_never_finishes_is_cut_off() {
 }
 
 #[test]
+fn swapping_the_directory_for_a_symlink_after_start_changes_nothing_outside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("memos");
+    let s = start(&dir);
+    s.req("POST", "/memos/a", b"a");
+    until("a done", || s.kind("a").as_deref() == Some("done"));
+    // The path now leads elsewhere.
+    let moved = tmp.path().join("moved");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("a"), b"victim").unwrap();
+    std::fs::rename(&dir, &moved).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+    assert_eq!(s.req("POST", "/memos/b", b"b").status, 202);
+    assert_eq!(s.req("DELETE", "/memos/a", b"").status, 202);
+    until("b written", || moved.join("b").exists());
+    until("a deleted", || s.req("GET", "/memos/a", b"").status == 404);
+    assert_eq!(s.req("POST", "/reconcile", b"").status, 202);
+    until("full round", || s.full_round_ran());
+    assert!(!moved.join("a").exists(), "delete went elsewhere");
+    assert_eq!(
+        std::fs::read_to_string(elsewhere.join("a")).unwrap(),
+        "victim"
+    );
+    assert!(
+        !elsewhere.join("b").exists(),
+        "write went through the symlink"
+    );
+}
+
+#[test]
 fn a_second_instance_on_the_same_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("memos");
