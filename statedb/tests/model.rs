@@ -25,6 +25,12 @@ enum Op {
     DropIterator,
     ReadChanges,
     ReadChangesInTxn,
+    /// A key's watch taken through the write transaction (which may then
+    /// commit or abort): it must close once a commit changes the key.
+    WatchInTxn(usize, u64),
+    /// Mark t0's initializer done in the write transaction (which may
+    /// then commit or abort).
+    InitDone,
 }
 
 const TAGS: [&str; 5] = ["", "a", "ab", "b", "a\0"];
@@ -59,6 +65,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::DropIterator),
         2 => Just(Op::ReadChanges),
         1 => Just(Op::ReadChangesInTxn),
+        2 => (0..2usize, 0..8u64).prop_map(|(t, i)| Op::WatchInTxn(t, i)),
+        1 => Just(Op::InitDone),
     ]
 }
 
@@ -257,6 +265,16 @@ proptest! {
         let mut snapshots: Vec<(ReadTxn, [TableModel; 2])> = vec![(db.read_txn(), committed.clone())];
         let mut w: Option<WriteTxn> = None;
         let mut iters: Vec<Iter> = Vec::new();
+        // (table, key, the key's committed object when taken, watch).
+        let mut watches: Vec<(usize, u64, Option<(Obj, u64)>, statedb::Watch)> = Vec::new();
+        let init = {
+            let mut w = db.write_txn(&[&tables[0]]).unwrap();
+            let init = tables[0].register_initializer(&mut w, "model").unwrap();
+            w.commit();
+            init
+        };
+        // t0's initializer: done as committed, and as seen by the txn.
+        let (mut init_committed, mut init_pending) = (false, false);
         for op in ops {
             let wtxn = w.get_or_insert_with(|| db.write_txn(&[&tables[0], &tables[1]]).unwrap());
             match op {
@@ -313,11 +331,37 @@ proptest! {
                 Op::Commit => {
                     let r = w.take().unwrap().commit();
                     committed = pending.clone();
+                    init_committed = init_pending;
                     snapshots.push((r, committed.clone()));
+                    // Watches of keys this commit changed must have closed.
+                    let mut kept = Vec::new();
+                    for (t, i, was, watch) in watches.drain(..) {
+                        if committed[t].objects.get(&i) != was.as_ref() {
+                            prop_assert!(watch.is_closed(), "watch of t{} key {} still open after its change", t, i);
+                        } else {
+                            kept.push((t, i, was, watch));
+                        }
+                    }
+                    watches = kept;
                 }
                 Op::Abort => {
                     w.take().unwrap().abort();
                     pending = committed.clone();
+                    init_pending = init_committed;
+                }
+                Op::WatchInTxn(t, i) => {
+                    let (found, watch) = tables[t].get_watch(wtxn, id.query(&i)).unwrap();
+                    prop_assert_eq!(found.map(|(o, _)| o.id), pending[t].objects.get(&i).map(|(o, _)| o.id));
+                    watches.push((t, i, committed[t].objects.get(&i).cloned(), watch));
+                }
+                Op::InitDone => {
+                    let res = init.done(wtxn);
+                    if init_pending {
+                        prop_assert_eq!(res, Err(Error::InitializerDone("model".into())));
+                    } else {
+                        prop_assert_eq!(res, Ok(()));
+                        init_pending = true;
+                    }
                 }
                 Op::NewIterator(t) => {
                     if pending[t].revision != committed[t].revision {
@@ -358,6 +402,7 @@ proptest! {
                     }
                 }
             }
+            prop_assert_eq!(tables[0].initialized(&db.read_txn()).unwrap().0, init_committed, "initialized");
             if let Some(wtxn) = &w {
                 check(&tables, wtxn, &pending);
             }
