@@ -77,6 +77,10 @@ struct TableModel {
     revision: u64,
 }
 
+/// A key's watch taken through a write transaction: (table, key, the
+/// key's committed object and revision when taken, the watch).
+type KeyWatch = (usize, u64, Option<(Obj, u64)>, statedb::Watch);
+
 struct Iter {
     table: usize,
     it: ChangeIterator<Obj>,
@@ -265,8 +269,7 @@ proptest! {
         let mut snapshots: Vec<(ReadTxn, [TableModel; 2])> = vec![(db.read_txn(), committed.clone())];
         let mut w: Option<WriteTxn> = None;
         let mut iters: Vec<Iter> = Vec::new();
-        // (table, key, the key's committed object when taken, watch).
-        let mut watches: Vec<(usize, u64, Option<(Obj, u64)>, statedb::Watch)> = Vec::new();
+        let mut watches: Vec<KeyWatch> = Vec::new();
         let init = {
             let mut w = db.write_txn(&[&tables[0]]).unwrap();
             let init = tables[0].register_initializer(&mut w, "model").unwrap();
