@@ -13,7 +13,7 @@
 //! | `Config`, `Operations`, `BatchOperations`, `BatchEntry` | [`Config`], [`Operations`], [`BatchOperations`], [`BatchEntry`] |
 //! | `Metrics`, `ExpVarMetrics` | [`Metrics`], [`InMemoryMetrics`] (+ [`PrometheusMetrics`]) |
 //! | `Params` (lifecycle, jobs, health, metrics) | [`Params`], [`Lifecycle`], [`Health`] / [`HealthReporter`] |
-//! | `New`, `Register`, `Reconciler.TriggerFullReconciliation` | [`new`], [`register`], [`Reconciler::trigger_full_reconciliation`] |
+//! | `New`, `Register`, `Reconciler.TriggerFullReconciliation` | [`new`], [`register`], [`Reconciler::trigger_full_reconciliation`] (returns a [`FullRound`] to await) |
 //! | `WaitForReconciliation` | [`wait_for_reconciliation`], [`wait_for_reconciliation_timeout`], [`wait_for_reconciliation_blocking`] (one [`WaitError`]) |
 //! | (new) wait for a revision | [`Reconciler::wait_until_reconciled`] → [`Reconciled`] |
 //! | `*rate.Limiter` | [`RateLimiter`] (governor, on tokio's clock: [`tokio_rate_limiter`]) |
@@ -145,6 +145,32 @@ impl Params {
     }
 }
 
+/// A requested full reconciliation; see
+/// [`Reconciler::trigger_full_reconciliation`].
+#[derive(Debug)]
+pub struct FullRound {
+    progress: tokio::sync::watch::Receiver<Reconciled>,
+    target: u64,
+}
+
+impl FullRound {
+    /// Completes once a full round that started after the request has
+    /// finished (its prune and updates ran and their results were written
+    /// back).
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::Stopped`] if the reconciler stops first.
+    pub async fn finished(mut self) -> Result<(), WaitError> {
+        let target = self.target;
+        self.progress
+            .wait_for(|p| p.full_rounds >= target)
+            .await
+            .map(drop)
+            .map_err(|_| WaitError::Stopped)
+    }
+}
+
 /// A handle to a registered reconciler.
 pub struct Reconciler<Obj> {
     trigger: Arc<Notify>,
@@ -176,9 +202,18 @@ impl<Obj> Reconciler<Obj> {
     /// Asks for a full reconciliation (prune, then update of every object)
     /// as soon as possible, once the table is initialized. Requests
     /// coalesce like sends to a channel of size 1: N calls may yield fewer
-    /// than N full rounds.
-    pub fn trigger_full_reconciliation(&self) {
+    /// than N full rounds. The returned handle can wait for a full round
+    /// that started after this call to finish ([`FullRound::finished`]);
+    /// ignoring it is fine.
+    pub fn trigger_full_reconciliation(&self) -> FullRound {
+        // A round already running may have read the table before the
+        // caller's writes: wait for the next one to start.
+        let target = self.progress.borrow().full_rounds_started + 1;
         self.trigger.notify_one();
+        FullRound {
+            progress: self.progress.clone(),
+            target,
+        }
     }
 
     /// The module id.

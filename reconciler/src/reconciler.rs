@@ -218,10 +218,13 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                 full_requested = false;
                 prune_requested = false;
                 let txn = self.db.read_txn();
+                self.progress.send_modify(|p| p.full_rounds_started += 1);
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = self.full(&txn) => {}
                 }
+                self.progress
+                    .send_modify(|p| p.full_rounds = p.full_rounds_started);
                 next_full = (!interval.is_zero()).then(|| Instant::now() + interval);
             } else if prune_requested && initialized {
                 prune_requested = false;
@@ -252,10 +255,10 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             .take(crate::wait::Reconciled::MAX_KEYS)
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .collect();
-        self.progress.send_replace(crate::wait::Reconciled {
-            revision,
-            errors: self.retries.len(),
-            error_keys,
+        self.progress.send_modify(|p| {
+            p.revision = revision;
+            p.errors = self.retries.len();
+            p.error_keys = error_keys;
         });
     }
 

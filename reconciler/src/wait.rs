@@ -108,6 +108,10 @@ pub struct Reconciled {
     /// Primary keys of up to [`Reconciled::MAX_KEYS`] of them, as text
     /// (lossy UTF-8).
     pub error_keys: Vec<String>,
+    /// Full reconciliations finished since start.
+    pub full_rounds: u64,
+    /// Full reconciliations started since start.
+    pub full_rounds_started: u64,
 }
 
 impl Reconciled {

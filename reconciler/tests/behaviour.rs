@@ -1131,3 +1131,43 @@ async fn concurrency_bounds_operations_in_flight_and_never_overlaps_a_key() {
     assert_eq!(*target.done.lock(), want);
     lc.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn triggered_full_round_can_be_awaited() {
+    let init = Arc::new(Mutex::new(None));
+    let init2 = init.clone();
+    let h = start(
+        |_| {},
+        move |db, table| {
+            let mut w = db.write_txn(&[table]).unwrap();
+            *init2.lock() = Some(table.register_initializer(&mut w, "sync").unwrap());
+            w.commit();
+        },
+    )
+    .await;
+    h.insert(&[pending(1, 1)]);
+    let round = h.rec.trigger_full_reconciliation();
+    let waiter = tokio::spawn(round.finished());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        !waiter.is_finished(),
+        "finished before the table was initialized"
+    );
+    {
+        let mut w = h.db.write_txn(&[&h.table]).unwrap();
+        init.lock().take().unwrap().done(&mut w).unwrap();
+        w.commit();
+    }
+    tokio::time::timeout(Duration::from_secs(60), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(h.metrics.module("test").full_rounds >= 1);
+    assert!(h.target.prunes.load(Ordering::SeqCst) >= 1);
+    h.lc.stop().await;
+    assert_eq!(
+        h.rec.trigger_full_reconciliation().finished().await,
+        Err(reconciler::WaitError::Stopped)
+    );
+}
