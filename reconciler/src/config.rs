@@ -119,6 +119,15 @@ pub struct Config<Obj> {
     /// more pays when operations wait on I/O. Batch operations are not
     /// affected.
     pub concurrency: usize,
+    /// Objects whose status is older than this are updated again
+    /// ("refreshed"), at most [`Config::refresh_per_round`] at a time:
+    /// they are marked [`crate::StatusKind::Refreshing`] and go through
+    /// incremental rounds like new versions, so the whole table is never
+    /// updated in one blocking pass. Zero (the default) disables refresh.
+    /// Apart from pruning: see [`Config::full_reconciliation_interval`].
+    pub refresh_interval: Duration,
+    /// Most objects marked for refresh at once. Default 100.
+    pub refresh_per_round: usize,
     /// The object's status.
     pub get_object_status: fn(&Obj) -> &Status,
     /// Sets the status of a clone of the object.
@@ -144,6 +153,8 @@ impl<Obj> Clone for Config<Obj> {
             incremental_round_size: self.incremental_round_size,
             shutdown_drain_duration: self.shutdown_drain_duration,
             concurrency: self.concurrency,
+            refresh_interval: self.refresh_interval,
+            refresh_per_round: self.refresh_per_round,
             get_object_status: self.get_object_status,
             set_object_status: self.set_object_status,
             clone_object: self.clone_object,
@@ -173,6 +184,8 @@ impl<Obj> fmt::Debug for Config<Obj> {
             .field("incremental_round_size", &self.incremental_round_size)
             .field("shutdown_drain_duration", &self.shutdown_drain_duration)
             .field("concurrency", &self.concurrency)
+            .field("refresh_interval", &self.refresh_interval)
+            .field("refresh_per_round", &self.refresh_per_round)
             .field("rate_limiter", &self.rate_limiter.is_some())
             .field("batch_operations", &self.batch_operations.is_some())
             .finish()
@@ -185,6 +198,9 @@ pub enum ConfigError {
     /// `incremental_round_size` is zero.
     #[error("incremental_round_size must be greater than zero")]
     ZeroRoundSize,
+    /// `refresh_per_round` is zero while refresh is on.
+    #[error("refresh_per_round must be at least 1 when refresh_interval is set")]
+    ZeroRefreshPerRound,
     /// `concurrency` is zero.
     #[error("concurrency must be at least 1")]
     ZeroConcurrency,
@@ -233,6 +249,8 @@ impl<Obj: Send + Sync + 'static> Config<Obj> {
             incremental_round_size: 1000,
             shutdown_drain_duration: Duration::from_secs(1),
             concurrency: 1,
+            refresh_interval: Duration::ZERO,
+            refresh_per_round: 100,
             get_object_status,
             set_object_status,
             clone_object,
@@ -249,6 +267,9 @@ impl<Obj: Send + Sync + 'static> Config<Obj> {
         }
         if self.concurrency == 0 {
             return Err(ConfigError::ZeroConcurrency);
+        }
+        if !self.refresh_interval.is_zero() && self.refresh_per_round == 0 {
+            return Err(ConfigError::ZeroRefreshPerRound);
         }
         if self.retry_backoff_min_duration.is_zero() {
             return Err(ConfigError::ZeroRetryBackoffMin);

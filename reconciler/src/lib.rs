@@ -16,6 +16,7 @@
 //! | `New`, `Register`, `Reconciler.TriggerFullReconciliation` | [`new`], [`register`], [`Reconciler::trigger_full_reconciliation`] (returns a [`FullRound`] to await) |
 //! | `WaitForReconciliation` | [`wait_for_reconciliation`], [`wait_for_reconciliation_timeout`], [`wait_for_reconciliation_blocking`] (one [`WaitError`]) |
 //! | (new) wait for a revision | [`Reconciler::wait_until_reconciled`] → [`Reconciled`] |
+//! | (new) refresh, concurrency, graceful drain | [`Config::refresh_interval`] / [`StatusKind::Refreshing`], [`Config::concurrency`], [`Config::shutdown_drain_duration`] |
 //! | `*rate.Limiter` | [`RateLimiter`] (governor, on tokio's clock: [`tokio_rate_limiter`]) |
 //!
 //! Time comes from tokio's clock, so tests run on a paused runtime in

@@ -159,6 +159,14 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         // The table watch of the snapshot the last round read its changes
         // from: it closes on any change that round did not see.
         let mut changes_watch: Option<statedb::Watch> = None;
+        let refresh = self.cfg.refresh_interval;
+        // Refresh passes run ten times per interval.
+        let refresh_tick = (refresh / 10).max(std::time::Duration::from_millis(1));
+        let mut next_refresh = (!refresh.is_zero()).then(|| Instant::now() + refresh_tick);
+        // (when, table revision then): a status written at or below the
+        // revision of a sample older than the interval is older than it.
+        let mut samples: std::collections::VecDeque<(Instant, Revision)> =
+            std::collections::VecDeque::new();
         tracing::info!(module_id = %self.module_id, table = %table.name(), "reconciler started");
         loop {
             let txn = self.db.read_txn();
@@ -184,6 +192,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                     _ = self.trigger.notified() => full_requested = true,
                     _ = sleep_until_opt(retry_at) => {}
                     _ = sleep_until_opt(full_at) => full_requested = true,
+                    _ = sleep_until_opt(next_refresh) => {}
                 }
             }
             if let Some(limiter) = self.cfg.rate_limiter.clone() {
@@ -214,6 +223,23 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
             if !more {
                 self.publish_progress(&txn);
             }
+            if let Some(at) = next_refresh.filter(|at| *at <= Instant::now()) {
+                let now = Instant::now();
+                samples.push_back((now, table.revision(&txn).unwrap_or(0)));
+                // Keep the newest sample older than the interval, and the
+                // ones after it.
+                while samples.len() > 1 && now.duration_since(samples[1].0) >= refresh {
+                    samples.pop_front();
+                }
+                let cutoff = samples
+                    .front()
+                    .filter(|(t, _)| now.duration_since(*t) >= refresh)
+                    .map(|(_, r)| *r);
+                if let Some(cutoff) = cutoff {
+                    self.mark_for_refresh(&txn, cutoff);
+                }
+                next_refresh = Some(at + refresh_tick);
+            }
             if full_requested && initialized {
                 full_requested = false;
                 prune_requested = false;
@@ -238,6 +264,41 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
         }
         self.health.stopped("reconciler stopped");
         tracing::info!(module_id = %self.module_id, "reconciler stopped");
+    }
+
+    /// Marks up to `refresh_per_round` done objects last written at or
+    /// below `cutoff` (their status is older than the refresh interval) as
+    /// refreshing; the incremental rounds then update them again. The
+    /// revision index lists objects by last write, oldest first, so this
+    /// reads only what it marks (plus the in-flight ones it skips).
+    fn mark_for_refresh(&mut self, txn: &ReadTxn, cutoff: Revision) {
+        let table = self.cfg.table.clone();
+        let get_status = self.cfg.get_object_status;
+        let Ok((oldest, _)) = table.lower_bound_by_revision(txn, 0) else {
+            return;
+        };
+        let stale: Vec<(Arc<Obj>, Revision)> = oldest
+            .take_while(|(_, rev)| *rev <= cutoff)
+            .filter(|(o, _)| {
+                let s = get_status(o);
+                s.kind == StatusKind::Done && !s.delete
+            })
+            .take(self.cfg.refresh_per_round)
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let Ok(mut wtxn) = self.db.write_txn(&[&table]) else {
+            return;
+        };
+        let refreshing = Status::refreshing();
+        for (obj, revision) in stale {
+            let mut obj = (self.cfg.clone_object)(&obj);
+            (self.cfg.set_object_status)(&mut obj, refreshing.clone());
+            // Changed meanwhile: its new version is reconciled anyway.
+            let _ = table.compare_and_swap(&mut wtxn, revision, obj);
+        }
+        wtxn.commit();
     }
 
     /// Every change up to `txn`'s table revision is processed: publish it,
@@ -321,7 +382,7 @@ impl<Obj: Send + Sync + 'static> Runner<Obj> {
                         continue;
                     }
                     let status = get_status(&change.object);
-                    if status.kind != StatusKind::Pending {
+                    if !matches!(status.kind, StatusKind::Pending | StatusKind::Refreshing) {
                         // Our own status write (or a foreign one): nothing to
                         // do, but a re-inserted key cancels a pending retry
                         // of its hard delete (the insert wins).

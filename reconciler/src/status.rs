@@ -23,15 +23,20 @@ pub enum StatusKind {
     Done,
     /// The last attempt failed; it will be retried.
     Error,
+    /// Reconciled, and queued to be updated again because its status is
+    /// older than the refresh interval ([`crate::Config::refresh_interval`]).
+    Refreshing,
 }
 
 impl StatusKind {
-    /// The stable string form: `"pending"`, `"done"` or `"error"`.
+    /// The stable string form: `"pending"`, `"done"`, `"error"` or
+    /// `"refreshing"`.
     pub fn as_str(self) -> &'static str {
         match self {
             StatusKind::Pending => "pending",
             StatusKind::Done => "done",
             StatusKind::Error => "error",
+            StatusKind::Refreshing => "refreshing",
         }
     }
 
@@ -104,6 +109,11 @@ impl Status {
         Self::new(StatusKind::Error, delete, Some(err.to_string()))
     }
 
+    /// Marks a reconciled object for a refresh (an update again).
+    pub fn refreshing() -> Status {
+        Self::new(StatusKind::Refreshing, false, None)
+    }
+
     /// Is the object waiting for the reconciler?
     pub fn is_pending(&self) -> bool {
         self.kind == StatusKind::Pending
@@ -129,6 +139,7 @@ impl fmt::Display for Status {
             StatusKind::Pending => "Pending",
             StatusKind::Done => "Done",
             StatusKind::Error => "Error",
+            StatusKind::Refreshing => "Refreshing",
         };
         write!(f, "{kind}")?;
         if self.delete {

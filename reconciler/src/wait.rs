@@ -32,7 +32,11 @@ fn check<Obj: Send + Sync + 'static>(
     let txn = db.read_txn();
     let mut set = WatchSet::new();
     let mut busy = false;
-    for kind in [StatusKind::Pending, StatusKind::Error] {
+    for kind in [
+        StatusKind::Pending,
+        StatusKind::Error,
+        StatusKind::Refreshing,
+    ] {
         let (mut objs, watch) = table.list_watch(&txn, status_index.query(&kind))?;
         busy |= objs.next().is_some();
         set.add(watch);

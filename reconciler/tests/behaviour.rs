@@ -1171,3 +1171,51 @@ async fn triggered_full_round_can_be_awaited() {
         Err(reconciler::WaitError::Stopped)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn refresh_updates_objects_older_than_the_interval_a_few_at_a_time() {
+    let h = start(
+        |c| {
+            c.refresh_interval = Duration::from_secs(10);
+            c.refresh_per_round = 2;
+        },
+        |_, _| {},
+    )
+    .await;
+    h.insert(&(1..=5).map(|i| pending(i, i as u32)).collect::<Vec<_>>());
+    h.settled().await;
+    let updates = |h: &H| h.target.log().iter().filter(|e| e.0 == "update").count();
+    assert_eq!(updates(&h), 5);
+    // Younger than the interval: nothing refreshed.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(updates(&h), 5);
+    // Older: every object is updated once more, never more than two
+    // marked at a time.
+    let mut most_refreshing = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while updates(&h) < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "not refreshed: {:?}",
+            h.target.log()
+        );
+        let r = h.db.read_txn();
+        let n = h
+            .table
+            .count(&r, h.status.query(&StatusKind::Refreshing))
+            .unwrap();
+        most_refreshing = most_refreshing.max(n);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(most_refreshing <= 2, "{most_refreshing} refreshing at once");
+    h.settled().await;
+    let mut per_object: BTreeMap<u64, usize> = BTreeMap::new();
+    for e in h.target.log().iter().filter(|e| e.0 == "update") {
+        *per_object.entry(e.1).or_default() += 1;
+    }
+    assert!(per_object.values().all(|&n| n == 2), "{per_object:?}");
+    for i in 1..=5 {
+        assert_eq!(h.kind(i), Some(StatusKind::Done));
+    }
+    h.lc.stop().await;
+}
