@@ -88,6 +88,8 @@ pub struct App {
     pub reconciler: Reconciler<Memo>,
     /// The durable desired state.
     pub store: Arc<Store>,
+    /// The file target (for its report of foreign files).
+    pub target: FileTarget,
     /// Limits: most memos, most content bytes in all.
     pub limits: (usize, usize),
     /// The locked marker file: one instance per directory.
@@ -122,6 +124,7 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
         return Err(SetupError::StateInsideDirectory(state_dir));
     }
     let store = Arc::new(Store::open(&state_dir)?);
+    let target = FileTarget::open(&opts.directory, store.clone())?;
     let db = Db::new();
     let memos = MemoTable::new()?;
     db.register_table(&memos.table)?;
@@ -151,7 +154,7 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
         |m: &Memo| &m.status,
         |m: &mut Memo, s| m.status = s,
         Memo::clone,
-        Arc::new(FileTarget::open(&opts.directory, store.clone())?),
+        Arc::new(target.clone()),
     );
     cfg.full_reconciliation_interval = opts.full_reconciliation_interval;
     cfg.retry_backoff_min_duration = opts.retry_backoff_min;
@@ -169,6 +172,7 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
             registry,
             reconciler,
             store,
+            target,
             limits: (opts.max_memos, opts.max_total_bytes),
             _lock: lock,
         }),
@@ -431,9 +435,18 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let foreign = app.target.foreign_files();
+    let foreign = if foreign.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "foreign files kept (not written by memos, never pruned): {}\n",
+            foreign.join(", ")
+        )
+    };
     match app.health.latest() {
         Some(r) if r.level == HealthLevel::Ok => {
-            text(StatusCode::OK, format!("OK: {}\n", r.message))
+            text(StatusCode::OK, format!("OK: {}\n{foreign}", r.message))
         }
         Some(r) => text(
             StatusCode::SERVICE_UNAVAILABLE,

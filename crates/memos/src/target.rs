@@ -103,6 +103,8 @@ pub struct FileTarget {
     /// For messages only.
     path: PathBuf,
     store: Arc<Store>,
+    /// Files the last prune found that the app did not write.
+    foreign: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for FileTarget {
@@ -167,7 +169,14 @@ impl FileTarget {
             dir: Arc::new(Dir::from_std_file(file)),
             path: path.to_path_buf(),
             store,
+            foreign: Arc::default(),
         })
+    }
+
+    /// The files the last prune found in the directory that the app did
+    /// not write (kept, never removed), by name.
+    pub fn foreign_files(&self) -> Vec<String> {
+        self.foreign.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     fn checked(&self, name: &str) -> Result<(), OpError> {
@@ -255,6 +264,10 @@ impl FileTarget {
         }
         if !foreign.is_empty() {
             tracing::info!(count = foreign.len(), names = ?foreign, "foreign files kept (not written by memos)");
+        }
+        foreign.sort();
+        if let Ok(mut kept) = self.foreign.lock() {
+            *kept = foreign;
         }
         if errors.is_empty() {
             Ok(())

@@ -624,6 +624,12 @@ fn adopting_with_force_keeps_the_files_already_there() {
         std::fs::read_to_string(dir.join("thesis.tex")).unwrap(),
         "also mine"
     );
+    // Reported as foreign in the health detail.
+    let health = s.req("GET", "/healthz", b"").body;
+    assert!(
+        health.contains("foreign files kept") && health.contains("notes.txt"),
+        "{health}"
+    );
 }
 
 #[test]
