@@ -10,7 +10,7 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::state::{Object, graveyard_key};
 use crate::table::{ErasedTable, Table};
-use crate::txn::{ReadTxnLike, TableGuard, WriteTxn, begin_locked};
+use crate::txn::{ReadTxnLike, WriteTxn, collect_if_idle};
 
 /// One change of an object.
 #[derive(Debug, Clone)]
@@ -140,7 +140,8 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
     }
 
     fn release_graveyard(&self) {
-        collect_if_idle(&self.db, &self.table);
+        let erased: Arc<dyn ErasedTable> = self.table.inner.clone();
+        collect_if_idle(&self.db, &erased);
     }
 }
 
@@ -148,25 +149,6 @@ impl<T: Send + Sync + 'static> Drop for ChangeIterator<T> {
     fn drop(&mut self) {
         self.table.inner.remove_tracker(&self.tracker);
         self.release_graveyard();
-    }
-}
-
-/// Collects the table's graveyard now if nobody holds its lock; otherwise
-/// the holder's commit collects it.
-pub(crate) fn collect_if_idle<T: Send + Sync + 'static>(db: &Db, table: &Table<T>) {
-    let Some((_, pos)) = table.inner.registration() else {
-        return;
-    };
-    let root = db.inner.root.load_full();
-    if root.get(pos).is_none_or(|s| s.graveyard_len() == 0) {
-        return;
-    }
-    drop(root);
-    table.inner.gc_requested.store(true, Ordering::Release);
-    let erased: Arc<dyn ErasedTable> = table.inner.clone();
-    if let Some(guard) = TableGuard::try_new(&erased) {
-        // Committing runs the graveyard collection.
-        begin_locked(db, vec![(pos, guard)], None).commit();
     }
 }
 

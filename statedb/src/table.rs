@@ -187,9 +187,12 @@ pub(crate) trait ErasedTable: Send + Sync {
     fn new_state(&self) -> Arc<dyn AnyTableState>;
     fn begin(self: Arc<Self>, state: &dyn AnyTableState) -> Box<dyn AnyTableTxn>;
     fn mark_initialized(&self);
-    /// Collects the graveyard if a collection was requested while locked,
-    /// or if some of it (from `oldest` on) is seen by every iterator.
-    fn collect_if_requested(self: Arc<Self>, db: &crate::Db, oldest: Option<Revision>);
+    /// Whether the graveyard should be collected now: a collection was
+    /// requested while the table was locked, or some of it (from `oldest`
+    /// on) is seen by every iterator. Clears the request.
+    fn wants_collection(&self, oldest: Option<Revision>) -> bool;
+    /// Asks the holder of the table's lock to collect when it finishes.
+    fn request_collection(&self);
 }
 
 impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
@@ -246,15 +249,16 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
     fn mark_initialized(&self) {
         self.init.lock().1.close();
     }
-    fn collect_if_requested(self: Arc<Self>, db: &crate::Db, oldest: Option<Revision>) {
+    fn wants_collection(&self, oldest: Option<Revision>) -> bool {
         // The trackers' mutex orders this check against a change iterator
         // that is dropped concurrently: either we see it gone, or it sees
         // our published graveyard and collects it itself. (Its own check
         // can run before we publish, when our deletes are not visible.)
         let collectable = oldest.is_some_and(|r| self.graveyard_low_watermark() >= r);
-        if self.gc_requested.swap(false, Ordering::AcqRel) || collectable {
-            crate::changes::collect_if_idle(db, &Table { inner: self });
-        }
+        self.gc_requested.swap(false, Ordering::AcqRel) || collectable
+    }
+    fn request_collection(&self) {
+        self.gc_requested.store(true, Ordering::Release);
     }
 }
 

@@ -268,7 +268,9 @@ impl Drop for WriteTxn {
             tables.push(l.table);
         }
         for t in tables {
-            t.collect_if_requested(&self.db, None);
+            if t.wants_collection(None) {
+                collect_if_idle(&self.db, &t);
+            }
         }
     }
 }
@@ -348,12 +350,34 @@ impl WriteTxn {
         // the lock, after our own collection ran, or been dropped before
         // our graveyard was visible to it.
         for (t, oldest) in released {
-            t.collect_if_requested(&self.db, oldest);
+            if t.wants_collection(oldest) {
+                collect_if_idle(&self.db, &t);
+            }
         }
         ReadTxn {
             db_id: inner.id,
             root,
         }
+    }
+}
+
+/// Collects a table's graveyard now, in a commit of its own, if nobody
+/// holds its lock; otherwise the holder collects it when it finishes
+/// (commit or abort). Every commit, this clean-up one included, starts
+/// here in `txn.rs`.
+pub(crate) fn collect_if_idle(db: &Db, table: &Arc<dyn ErasedTable>) {
+    let Some((_, pos)) = table.registration() else {
+        return;
+    };
+    let root = db.inner.root.load_full();
+    if root.get(pos).is_none_or(|s| s.graveyard_len() == 0) {
+        return;
+    }
+    drop(root);
+    table.request_collection();
+    if let Some(guard) = TableGuard::try_new(table) {
+        // Committing runs the graveyard collection.
+        begin_locked(db, vec![(pos, guard)], None).commit();
     }
 }
 
