@@ -46,6 +46,7 @@ mod objects;
 mod observe;
 mod queries;
 mod root;
+mod sealed;
 mod state;
 mod table;
 mod txn;

@@ -8,11 +8,17 @@ use part::{Tree, Watch, WatchCloser};
 
 use crate::Revision;
 use crate::error::{Error, Result};
-use crate::index::{Index, IndexInner, Query, non_unique_exact, non_unique_prefix};
+use crate::index::{IndexInner, Query, non_unique_exact, non_unique_prefix};
 pub use crate::objects::Found;
 use crate::objects::Objects;
 use crate::state::{AnyTableState, AnyTableTxn, Object, TableState, TableTxn};
 use crate::txn::{ReadTxnLike, View, WriteTxn};
+
+mod initializer;
+mod schema;
+
+pub use initializer::Initializer;
+pub use schema::TableBuilder;
 
 /// A typed table of objects `T`, with a unique primary index and any
 /// number of secondary indexes. Cheap to clone (one `Arc`).
@@ -264,7 +270,7 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
 
 /// A handle to any table, for naming tables in [`crate::Db::write_txn`].
 /// Implemented by [`Table`]; sealed.
-pub trait TableHandle: crate::txn::sealed::Sealed {
+pub trait TableHandle: crate::sealed::Sealed {
     /// The table name.
     fn table_name(&self) -> &str;
     #[doc(hidden)]
@@ -276,7 +282,7 @@ pub trait TableHandle: crate::txn::sealed::Sealed {
 #[derive(Clone)]
 pub struct ErasedRef(pub(crate) Arc<dyn ErasedTable>);
 
-impl<T> crate::txn::sealed::Sealed for Table<T> {}
+impl<T> crate::sealed::Sealed for Table<T> {}
 
 impl<T: Send + Sync + 'static> TableHandle for Table<T> {
     fn table_name(&self) -> &str {
@@ -285,79 +291,6 @@ impl<T: Send + Sync + 'static> TableHandle for Table<T> {
     fn erased(&self) -> ErasedRef {
         ErasedRef(self.inner.clone())
     }
-}
-
-/// Builder of a [`Table`]: name, primary index, secondary indexes.
-pub struct TableBuilder<T> {
-    name: String,
-    primary: Arc<IndexInner<T>>,
-    secondary: Vec<Arc<IndexInner<T>>>,
-}
-
-impl<T: Send + Sync + 'static> TableBuilder<T> {
-    /// Adds a secondary index.
-    #[must_use]
-    pub fn index<K: ?Sized>(mut self, index: &Index<T, K>) -> Self {
-        self.secondary.push(index.inner.clone());
-        self
-    }
-
-    /// Validates the declaration and creates the table.
-    pub fn build(self) -> Result<Table<T>> {
-        if !valid_table_name(&self.name) {
-            return Err(Error::InvalidTableName(self.name));
-        }
-        if !self.primary.unique {
-            return Err(Error::PrimaryIndexNotUnique {
-                table: self.name,
-                index: self.primary.name.to_string(),
-            });
-        }
-        let mut names: Vec<&str> = Vec::new();
-        for idx in std::iter::once(&self.primary).chain(&self.secondary) {
-            if idx.name.is_empty() {
-                return Err(Error::EmptyIndexName);
-            }
-            if idx.name.starts_with("__") {
-                return Err(Error::ReservedIndexName(idx.name.to_string()));
-            }
-            if names.contains(&idx.name) {
-                return Err(Error::DuplicateIndex {
-                    table: self.name,
-                    index: idx.name.to_string(),
-                });
-            }
-            names.push(idx.name);
-        }
-        let (closer, watch) = Watch::channel();
-        Ok(Table {
-            inner: Arc::new(TableInner {
-                name: self.name,
-                primary: self.primary,
-                secondary: self.secondary,
-                lock: OwnedLock::new(),
-                registration: AtomicU64::new(0),
-                registered_db: Mutex::new(None),
-                owner: AtomicU64::new(0),
-                trackers: Mutex::new(Vec::new()),
-                tracker_count: AtomicUsize::new(0),
-                gc_requested: AtomicBool::new(false),
-                init: Mutex::new((watch, closer)),
-                next_initializer: AtomicU64::new(1),
-            }),
-        })
-    }
-}
-
-/// `^[a-z][a-z0-9_-]{0,30}$`
-pub(crate) fn valid_table_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 31
-        && b[0].is_ascii_lowercase()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
 /// The watch of a get or list query: the key's own watch (unique index) or
@@ -381,57 +314,7 @@ fn range_key(pos: IndexPos, key: part::Key) -> part::Key {
     }
 }
 
-/// An initializer registered with [`Table::register_initializer`]: the
-/// table reports initialized once every initializer is done.
-#[derive(Debug)]
-#[must_use = "the table stays uninitialized until the initializer is done"]
-pub struct Initializer<T> {
-    table: Table<T>,
-    id: u64,
-    name: String,
-}
-
-impl<T: Send + Sync + 'static> Initializer<T> {
-    /// Marks the initializer done; takes effect when `txn` commits. If
-    /// `txn` aborts, the initializer stays pending and can be marked done
-    /// again in another transaction.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InitializerDone`] if it is done already as seen by `txn`;
-    /// [`Error::TableNotLocked`] if `txn` does not lock the table.
-    pub fn done(&self, txn: &mut WriteTxn) -> Result<()> {
-        let tt = txn.table_txn_mut(&self.table)?;
-        let pending = Arc::make_mut(&mut tt.pending_initializers);
-        let before = pending.len();
-        pending.retain(|(id, _)| *id != self.id);
-        if pending.len() == before {
-            return Err(Error::InitializerDone(self.name.clone()));
-        }
-        Ok(())
-    }
-
-    /// The initializer's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
 impl<T: Send + Sync + 'static> Table<T> {
-    /// Starts declaring a table named `name` with the given primary index.
-    pub fn builder<K: ?Sized>(name: &str, primary: &Index<T, K>) -> TableBuilder<T> {
-        TableBuilder {
-            name: name.to_string(),
-            primary: primary.inner.clone(),
-            secondary: Vec::new(),
-        }
-    }
-
-    /// A table with only a primary index.
-    pub fn new<K: ?Sized>(name: &str, primary: &Index<T, K>) -> Result<Table<T>> {
-        Self::builder(name, primary).build()
-    }
-
     /// Names of the table's indexes, primary first.
     pub fn index_names(&self) -> Vec<&'static str> {
         std::iter::once(self.inner.primary.name)
@@ -622,27 +505,6 @@ impl<T: Send + Sync + 'static> Table<T> {
         Ok(keys.len())
     }
 
-    /// Registers an initializer: the table reports uninitialized until
-    /// every registered initializer is [done](Initializer::done).
-    pub fn register_initializer(&self, txn: &mut WriteTxn, name: &str) -> Result<Initializer<T>> {
-        let tt = txn.table_txn_mut(self)?;
-        let id = self.inner.next_initializer.fetch_add(1, Ordering::Relaxed);
-        {
-            // A table that was initialized gets a fresh, open watch.
-            let mut init = self.inner.init.lock();
-            if init.0.is_closed() {
-                let (closer, watch) = Watch::channel();
-                *init = (watch, closer);
-            }
-        }
-        Arc::make_mut(&mut tt.pending_initializers).push((id, name.to_string()));
-        Ok(Initializer {
-            table: self.clone(),
-            id,
-            name: name.to_string(),
-        })
-    }
-
     // ---- reads --------------------------------------------------------
 
     #[inline]
@@ -766,27 +628,5 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// seen them yet.
     pub fn graveyard_len(&self, txn: &impl ReadTxnLike) -> Result<usize> {
         Ok(self.view(txn)?.graveyard_len())
-    }
-
-    /// Whether every registered initializer is done, and a watch that
-    /// closes when the table becomes initialized.
-    pub fn initialized(&self, txn: &impl ReadTxnLike) -> Result<(bool, Watch)> {
-        let done = self.view(txn)?.pending_initializers().is_empty();
-        let w = if done {
-            Watch::closed_watch()
-        } else {
-            self.inner.init.lock().0.clone()
-        };
-        Ok((done, w))
-    }
-
-    /// Names of initializers not yet done.
-    pub fn pending_initializers(&self, txn: &impl ReadTxnLike) -> Result<Vec<String>> {
-        Ok(self
-            .view(txn)?
-            .pending_initializers()
-            .iter()
-            .map(|(_, n)| n.clone())
-            .collect())
     }
 }

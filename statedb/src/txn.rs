@@ -13,10 +13,6 @@ use crate::root::Root;
 use crate::state::{AnyTableTxn, Object, TableState, TableTxn};
 use crate::table::{ErasedTable, IndexPos, Table};
 
-pub(crate) mod sealed {
-    pub trait Sealed {}
-}
-
 /// A consistent snapshot of every table: one atomic load of the Db root.
 /// Lock-free, cheap to clone, `Send + Sync`; never changed by later writes.
 #[derive(Clone)]
@@ -35,7 +31,7 @@ impl std::fmt::Debug for ReadTxn {
 
 /// What queries read from: a [`ReadTxn`] or a [`WriteTxn`] (which sees its
 /// own writes). Sealed.
-pub trait ReadTxnLike: sealed::Sealed {
+pub trait ReadTxnLike: crate::sealed::Sealed {
     #[doc(hidden)]
     fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>>;
     /// The committed state the transaction started from: for a
@@ -181,7 +177,7 @@ fn snapshot_state<'t, T: Send + Sync + 'static>(
         .ok_or_else(|| Error::TableNotRegistered(table.inner.name.clone()))
 }
 
-impl sealed::Sealed for ReadTxn {}
+impl crate::sealed::Sealed for ReadTxn {}
 
 impl ReadTxnLike for ReadTxn {
     #[inline]
@@ -234,7 +230,7 @@ impl std::fmt::Debug for WriteTxn {
     }
 }
 
-impl sealed::Sealed for WriteTxn {}
+impl crate::sealed::Sealed for WriteTxn {}
 
 impl ReadTxnLike for WriteTxn {
     fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>> {

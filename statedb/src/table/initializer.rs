@@ -1,0 +1,92 @@
+//! Initializers: a table reports initialized once every registered
+//! initializer is done.
+
+use std::sync::Arc;
+
+use part::Watch;
+use part::sync::Ordering;
+
+use super::Table;
+use crate::error::{Error, Result};
+use crate::txn::{ReadTxnLike, WriteTxn};
+
+/// An initializer registered with [`Table::register_initializer`]: the
+/// table reports initialized once every initializer is done.
+#[derive(Debug)]
+#[must_use = "the table stays uninitialized until the initializer is done"]
+pub struct Initializer<T> {
+    table: Table<T>,
+    id: u64,
+    name: String,
+}
+
+impl<T: Send + Sync + 'static> Initializer<T> {
+    /// Marks the initializer done; takes effect when `txn` commits. If
+    /// `txn` aborts, the initializer stays pending and can be marked done
+    /// again in another transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InitializerDone`] if it is done already as seen by `txn`;
+    /// [`Error::TableNotLocked`] if `txn` does not lock the table.
+    pub fn done(&self, txn: &mut WriteTxn) -> Result<()> {
+        let tt = txn.table_txn_mut(&self.table)?;
+        let pending = Arc::make_mut(&mut tt.pending_initializers);
+        let before = pending.len();
+        pending.retain(|(id, _)| *id != self.id);
+        if pending.len() == before {
+            return Err(Error::InitializerDone(self.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// The initializer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<T: Send + Sync + 'static> Table<T> {
+    /// Registers an initializer: the table reports uninitialized until
+    /// every registered initializer is [done](Initializer::done).
+    pub fn register_initializer(&self, txn: &mut WriteTxn, name: &str) -> Result<Initializer<T>> {
+        let tt = txn.table_txn_mut(self)?;
+        let id = self.inner.next_initializer.fetch_add(1, Ordering::Relaxed);
+        {
+            // A table that was initialized gets a fresh, open watch.
+            let mut init = self.inner.init.lock();
+            if init.0.is_closed() {
+                let (closer, watch) = Watch::channel();
+                *init = (watch, closer);
+            }
+        }
+        Arc::make_mut(&mut tt.pending_initializers).push((id, name.to_string()));
+        Ok(Initializer {
+            table: self.clone(),
+            id,
+            name: name.to_string(),
+        })
+    }
+
+    /// Whether every registered initializer is done, and a watch that
+    /// closes when the table becomes initialized.
+    pub fn initialized(&self, txn: &impl ReadTxnLike) -> Result<(bool, Watch)> {
+        let done = self.view(txn)?.pending_initializers().is_empty();
+        let w = if done {
+            Watch::closed_watch()
+        } else {
+            self.inner.init.lock().0.clone()
+        };
+        Ok((done, w))
+    }
+
+    /// Names of initializers not yet done.
+    pub fn pending_initializers(&self, txn: &impl ReadTxnLike) -> Result<Vec<String>> {
+        Ok(self
+            .view(txn)?
+            .pending_initializers()
+            .iter()
+            .map(|(_, n)| n.clone())
+            .collect())
+    }
+}

@@ -1,0 +1,99 @@
+//! Declaring a table: the builder and its validation.
+
+use std::sync::Arc;
+
+use part::Watch;
+use part::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, OwnedLock};
+
+use super::{Table, TableInner};
+use crate::error::{Error, Result};
+use crate::index::{Index, IndexInner};
+
+/// Builder of a [`Table`]: name, primary index, secondary indexes.
+pub struct TableBuilder<T> {
+    name: String,
+    primary: Arc<IndexInner<T>>,
+    secondary: Vec<Arc<IndexInner<T>>>,
+}
+
+impl<T: Send + Sync + 'static> TableBuilder<T> {
+    /// Adds a secondary index.
+    #[must_use]
+    pub fn index<K: ?Sized>(mut self, index: &Index<T, K>) -> Self {
+        self.secondary.push(index.inner.clone());
+        self
+    }
+
+    /// Validates the declaration and creates the table.
+    pub fn build(self) -> Result<Table<T>> {
+        if !valid_table_name(&self.name) {
+            return Err(Error::InvalidTableName(self.name));
+        }
+        if !self.primary.unique {
+            return Err(Error::PrimaryIndexNotUnique {
+                table: self.name,
+                index: self.primary.name.to_string(),
+            });
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for idx in std::iter::once(&self.primary).chain(&self.secondary) {
+            if idx.name.is_empty() {
+                return Err(Error::EmptyIndexName);
+            }
+            if idx.name.starts_with("__") {
+                return Err(Error::ReservedIndexName(idx.name.to_string()));
+            }
+            if names.contains(&idx.name) {
+                return Err(Error::DuplicateIndex {
+                    table: self.name,
+                    index: idx.name.to_string(),
+                });
+            }
+            names.push(idx.name);
+        }
+        let (closer, watch) = Watch::channel();
+        Ok(Table {
+            inner: Arc::new(TableInner {
+                name: self.name,
+                primary: self.primary,
+                secondary: self.secondary,
+                lock: OwnedLock::new(),
+                registration: AtomicU64::new(0),
+                registered_db: Mutex::new(None),
+                owner: AtomicU64::new(0),
+                trackers: Mutex::new(Vec::new()),
+                tracker_count: AtomicUsize::new(0),
+                gc_requested: AtomicBool::new(false),
+                init: Mutex::new((watch, closer)),
+                next_initializer: AtomicU64::new(1),
+            }),
+        })
+    }
+}
+
+/// `^[a-z][a-z0-9_-]{0,30}$`
+pub(crate) fn valid_table_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 31
+        && b[0].is_ascii_lowercase()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+impl<T: Send + Sync + 'static> Table<T> {
+    /// Starts declaring a table named `name` with the given primary index.
+    pub fn builder<K: ?Sized>(name: &str, primary: &Index<T, K>) -> TableBuilder<T> {
+        TableBuilder {
+            name: name.to_string(),
+            primary: primary.inner.clone(),
+            secondary: Vec::new(),
+        }
+    }
+
+    /// A table with only a primary index.
+    pub fn new<K: ?Sized>(name: &str, primary: &Index<T, K>) -> Result<Table<T>> {
+        Self::builder(name, primary).build()
+    }
+}
