@@ -1214,6 +1214,21 @@ async fn refresh_updates_objects_older_than_the_interval_a_few_at_a_time() {
         *per_object.entry(e.1).or_default() += 1;
     }
     assert!(per_object.values().all(|&n| n == 2), "{per_object:?}");
+    // Two per pass: the five refreshes came in at least three passes, at
+    // distinct (virtual) times.
+    let mut second: BTreeMap<u64, Instant> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (op, id, _, at) in h.target.log.lock().iter() {
+        if *op == "update" && !seen.insert(*id) {
+            second.insert(*id, *at);
+        }
+    }
+    let passes: BTreeSet<Instant> = second.values().copied().collect();
+    assert!(
+        passes.len() >= 3,
+        "refreshed in {} passes: {second:?}",
+        passes.len()
+    );
     for i in 1..=5 {
         assert_eq!(h.kind(i), Some(StatusKind::Done));
     }

@@ -188,14 +188,11 @@ impl<T: Send + Sync + 'static> Table<T> {
         let mut out = Vec::new();
         let keys = index.inner.clone();
         for o in objects.into_objects() {
-            let inside = keys
-                .keys_of(&o.data)
+            let nets: Vec<Option<IpNet>> = keys.keys_of(&o.data).iter().map(decode_net).collect();
+            let inside = nets.iter().flatten().any(|n| net.contains(n));
+            let past = nets
                 .iter()
-                .any(|k| decode_net(k).is_some_and(|n| net.contains(&n)));
-            let past = keys
-                .keys_of(&o.data)
-                .iter()
-                .all(|k| decode_net(k).is_none_or(|n| !net.contains(&n.network())));
+                .all(|n| n.is_none_or(|n| !net.contains(&n.network())));
             if inside {
                 out.push(o);
             } else if past {

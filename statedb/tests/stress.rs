@@ -47,6 +47,14 @@ fn account_table(name: &str) -> Table<Account> {
     Table::new(name, &by_id).unwrap()
 }
 
+/// A Db holding one registered account table.
+fn registered_table(name: &str) -> (Db, Table<Account>) {
+    let db = Db::new();
+    let t = account_table(name);
+    db.register_table(&t).unwrap();
+    (db, t)
+}
+
 /// A tiny deterministic generator (xorshift), one per thread.
 struct Rng(u64);
 
@@ -200,9 +208,7 @@ fn concurrency_invariant_and_change_replay() {
 #[test]
 fn change_replay_ends_equal_to_the_table() {
     let writes = env("STRESS_REPLAY_WRITES", 20_000);
-    let db = Db::new();
-    let t = account_table("replay");
-    db.register_table(&t).unwrap();
+    let (db, t) = registered_table("replay");
     let mut w = db.write_txn(&[&t]).unwrap();
     let mut it = t.changes(&mut w).unwrap();
     w.commit();
@@ -281,9 +287,7 @@ fn apply(replica: &mut BTreeMap<u32, i64>, c: &statedb::Change<Account>) {
 #[test]
 fn watch_storm() {
     let keys = env("STRESS_WATCH_KEYS", 50_000) as u32;
-    let db = Db::new();
-    let t = account_table("storm");
-    db.register_table(&t).unwrap();
+    let (db, t) = registered_table("storm");
     let by_id: Index<Account, u32> = Index::unique("id", |a: &Account, k| k.push(&a.id));
     let mut w = db.write_txn(&[&t]).unwrap();
     for id in 0..keys {
@@ -339,9 +343,7 @@ fn many_waiters_on_one_watch() {
 #[test]
 fn huge_transaction() {
     let objects = env("STRESS_HUGE_OBJECTS", 200_000) as u32;
-    let db = Db::new();
-    let t = account_table("huge");
-    db.register_table(&t).unwrap();
+    let (db, t) = registered_table("huge");
     let started = Instant::now();
     let mut w = db.write_txn(&[&t]).unwrap();
     for id in 0..objects {
@@ -377,9 +379,7 @@ fn huge_transaction() {
 #[test]
 fn long_lived_snapshot_reads_its_own_state() {
     let writes = env("STRESS_SNAPSHOT_WRITES", 100_000);
-    let db = Db::new();
-    let t = account_table("snap");
-    db.register_table(&t).unwrap();
+    let (db, t) = registered_table("snap");
     let mut w = db.write_txn(&[&t]).unwrap();
     for id in 0..1000 {
         t.insert(&mut w, Account { id, balance: 7 }).unwrap();

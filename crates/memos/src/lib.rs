@@ -265,29 +265,23 @@ fn over_limits(app: &App, name: &str, bytes: usize) -> Option<Response> {
     let (max_memos, max_bytes) = app.limits;
     let txn = app.db.read_txn();
     let all = app.memos.table.all(&txn).ok()?;
-    let (mut count, mut total, mut replaces) = (0usize, 0usize, 0usize);
+    // One pass: how many memos, and the bytes of all but the one replaced.
+    let (mut count, mut others, mut is_new) = (0usize, 0usize, true);
     for (m, _) in all {
         count += 1;
         if m.name == name {
-            replaces = m.content.len();
+            is_new = false;
         } else {
-            total += m.content.len();
+            others += m.content.len();
         }
     }
-    let is_new = replaces == 0
-        && app
-            .memos
-            .table
-            .get(&txn, app.memos.by_name.query(name))
-            .ok()?
-            .is_none();
     if is_new && count >= max_memos {
         return Some(text(
             StatusCode::INSUFFICIENT_STORAGE,
             format!("full: at most {max_memos} memos (--max-memos)\n"),
         ));
     }
-    if total + bytes > max_bytes {
+    if others + bytes > max_bytes {
         return Some(text(
             StatusCode::INSUFFICIENT_STORAGE,
             format!("full: at most {max_bytes} bytes of memos in all (--max-total-bytes)\n"),

@@ -126,13 +126,20 @@ impl Store {
     ///
     /// [`StoreError::Io`] if the write or its commit fails.
     pub fn set_written(&self, name: &str, written: bool) -> Result<(), StoreError> {
+        // Most calls change nothing (every update of a memo records its
+        // file): a read answers those without a durable commit.
+        let recorded = {
+            let r = self.db.begin_read().map_err(io)?;
+            let t = r.open_table(WRITTEN).map_err(io)?;
+            t.get(name).map_err(io)?.is_some()
+        };
+        if recorded == written {
+            return Ok(());
+        }
         let w = self.db.begin_write().map_err(io)?;
         {
             let mut t = w.open_table(WRITTEN).map_err(io)?;
             if written {
-                if t.get(name).map_err(io)?.is_some() {
-                    return Ok(());
-                }
                 t.insert(name, ()).map_err(io)?;
             } else {
                 t.remove(name).map_err(io)?;

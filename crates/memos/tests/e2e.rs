@@ -576,6 +576,23 @@ fn swapping_the_directory_for_a_symlink_after_start_changes_nothing_outside() {
 }
 
 #[test]
+fn a_state_directory_inside_the_memos_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("memos");
+    let inside = dir.join("state");
+    let out = command(&dir, &["--state-dir", inside.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("must not be inside the memos directory"),
+        "{err}"
+    );
+    assert!(!inside.exists(), "the state directory was created anyway");
+}
+
+#[test]
 fn a_second_instance_on_the_same_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("memos");

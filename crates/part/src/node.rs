@@ -604,8 +604,8 @@ impl<V> Children<V> {
 }
 
 impl<V> Children<V> {
-    /// Moves every child link out (leaving the array empty) and hands each
-    /// one to `f`.
+    /// Moves every child link out and hands each one to `f`; for `Drop`
+    /// only (an N48's byte index is left stale: nothing reads it again).
     fn drain(&mut self, mut f: impl FnMut(Link<V>)) {
         match self {
             Children::Empty => {}
@@ -613,7 +613,6 @@ impl<V> Children<V> {
             Children::N16(s) => s.entries().for_each(|(_, c)| f(c)),
             Children::N48(s) => {
                 s.len = 0;
-                s.index = [0; 256];
                 s.ptrs.iter_mut().filter_map(Option::take).for_each(f);
             }
             Children::N256(s) => {
