@@ -1,16 +1,19 @@
 //! Change iterators: every upsert and delete of a table, in revision order.
 
-use part::sync::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use part::{OwnedIter, Watch};
 
 use crate::Revision;
-use crate::db::Db;
+use crate::db_inner::DbInner;
+use crate::erased::ErasedTable;
 use crate::error::Result;
-use crate::state::{Object, graveyard_key};
-use crate::table::{ErasedTable, Table};
-use crate::txn::{ReadTxnLike, WriteTxn, collect_if_idle};
+use crate::graveyard::{Watermark, graveyard_key};
+use crate::object::Object;
+use crate::sync::Ordering;
+use crate::table::Table;
+use crate::txn::{WriteTxn, collect_if_idle};
+use crate::view::ReadTxnLike;
 
 /// One change of an object.
 #[derive(Debug, Clone)]
@@ -51,8 +54,8 @@ pub struct Change<T> {
 /// ```
 pub struct ChangeIterator<T: Send + Sync + 'static> {
     table: Table<T>,
-    db: Db,
-    tracker: part::sync::Arc<AtomicU64>,
+    db: Arc<DbInner>,
+    tracker: Watermark,
     /// The table revision at registration: older snapshots predate it.
     registered_at: Revision,
     last_upsert: Revision,
@@ -66,13 +69,13 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// iterator reports changes from snapshots taken after this point;
     /// an older snapshot yields nothing.
     pub fn changes(&self, txn: &mut WriteTxn) -> Result<ChangeIterator<T>> {
-        let db = txn.db.clone();
-        let tt = txn.table_txn_mut(self)?;
-        if tt.last_revision != tt.base_revision {
+        let db = txn.db().clone();
+        let tt = txn.table_txn_mut(self.inner())?;
+        if tt.has_written() {
             return Err(crate::Error::ChangesAfterWrite(self.name().to_string()));
         }
-        let seen = tt.last_revision;
-        let tracker = self.inner.add_tracker(seen);
+        let seen = self.view(txn)?.last_revision();
+        let tracker = self.inner().trackers().add(seen);
         Ok(ChangeIterator {
             table: self.clone(),
             db,
@@ -99,7 +102,7 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
     ///
     /// The table is not registered with the transaction's Db.
     pub fn next<'a>(&'a mut self, txn: &impl ReadTxnLike) -> Result<(Changes<'a, T>, Watch)> {
-        let view = txn.committed_view(&self.table)?;
+        let view = txn.committed_view(self.table.inner())?;
         let revisions = view.revision_tree();
         let watch = revisions.root_watch();
         // A snapshot from before registration may hold objects whose
@@ -140,14 +143,14 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
     }
 
     fn release_graveyard(&self) {
-        let erased: Arc<dyn ErasedTable> = self.table.inner.clone();
+        let erased: Arc<dyn ErasedTable> = self.table.inner().clone();
         collect_if_idle(&self.db, &erased);
     }
 }
 
 impl<T: Send + Sync + 'static> Drop for ChangeIterator<T> {
     fn drop(&mut self) {
-        self.table.inner.remove_tracker(&self.tracker);
+        self.table.inner().trackers().remove(&self.tracker);
         self.release_graveyard();
     }
 }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use part::sync::{AtomicArc, Mutex};
-
+use crate::db_inner::DbInner;
+use crate::erased::{ErasedTable, TableHandle};
 use crate::error::{Error, Result};
 use crate::metrics::DbMetrics;
-use crate::root::Root;
-use crate::table::{ErasedTable, Table, TableHandle};
+use crate::table::Table;
+use crate::table_inner::POS_BITS;
 use crate::txn::{LockWait, ReadTxn, WriteTxn, lock_tables};
 
 // A plain std atomic even under loom: ids only need to be unique.
@@ -39,16 +39,7 @@ static NEXT_DB_ID: AtomicU64 = AtomicU64::new(1);
 /// ```
 #[derive(Clone)]
 pub struct Db {
-    pub(crate) inner: Arc<DbInner>,
-}
-
-pub(crate) struct DbInner {
-    pub id: u64,
-    pub root: AtomicArc<Root>,
-    /// Held only while swapping the root.
-    pub commit_lock: Mutex<()>,
-    pub tables: Mutex<Vec<Arc<dyn ErasedTable>>>,
-    pub metrics: Option<Arc<dyn DbMetrics>>,
+    inner: Arc<DbInner>,
 }
 
 impl Default for Db {
@@ -77,14 +68,9 @@ impl Db {
     }
 
     fn build(metrics: Option<Arc<dyn DbMetrics>>) -> Db {
+        let id = NEXT_DB_ID.fetch_add(1, Ordering::Relaxed);
         Db {
-            inner: Arc::new(DbInner {
-                id: NEXT_DB_ID.fetch_add(1, Ordering::Relaxed),
-                root: AtomicArc::new(Arc::new(Root::new())),
-                commit_lock: Mutex::new(()),
-                tables: Mutex::new(Vec::new()),
-                metrics,
-            }),
+            inner: Arc::new(DbInner::new(id, metrics)),
         }
     }
 
@@ -98,23 +84,22 @@ impl Db {
     /// alive has it (once that Db is dropped, the table can be registered
     /// again); [`Error::TooManyTables`] past 2^24 tables.
     pub fn register_table<T: Send + Sync + 'static>(&self, table: &Table<T>) -> Result<()> {
-        let erased: Arc<dyn ErasedTable> = table.inner.clone();
-        let mut tables = self.inner.tables.lock();
+        let erased: Arc<dyn ErasedTable> = table.inner().clone();
+        let mut tables = self.inner.tables();
         if tables.iter().any(|t| t.name() == table.name()) {
             return Err(Error::DuplicateTable(table.name().to_string()));
         }
         let weak: std::sync::Weak<DbInner> = Arc::downgrade(&self.inner);
         let mut publish = || {
-            let _commit = self.inner.commit_lock.lock();
-            let mut next = Root::clone(&self.inner.root.load_full());
-            if next.len() >= 1 << crate::table::POS_BITS {
-                return Err(Error::TooManyTables);
-            }
-            let pos = next.push(erased.new_state());
-            self.inner.root.store(Arc::new(next));
+            let (_, pos) = self.inner.publish(|next| {
+                if next.len() >= 1 << POS_BITS {
+                    return Err(Error::TooManyTables);
+                }
+                Ok(next.push(erased.new_state()))
+            })?;
             Ok(pos)
         };
-        erased.register(self.inner.id, weak, &mut publish)?;
+        erased.register(self.inner.id(), weak, &mut publish)?;
         // No initializer yet: the table starts initialized.
         erased.mark_initialized();
         tables.push(erased);
@@ -124,8 +109,7 @@ impl Db {
     /// Names of the registered tables, in registration order.
     pub fn table_names(&self) -> Vec<String> {
         self.inner
-            .tables
-            .lock()
+            .tables()
             .iter()
             .map(|t| t.name().to_string())
             .collect()
@@ -133,10 +117,7 @@ impl Db {
 
     /// A snapshot of every table: one atomic load, lock-free.
     pub fn read_txn(&self) -> ReadTxn {
-        ReadTxn {
-            db_id: self.inner.id,
-            root: self.inner.root.load_full(),
-        }
+        ReadTxn::new(self.inner.id(), self.inner.root())
     }
 
     /// A write transaction locking `tables`. Blocks while another write
@@ -203,7 +184,7 @@ impl Db {
 
     fn lock(&self, tables: &[&dyn TableHandle], wait: LockWait) -> Result<WriteTxn> {
         let erased = tables.iter().map(|t| t.erased().0).collect();
-        lock_tables(self, erased, wait)
+        lock_tables(&self.inner, erased, wait)
     }
 
     /// Writes the chosen tables as one JSON object `{"table": [objects]}`

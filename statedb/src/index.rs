@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use part::{Key, KeyEncoding};
+use part::{Key, KeyEncoding, Read, Tree, Watch};
 use smallvec::SmallVec;
 
 /// The keys an object yields for one index (zero, one or many).
@@ -247,6 +247,70 @@ pub(crate) fn non_unique_prefix(secondary: &[u8]) -> Key {
     let mut out = Key::new();
     escape_into(secondary, &mut out);
     out
+}
+
+/// Which tree of a table an index query searches: the primary tree, or a
+/// secondary one by position, with whether that index is unique.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum IndexPos {
+    Primary,
+    Secondary(usize, bool),
+}
+
+impl IndexPos {
+    #[inline]
+    pub(crate) fn unique(self) -> bool {
+        match self {
+            IndexPos::Primary => true,
+            IndexPos::Secondary(_, u) => u,
+        }
+    }
+}
+
+// The mapping from a query to a tree search, in one place. A unique
+// index stores each key once, as is; a non-unique one stores
+// `non_unique_key(key, primary key)`, so its exact matches lie under
+// `non_unique_exact(key)` and its prefix matches under
+// `non_unique_prefix(key)`.
+
+/// The first object matching `key` exactly.
+#[inline]
+pub(crate) fn first_exact<'a, V, R: Read<V>>(
+    tree: &'a R,
+    unique: bool,
+    key: &[u8],
+) -> Option<&'a V> {
+    if unique {
+        tree.get(key)
+    } else {
+        tree.prefix_iter(&non_unique_exact(key))
+            .next()
+            .map(|(_, v)| v)
+    }
+}
+
+/// The key under which every entry matching `key` exactly lies.
+pub(crate) fn exact_search_key(unique: bool, key: &[u8]) -> Key {
+    if unique {
+        Key::from_slice(key)
+    } else {
+        non_unique_exact(key)
+    }
+}
+
+/// The key to search with for prefix and lower-bound queries.
+pub(crate) fn range_search_key(unique: bool, key: Key) -> Key {
+    if unique { key } else { non_unique_prefix(&key) }
+}
+
+/// The watch of an exact query: the key's own watch (unique index) or
+/// that of the node under which all its entries lie (non-unique).
+pub(crate) fn exact_watch<V>(tree: &Tree<V>, unique: bool, key: &[u8]) -> Watch {
+    if unique {
+        tree.get_watch(key).1
+    } else {
+        tree.prefix(&non_unique_exact(key)).1
+    }
 }
 
 #[cfg(test)]

@@ -36,32 +36,45 @@
 //! # Ok::<(), statedb::Error>(())
 //! ```
 
+// Modules from the bottom up: each imports only modules above it in this
+// list (see docs/architecture.md, "Layers").
 mod changes;
 mod db;
+mod db_inner;
 mod derive;
+mod erased;
 mod error;
+mod graveyard;
 mod index;
 mod metrics;
+mod object;
 mod objects;
 mod observe;
 mod queries;
 mod root;
 mod sealed;
 mod state;
+mod sync;
 mod table;
+mod table_inner;
 mod txn;
+mod view;
 
 pub use changes::{Change, ChangeIterator, Changes};
 pub use db::{Db, JsonTable};
 pub use derive::{DeriveResult, Derived, derive};
+pub use erased::{ErasedRef, TableHandle};
 pub use error::{Error, Result};
 pub use index::{Index, KeySet, Query};
 pub use metrics::{DbMetrics, NoopMetrics};
 pub use objects::{Found, Objects};
 pub use observe::{BlockingObserver, Observer};
 pub use part::{Key, KeyEncoding, Watch, WatchSet};
-pub use table::{ErasedRef, Initializer, Table, TableBuilder, TableHandle};
-pub use txn::{ReadTxn, ReadTxnLike, View, WriteTxn};
+pub use table::{Initializer, Table, TableBuilder};
+#[doc(hidden)]
+pub use table_inner::TableInner;
+pub use txn::{ReadTxn, WriteTxn};
+pub use view::{ReadTxnLike, View};
 
 /// Revision of an object: per table, strictly increasing on every insert
 /// and delete.

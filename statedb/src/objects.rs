@@ -6,7 +6,7 @@ use std::sync::Arc;
 use part::{Key, OwnedIter, OwnedRevIter};
 
 use crate::Revision;
-use crate::state::Object;
+use crate::object::Object;
 
 /// A query's first match: the object and its revision.
 pub type Found<T> = Option<(Arc<T>, Revision)>;

@@ -6,18 +6,18 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::error::Result;
-use crate::index::{Index, Query, non_unique_exact, non_unique_prefix};
+use crate::index::{Index, IndexPos, Query, exact_search_key, range_search_key};
 use crate::objects::{Found, Objects};
-use crate::table::{IndexPos, Table};
-use crate::txn::ReadTxnLike;
+use crate::table::Table;
+use crate::view::ReadTxnLike;
 
 impl<T: Send + Sync + 'static> Table<T> {
     /// The tree search of a query in reverse: `(key to search, exact)`.
     fn rev_key(&self, q: &Query<T>, pos: IndexPos, exact: bool) -> part::Key {
-        match (pos.unique(), exact) {
-            (true, _) => q.key.clone(),
-            (false, true) => non_unique_exact(&q.key),
-            (false, false) => non_unique_prefix(&q.key),
+        if exact {
+            exact_search_key(pos.unique(), &q.key)
+        } else {
+            range_search_key(pos.unique(), q.key.clone())
         }
     }
 
@@ -29,8 +29,8 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// The table is not registered with the transaction's Db, or has no
     /// such index.
     pub fn list_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>> {
-        let view = txn.view(self)?;
-        let pos = self.inner.index_pos(q.index)?;
+        let view = self.view(txn)?;
+        let pos = self.inner().index_pos(q.index)?;
         if pos.unique() {
             return Ok(Objects::one(view.first(pos, &q.key)));
         }
@@ -44,8 +44,8 @@ impl<T: Send + Sync + 'static> Table<T> {
     ///
     /// As [`Table::list_rev`].
     pub fn prefix_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>> {
-        let view = txn.view(self)?;
-        let pos = self.inner.index_pos(q.index)?;
+        let view = self.view(txn)?;
+        let pos = self.inner().index_pos(q.index)?;
         let key = self.rev_key(&q, pos, false);
         Ok(Objects::rev(view.tree(pos).prefix_owned_rev(&key), None))
     }
@@ -57,8 +57,8 @@ impl<T: Send + Sync + 'static> Table<T> {
     ///
     /// As [`Table::list_rev`].
     pub fn lower_bound_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>> {
-        let view = txn.view(self)?;
-        let pos = self.inner.index_pos(q.index)?;
+        let view = self.view(txn)?;
+        let pos = self.inner().index_pos(q.index)?;
         let key = self.rev_key(&q, pos, false);
         Ok(Objects::rev(
             view.tree(pos).into_owned_rev_iter(),
@@ -72,7 +72,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     ///
     /// The table is not registered with the transaction's Db.
     pub fn all_rev(&self, txn: &impl ReadTxnLike) -> Result<Objects<T>> {
-        let view = txn.view(self)?;
+        let view = self.view(txn)?;
         Ok(Objects::rev(
             view.tree(IndexPos::Primary).into_owned_rev_iter(),
             None,

@@ -160,7 +160,7 @@ mod tests {
     fn tag(s: &State) -> usize {
         s.as_any()
             .downcast_ref::<TableState<u8>>()
-            .map(|t| t.secondary.len())
+            .map(|t| t.secondary_count())
             .unwrap_or(usize::MAX)
     }
 

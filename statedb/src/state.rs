@@ -1,51 +1,35 @@
 //! Per-table state: the immutable snapshot in the root, and the private
-//! copy a write transaction changes.
+//! copy a write transaction changes. Every write of a table goes through
+//! [`TableTxn::upsert_with_key`] or [`TableTxn::delete`], with a [`Guard`].
 
 use std::any::Any;
 use std::sync::Arc;
 
-use part::{Key, Tree, Txn, WatchesToClose};
+use part::{Key, Read, Tree, Txn, Watch, WatchesToClose};
 
 use crate::Revision;
 use crate::error::{Error, Result};
-use crate::index::{KeySet, non_unique_key};
-use crate::table::TableInner;
+use crate::graveyard::{Graveyard, GraveyardTxn};
+use crate::index::{IndexPos, KeySet, non_unique_key};
+use crate::object::Object;
+use crate::table_inner::TableInner;
 
-/// An object as stored: shared, immutable, with the revision of its last
-/// change.
-pub(crate) struct Object<T> {
-    pub data: Arc<T>,
-    pub revision: Revision,
-}
-
-impl<T> Clone for Object<T> {
-    fn clone(&self) -> Self {
-        Object {
-            data: self.data.clone(),
-            revision: self.revision,
-        }
-    }
-}
+/// Initializers registered and not yet done: (id, name).
+pub(crate) type PendingInitializers = Arc<Vec<(u64, String)>>;
 
 /// A table in one snapshot of the Db.
 pub(crate) struct TableState<T> {
     /// Primary key -> object. Full watches: `get_watch` by key.
-    pub primary: Tree<Object<T>>,
+    primary: Tree<Object<T>>,
     /// Revision (big-endian) -> object, for change tracking. Root watch
     /// only; it is the table's watch.
-    pub revision: Tree<Object<T>>,
+    revision: Tree<Object<T>>,
     /// One tree per secondary index.
-    pub secondary: Vec<Tree<Object<T>>>,
-    /// Primary key -> deleted object, kept while change iterators need it.
-    pub graveyard: Tree<Object<T>>,
-    /// Delete revision (big-endian) followed by the primary key -> deleted
-    /// object; the key carries the primary key so collection needs no
-    /// user code.
-    pub graveyard_revision: Tree<Object<T>>,
+    secondary: Vec<Tree<Object<T>>>,
+    graveyard: Graveyard<T>,
     /// Last revision assigned in this table.
-    pub last_revision: Revision,
-    /// Initializers registered and not yet done: (id, name).
-    pub pending_initializers: Arc<Vec<(u64, String)>>,
+    last_revision: Revision,
+    pending_initializers: PendingInitializers,
 }
 
 impl<T> Clone for TableState<T> {
@@ -55,7 +39,6 @@ impl<T> Clone for TableState<T> {
             revision: self.revision.clone(),
             secondary: self.secondary.clone(),
             graveyard: self.graveyard.clone(),
-            graveyard_revision: self.graveyard_revision.clone(),
             last_revision: self.last_revision,
             pending_initializers: self.pending_initializers.clone(),
         }
@@ -68,11 +51,88 @@ impl<T> TableState<T> {
             primary: Tree::new(),
             revision: Tree::new_root_only_watch(),
             secondary: (0..secondaries).map(|_| Tree::new()).collect(),
-            graveyard: Tree::new_root_only_watch(),
-            graveyard_revision: Tree::new_root_only_watch(),
+            graveyard: Graveyard::new(),
             last_revision: 0,
             pending_initializers: Arc::new(Vec::new()),
         }
+    }
+
+    /// Number of secondary indexes (tests tag states with it).
+    #[cfg(test)]
+    pub fn secondary_count(&self) -> usize {
+        self.secondary.len()
+    }
+
+    /// The table watch: closes on any insert or delete.
+    pub fn table_watch(&self) -> Watch {
+        self.revision.root_watch()
+    }
+}
+
+/// The reads a snapshot ([`TableState`]) and a write transaction's own
+/// state ([`TableTxn`]) share, over `part`'s [`Read`] trait.
+pub(crate) trait TableRead<T> {
+    type Tree: Read<Object<T>>;
+    /// The tree of an index.
+    fn index(&self, pos: IndexPos) -> &Self::Tree;
+    /// Revision -> object.
+    fn by_revision(&self) -> &Self::Tree;
+    /// The graveyard by delete revision.
+    fn graveyard_by_revision(&self) -> Tree<Object<T>>;
+    fn graveyard_len(&self) -> usize;
+    fn last_revision(&self) -> Revision;
+    fn pending_initializers(&self) -> &[(u64, String)];
+}
+
+impl<T: Send + Sync + 'static> TableRead<T> for TableState<T> {
+    type Tree = Tree<Object<T>>;
+    #[inline]
+    fn index(&self, pos: IndexPos) -> &Tree<Object<T>> {
+        match pos {
+            IndexPos::Primary => &self.primary,
+            IndexPos::Secondary(i, _) => &self.secondary[i],
+        }
+    }
+    fn by_revision(&self) -> &Tree<Object<T>> {
+        &self.revision
+    }
+    fn graveyard_by_revision(&self) -> Tree<Object<T>> {
+        self.graveyard.by_revision().clone()
+    }
+    fn graveyard_len(&self) -> usize {
+        self.graveyard.len()
+    }
+    fn last_revision(&self) -> Revision {
+        self.last_revision
+    }
+    fn pending_initializers(&self) -> &[(u64, String)] {
+        &self.pending_initializers
+    }
+}
+
+impl<T: Send + Sync + 'static> TableRead<T> for TableTxn<T> {
+    type Tree = Txn<Object<T>>;
+    #[inline]
+    fn index(&self, pos: IndexPos) -> &Txn<Object<T>> {
+        match pos {
+            IndexPos::Primary => &self.primary,
+            IndexPos::Secondary(i, _) => &self.secondary[i],
+        }
+    }
+    fn by_revision(&self) -> &Txn<Object<T>> {
+        &self.revision
+    }
+    fn graveyard_by_revision(&self) -> Tree<Object<T>> {
+        self.graveyard.by_revision()
+    }
+    fn graveyard_len(&self) -> usize {
+        self.graveyard.len()
+    }
+    fn last_revision(&self) -> Revision {
+        self.last_revision
+    }
+    fn pending_initializers(&self) -> &[(u64, String)] {
+        &self.pending_initializers
     }
 }
 
@@ -91,18 +151,30 @@ impl<T: Send + Sync + 'static> AnyTableState for TableState<T> {
     }
 }
 
+/// The condition a write checks against the object stored under its
+/// primary key (compare-and-swap, compare-and-delete).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Guard {
+    /// Write whatever is stored.
+    None,
+    /// Write only if the stored object has this revision. An upsert of a
+    /// missing object is [`Error::ObjectNotFound`]; a delete of one
+    /// deletes nothing and is no error (as the reference's
+    /// `CompareAndDelete`).
+    Revision(Revision),
+}
+
 /// A table being changed by a write transaction.
 pub(crate) struct TableTxn<T> {
-    pub table: Arc<TableInner<T>>,
-    pub primary: Txn<Object<T>>,
-    pub revision: Txn<Object<T>>,
-    pub secondary: Vec<Txn<Object<T>>>,
-    pub graveyard: Txn<Object<T>>,
-    pub graveyard_revision: Txn<Object<T>>,
-    pub last_revision: Revision,
+    table: Arc<TableInner<T>>,
+    primary: Txn<Object<T>>,
+    revision: Txn<Object<T>>,
+    secondary: Vec<Txn<Object<T>>>,
+    graveyard: GraveyardTxn<T>,
+    last_revision: Revision,
     /// The table's revision when the transaction started.
-    pub base_revision: Revision,
-    pub pending_initializers: Arc<Vec<(u64, String)>>,
+    base_revision: Revision,
+    pending_initializers: PendingInitializers,
 }
 
 /// Statistics of a finished table transaction, for metrics.
@@ -133,18 +205,40 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             revision: state.revision.txn(),
             secondary: state.secondary.iter().map(|t| t.txn()).collect(),
             graveyard: state.graveyard.txn(),
-            graveyard_revision: state.graveyard_revision.txn(),
             last_revision: state.last_revision,
             base_revision: state.last_revision,
             pending_initializers: state.pending_initializers.clone(),
         }
     }
 
+    /// The table this transaction changes.
+    pub fn table(&self) -> &Arc<TableInner<T>> {
+        &self.table
+    }
+
+    /// True once the transaction has written to the table.
+    pub fn has_written(&self) -> bool {
+        self.last_revision != self.base_revision
+    }
+
+    pub fn pending_initializers_mut(&mut self) -> &mut Vec<(u64, String)> {
+        Arc::make_mut(&mut self.pending_initializers)
+    }
+
+    /// A watch of the object now stored under `pk` that closes when a
+    /// later committed write replaces or deletes it (or at once if this
+    /// transaction aborts).
+    pub fn watch_key(&mut self, pk: &[u8]) -> Watch {
+        self.primary
+            .get_watch(pk)
+            .unwrap_or_else(Watch::closed_watch)
+    }
+
     pub fn primary_key(&self, obj: &T) -> Result<Key> {
-        let keys = self.table.primary.keys_of(obj);
+        let keys = self.table.primary().keys_of(obj);
         if keys.len() != 1 {
             return Err(Error::PrimaryKeyCount {
-                table: self.table.name.clone(),
+                table: self.table.name().to_string(),
                 count: keys.len(),
             });
         }
@@ -152,7 +246,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
     }
 
     fn secondary_keys(&self, i: usize, obj: &T, pk: &[u8]) -> KeySet {
-        let idx = &self.table.secondary[i];
+        let idx = &self.table.secondary()[i];
         let keys = idx.keys_of(obj);
         if idx.unique {
             keys
@@ -173,8 +267,8 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
                 && !old.is_some_and(|o| Arc::ptr_eq(o, &owner.data))
             {
                 return Err(Error::UniqueConflict {
-                    table: self.table.name.clone(),
-                    index: self.table.secondary[i].name.to_string(),
+                    table: self.table.name().to_string(),
+                    index: self.table.secondary()[i].name.to_string(),
                     key: crate::error::display_key(k),
                 });
             }
@@ -182,14 +276,66 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         Ok(())
     }
 
-    /// Inserts or replaces; returns the replaced object.
-    pub fn insert(&mut self, data: Arc<T>) -> Result<Option<Object<T>>> {
-        let pk = self.primary_key(&data)?;
-        self.insert_with_key(pk, data)
+    /// Checks `guard` against the object stored under `pk`; `Ok(false)`
+    /// when a guarded delete finds nothing to delete.
+    fn check_guard(&self, pk: &[u8], guard: Guard, deleting: bool) -> Result<bool> {
+        let Guard::Revision(expected) = guard else {
+            return Ok(true);
+        };
+        match self.primary.get(pk) {
+            None if deleting => Ok(false),
+            None => Err(Error::ObjectNotFound),
+            Some(cur) if cur.revision != expected => Err(Error::RevisionNotEqual {
+                expected,
+                found: cur.revision,
+            }),
+            Some(_) => Ok(true),
+        }
     }
 
-    /// Inserts with the primary key already computed.
-    pub fn insert_with_key(&mut self, pk: Key, data: Arc<T>) -> Result<Option<Object<T>>> {
+    /// Inserts or replaces the object under `pk` if `guard` holds; with
+    /// `merge`, a replaced object is merged with the new one instead.
+    /// Returns the replaced object. On error nothing is changed.
+    pub fn upsert_with_key<F>(
+        &mut self,
+        pk: Key,
+        obj: Arc<T>,
+        guard: Guard,
+        merge: Option<F>,
+    ) -> Result<Option<Object<T>>>
+    where
+        F: FnOnce(&T, &T) -> T,
+    {
+        self.check_guard(&pk, guard, false)?;
+        let obj = match (merge, self.primary.get(&pk)) {
+            (Some(merge), Some(old)) => {
+                let merged = Arc::new(merge(&old.data, &obj));
+                if self.primary_key(&merged)? != pk {
+                    return Err(Error::PrimaryKeyChanged(self.table.name().to_string()));
+                }
+                merged
+            }
+            _ => obj,
+        };
+        self.insert_unguarded(pk, obj)
+    }
+
+    /// [`TableTxn::upsert_with_key`] with the key taken from `obj`.
+    #[inline]
+    pub fn upsert<F>(
+        &mut self,
+        obj: Arc<T>,
+        guard: Guard,
+        merge: Option<F>,
+    ) -> Result<Option<Object<T>>>
+    where
+        F: FnOnce(&T, &T) -> T,
+    {
+        let pk = self.primary_key(&obj)?;
+        self.upsert_with_key(pk, obj, guard, merge)
+    }
+
+    fn insert_unguarded(&mut self, pk: Key, data: Arc<T>) -> Result<Option<Object<T>>> {
         // Run every user key function before changing anything, so that a
         // panic in one leaves this table's trees consistent.
         let mut index_keys: Vec<(KeySet, KeySet)> = Vec::new();
@@ -197,7 +343,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             let old = self.primary.get(&pk).map(|o| o.data.clone());
             for i in 0..self.secondary.len() {
                 let new_keys = self.secondary_keys(i, &data, &pk);
-                if self.table.secondary[i].unique {
+                if self.table.secondary()[i].unique {
                     self.check_unique(i, &new_keys, old.as_ref())?;
                 }
                 let old_keys = match &old {
@@ -228,17 +374,34 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
                 self.secondary[i].insert(k, obj.clone());
             }
         }
-        if !self.graveyard.is_empty()
-            && let Some(g) = self.graveyard.delete(&pk)
-        {
-            self.graveyard_revision
-                .delete(&graveyard_key(g.revision, &pk));
-        }
+        self.graveyard.remove(&pk);
         Ok(old)
     }
 
-    /// Deletes by primary key; returns the deleted object.
-    pub fn delete_key(&mut self, pk: &[u8]) -> Option<Object<T>> {
+    /// Deletes the object with `obj`'s primary key if `guard` holds;
+    /// returns it, or `None` if there was none.
+    pub fn delete(&mut self, obj: &T, guard: Guard) -> Result<Option<Object<T>>> {
+        let pk = self.primary_key(obj)?;
+        if !self.check_guard(&pk, guard, true)? {
+            return Ok(None);
+        }
+        Ok(self.delete_key(&pk))
+    }
+
+    /// Deletes every object; returns how many.
+    pub fn delete_all(&mut self) -> usize {
+        let keys: Vec<Key> = self
+            .primary
+            .iter()
+            .map(|(k, _)| Key::from_slice(k))
+            .collect();
+        for k in &keys {
+            self.delete_key(k);
+        }
+        keys.len()
+    }
+
+    fn delete_key(&mut self, pk: &[u8]) -> Option<Object<T>> {
         let old = self.primary.get(pk)?.clone();
         let index_keys: Vec<KeySet> = (0..self.secondary.len())
             .map(|i| self.secondary_keys(i, &old.data, pk))
@@ -251,55 +414,15 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
                 self.secondary[i].delete(k);
             }
         }
-        if self.table.has_delete_trackers() {
+        if self.table.trackers().any() {
             let dead = Object {
                 data: old.data.clone(),
                 revision: self.last_revision,
             };
-            if let Some(prev) = self.graveyard.insert(pk, dead.clone()) {
-                self.graveyard_revision
-                    .delete(&graveyard_key(prev.revision, pk));
-            }
-            self.graveyard_revision
-                .insert(&graveyard_key(dead.revision, pk), dead);
+            self.graveyard.bury(pk, dead);
         }
         Some(old)
     }
-
-    /// Drops graveyard entries every live change iterator has seen.
-    pub fn collect_graveyard(&mut self) {
-        self.table
-            .gc_requested
-            .store(false, std::sync::atomic::Ordering::Release);
-        if self.graveyard.is_empty() {
-            return;
-        }
-        let low = self.table.graveyard_low_watermark();
-        if low >= self.last_revision {
-            // Every iterator has seen every delete: drop both trees whole
-            // instead of deleting entry by entry. Nobody watches them.
-            self.graveyard = Tree::new_root_only_watch().txn();
-            self.graveyard_revision = Tree::new_root_only_watch().txn();
-            return;
-        }
-        let dead: Vec<Key> = self
-            .graveyard_revision
-            .iter()
-            .take_while(|(_, o)| o.revision <= low)
-            .map(|(k, _)| Key::from_slice(k))
-            .collect();
-        for key in dead {
-            self.graveyard_revision.delete(&key);
-            self.graveyard.delete(&key[8..]);
-        }
-    }
-}
-
-/// Key of the graveyard revision index.
-pub(crate) fn graveyard_key(revision: Revision, pk: &[u8]) -> Key {
-    let mut k = Key::from_slice(&revision.to_be_bytes());
-    k.extend_from_slice(pk);
-    k
 }
 
 impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
@@ -310,7 +433,7 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
         self
     }
     fn name(&self) -> &str {
-        &self.table.name
+        self.table.name()
     }
     fn abort(self: Box<Self>) {
         // Only the primary tree hands out watches of its own nodes
@@ -318,9 +441,16 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
         // transaction started from.
         self.primary.abort();
     }
-    fn finish(mut self: Box<Self>) -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats) {
-        self.collect_graveyard();
-        let this = *self;
+    fn finish(self: Box<Self>) -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats) {
+        let mut this = *self;
+        let trackers = this.table.trackers();
+        trackers.clear_request();
+        if this.graveyard.len() > 0 {
+            // The watermarks' lock is only taken when there is something
+            // to collect.
+            this.graveyard
+                .collect(trackers.low_watermark(), this.last_revision);
+        }
         let mut watches = WatchesToClose::new();
         let (primary, w) = this.primary.commit();
         watches.append(w);
@@ -332,23 +462,19 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
             watches.append(w);
             secondary.push(t);
         }
-        let (graveyard, w) = this.graveyard.commit();
-        watches.append(w);
-        let (graveyard_revision, w) = this.graveyard_revision.commit();
-        watches.append(w);
+        let graveyard = this.graveyard.commit(&mut watches);
         let state = TableState {
             primary,
             revision,
             secondary,
             graveyard,
-            graveyard_revision,
             last_revision: this.last_revision,
             pending_initializers: this.pending_initializers,
         };
         let stats = TableStats {
             objects: state.primary.len(),
             graveyard: state.graveyard.len(),
-            graveyard_oldest: state.graveyard_revision.first().map(|(_, o)| o.revision),
+            graveyard_oldest: state.graveyard.oldest(),
             revision: state.last_revision,
             initialized: state.pending_initializers.is_empty(),
         };

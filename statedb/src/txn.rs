@@ -1,24 +1,32 @@
 //! Read and write transactions.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use part::sync::{Ordering, OwnedLockGuard};
-use part::{Tree, WatchesToClose};
+use part::WatchesToClose;
 
-use crate::Revision;
-use crate::db::Db;
+use crate::db_inner::DbInner;
+use crate::erased::ErasedTable;
 use crate::error::{Error, Result};
 use crate::root::Root;
-use crate::state::{AnyTableTxn, Object, TableState, TableTxn};
-use crate::table::{ErasedTable, IndexPos, Table};
+use crate::state::{AnyTableTxn, TableState, TableTxn};
+use crate::sync::{Ordering, OwnedLockGuard, thread_token};
+use crate::table_inner::TableInner;
+use crate::view::{ReadTxnLike, View};
 
 /// A consistent snapshot of every table: one atomic load of the Db root.
 /// Lock-free, cheap to clone, `Send + Sync`; never changed by later writes.
 #[derive(Clone)]
 pub struct ReadTxn {
-    pub(crate) db_id: u64,
-    pub(crate) root: Arc<Root>,
+    db_id: u64,
+    root: Arc<Root>,
+}
+
+impl ReadTxn {
+    pub(crate) fn new(db_id: u64, root: Arc<Root>) -> Self {
+        ReadTxn { db_id, root }
+    }
 }
 
 impl std::fmt::Debug for ReadTxn {
@@ -29,174 +37,42 @@ impl std::fmt::Debug for ReadTxn {
     }
 }
 
-/// What queries read from: a [`ReadTxn`] or a [`WriteTxn`] (which sees its
-/// own writes). Sealed.
-pub trait ReadTxnLike: crate::sealed::Sealed {
-    #[doc(hidden)]
-    fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>>;
-    /// The committed state the transaction started from: for a
-    /// [`WriteTxn`], without its own uncommitted writes.
-    #[doc(hidden)]
-    fn committed_view<'t, T: Send + Sync + 'static>(
-        &'t self,
-        table: &Table<T>,
-    ) -> Result<View<'t, T>>;
-}
-
-/// A table as seen by one transaction (implementation detail).
-#[doc(hidden)]
-pub struct View<'t, T>(ViewInner<'t, T>);
-
-enum ViewInner<'t, T> {
-    Snapshot(&'t TableState<T>),
-    /// A write transaction's own state, and the snapshot it started from:
-    /// watches come from that snapshot, whose nodes stay in the Db if the
-    /// transaction aborts (its own nodes would be dropped and never close).
-    Txn(&'t TableTxn<T>, &'t TableState<T>),
-}
-
-impl<T: Send + Sync + 'static> View<'_, T> {
-    pub(crate) fn tree(&self, pos: IndexPos) -> Tree<Object<T>> {
-        match &self.0 {
-            ViewInner::Snapshot(s) => match pos {
-                IndexPos::Primary => s.primary.clone(),
-                IndexPos::Secondary(i, _) => s.secondary[i].clone(),
-            },
-            ViewInner::Txn(t, _) => match pos {
-                IndexPos::Primary => t.primary.snapshot(),
-                IndexPos::Secondary(i, _) => t.secondary[i].snapshot(),
-            },
-        }
-    }
-
-    /// First object under `key` without taking a snapshot.
-    #[inline]
-    pub(crate) fn first(&self, pos: IndexPos, key: &[u8]) -> Option<Object<T>> {
-        match (&self.0, pos) {
-            (ViewInner::Snapshot(s), IndexPos::Primary) => s.primary.get(key).cloned(),
-            (ViewInner::Txn(t, _), IndexPos::Primary) => t.primary.get(key).cloned(),
-            (ViewInner::Snapshot(s), IndexPos::Secondary(i, true)) => {
-                s.secondary[i].get(key).cloned()
-            }
-            (ViewInner::Txn(t, _), IndexPos::Secondary(i, true)) => {
-                t.secondary[i].get(key).cloned()
-            }
-            (ViewInner::Snapshot(s), IndexPos::Secondary(i, false)) => s.secondary[i]
-                .prefix(&crate::index::non_unique_exact(key))
-                .0
-                .next()
-                .map(|(_, o)| o.clone()),
-            (ViewInner::Txn(t, _), IndexPos::Secondary(i, false)) => t.secondary[i]
-                .prefix(&crate::index::non_unique_exact(key))
-                .next()
-                .map(|(_, o)| o.clone()),
-        }
-    }
-
-    /// True for a read snapshot (not a write transaction's own state).
-    pub(crate) fn is_snapshot(&self) -> bool {
-        matches!(self.0, ViewInner::Snapshot(_))
-    }
-
-    /// The tree to take `pos`'s watches from (see [`ViewInner::Txn`]).
-    pub(crate) fn watch_tree(&self, pos: IndexPos) -> Tree<Object<T>> {
-        let state = match &self.0 {
-            ViewInner::Snapshot(s) | ViewInner::Txn(_, s) => s,
-        };
-        match pos {
-            IndexPos::Primary => state.primary.clone(),
-            IndexPos::Secondary(i, _) => state.secondary[i].clone(),
-        }
-    }
-
-    /// The table watch: closes on any insert or delete.
-    pub(crate) fn table_watch(&self) -> part::Watch {
-        match &self.0 {
-            ViewInner::Snapshot(s) | ViewInner::Txn(_, s) => s.revision.root_watch(),
-        }
-    }
-
-    pub(crate) fn revision_tree(&self) -> Tree<Object<T>> {
-        match &self.0 {
-            ViewInner::Snapshot(s) => s.revision.clone(),
-            ViewInner::Txn(t, _) => t.revision.snapshot(),
-        }
-    }
-
-    pub(crate) fn graveyard_revision_tree(&self) -> Tree<Object<T>> {
-        match &self.0 {
-            ViewInner::Snapshot(s) => s.graveyard_revision.clone(),
-            ViewInner::Txn(t, _) => t.graveyard_revision.snapshot(),
-        }
-    }
-
-    pub(crate) fn last_revision(&self) -> Revision {
-        match &self.0 {
-            ViewInner::Snapshot(s) => s.last_revision,
-            ViewInner::Txn(t, _) => t.last_revision,
-        }
-    }
-
-    pub(crate) fn num_objects(&self) -> usize {
-        match &self.0 {
-            ViewInner::Snapshot(s) => s.primary.len(),
-            ViewInner::Txn(t, _) => t.primary.len(),
-        }
-    }
-
-    pub(crate) fn graveyard_len(&self) -> usize {
-        match &self.0 {
-            ViewInner::Snapshot(s) => s.graveyard.len(),
-            ViewInner::Txn(t, _) => t.graveyard.len(),
-        }
-    }
-
-    pub(crate) fn pending_initializers(&self) -> &[(u64, String)] {
-        match &self.0 {
-            ViewInner::Snapshot(s) => &s.pending_initializers,
-            ViewInner::Txn(t, _) => &t.pending_initializers,
-        }
-    }
-}
-
 #[inline]
 fn snapshot_state<'t, T: Send + Sync + 'static>(
     db_id: u64,
     root: &'t Root,
-    table: &Table<T>,
+    table: &TableInner<T>,
 ) -> Result<&'t TableState<T>> {
-    let (db, pos) = table
-        .inner
-        .registration()
-        .ok_or_else(|| Error::TableNotRegistered(table.inner.name.clone()))?;
+    let not_registered = || Error::TableNotRegistered(table.name().to_string());
+    let (db, pos) = table.registration().ok_or_else(not_registered)?;
     if db != db_id {
-        return Err(Error::TableFromOtherDb(table.inner.name.clone()));
+        return Err(Error::TableFromOtherDb(table.name().to_string()));
     }
     root.get(pos)
         .and_then(|s| s.as_any().downcast_ref::<TableState<T>>())
-        .ok_or_else(|| Error::TableNotRegistered(table.inner.name.clone()))
+        .ok_or_else(not_registered)
 }
 
 impl crate::sealed::Sealed for ReadTxn {}
 
 impl ReadTxnLike for ReadTxn {
     #[inline]
-    fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>> {
-        snapshot_state(self.db_id, &self.root, table).map(|s| View(ViewInner::Snapshot(s)))
+    fn view<'t, T: Send + Sync + 'static>(&'t self, table: &TableInner<T>) -> Result<View<'t, T>> {
+        snapshot_state(self.db_id, &self.root, table).map(View::snapshot)
     }
     fn committed_view<'t, T: Send + Sync + 'static>(
         &'t self,
-        table: &Table<T>,
+        table: &TableInner<T>,
     ) -> Result<View<'t, T>> {
         self.view(table)
     }
 }
 
-pub(crate) struct Locked {
-    pub pos: usize,
-    pub table: Arc<dyn ErasedTable>,
-    pub guard: TableGuard,
-    pub txn: Box<dyn AnyTableTxn>,
+struct Locked {
+    pos: usize,
+    table: Arc<dyn ErasedTable>,
+    guard: TableGuard,
+    txn: Box<dyn AnyTableTxn>,
 }
 
 /// A write transaction over the tables it locked.
@@ -217,10 +93,10 @@ pub(crate) struct Locked {
 /// t.insert(&mut wtxn, 1u32).unwrap(); // error: use of moved value
 /// ```
 pub struct WriteTxn {
-    pub(crate) db: Db,
-    pub(crate) base: Arc<Root>,
-    pub(crate) locked: Vec<Locked>,
-    pub(crate) started: Option<Instant>,
+    db: Arc<DbInner>,
+    base: Arc<Root>,
+    locked: Vec<Locked>,
+    started: Option<Instant>,
 }
 
 impl std::fmt::Debug for WriteTxn {
@@ -233,22 +109,22 @@ impl std::fmt::Debug for WriteTxn {
 impl crate::sealed::Sealed for WriteTxn {}
 
 impl ReadTxnLike for WriteTxn {
-    fn view<'t, T: Send + Sync + 'static>(&'t self, table: &Table<T>) -> Result<View<'t, T>> {
-        let base = snapshot_state(self.db.inner.id, &self.base, table)?;
-        if let Some((_, pos)) = table.inner.registration()
+    fn view<'t, T: Send + Sync + 'static>(&'t self, table: &TableInner<T>) -> Result<View<'t, T>> {
+        let base = snapshot_state(self.db.id(), &self.base, table)?;
+        if let Some((_, pos)) = table.registration()
             && let Some(l) = self.locked.iter().find(|l| l.pos == pos)
             && let Some(t) = l.txn.as_any().downcast_ref::<TableTxn<T>>()
-            && Arc::ptr_eq(&t.table, &table.inner)
+            && std::ptr::eq(&**t.table(), table)
         {
-            return Ok(View(ViewInner::Txn(t, base)));
+            return Ok(View::txn(t, base));
         }
-        Ok(View(ViewInner::Snapshot(base)))
+        Ok(View::snapshot(base))
     }
     fn committed_view<'t, T: Send + Sync + 'static>(
         &'t self,
-        table: &Table<T>,
+        table: &TableInner<T>,
     ) -> Result<View<'t, T>> {
-        snapshot_state(self.db.inner.id, &self.base, table).map(|s| View(ViewInner::Snapshot(s)))
+        snapshot_state(self.db.id(), &self.base, table).map(View::snapshot)
     }
 }
 
@@ -274,12 +150,12 @@ impl Drop for WriteTxn {
 impl WriteTxn {
     pub(crate) fn table_txn_mut<T: Send + Sync + 'static>(
         &mut self,
-        table: &Table<T>,
+        table: &TableInner<T>,
     ) -> Result<&mut TableTxn<T>> {
-        let not_locked = || Error::TableNotLocked(table.inner.name.clone());
-        let (db, pos) = table.inner.registration().ok_or_else(not_locked)?;
-        if db != self.db.inner.id {
-            return Err(Error::TableFromOtherDb(table.inner.name.clone()));
+        let not_locked = || Error::TableNotLocked(table.name().to_string());
+        let (db, pos) = table.registration().ok_or_else(not_locked)?;
+        if db != self.db.id() {
+            return Err(Error::TableFromOtherDb(table.name().to_string()));
         }
         let l = self
             .locked
@@ -290,6 +166,11 @@ impl WriteTxn {
             .as_any_mut()
             .downcast_mut::<TableTxn<T>>()
             .ok_or_else(not_locked)
+    }
+
+    /// The Db this transaction writes to.
+    pub(crate) fn db(&self) -> &Arc<DbInner> {
+        &self.db
     }
 
     /// Names of the locked tables.
@@ -314,18 +195,13 @@ impl WriteTxn {
             watches.append(w);
             finished.push((l.pos, state, stats, l.table, l.guard));
         }
-        let inner = &self.db.inner;
-        let root = {
-            let _commit = inner.commit_lock.lock();
-            let mut next = Root::clone(&inner.root.load_full());
+        let Ok((root, ())) = self.db.publish(|next| {
             for (pos, state, ..) in &finished {
                 next.set(*pos, state.clone());
             }
-            let next = Arc::new(next);
-            inner.root.store(next.clone());
-            next
-        };
-        let metrics = inner.metrics.as_deref();
+            Ok::<(), Infallible>(())
+        });
+        let metrics = self.db.metrics();
         let mut released = Vec::with_capacity(finished.len());
         for (_, _, stats, table, guard) in finished {
             drop(guard);
@@ -350,10 +226,7 @@ impl WriteTxn {
                 collect_if_idle(&self.db, &t);
             }
         }
-        ReadTxn {
-            db_id: inner.id,
-            root,
-        }
+        ReadTxn::new(self.db.id(), root)
     }
 }
 
@@ -361,11 +234,11 @@ impl WriteTxn {
 /// holds its lock; otherwise the holder collects it when it finishes
 /// (commit or abort). Every commit, this clean-up one included, starts
 /// here in `txn.rs`.
-pub(crate) fn collect_if_idle(db: &Db, table: &Arc<dyn ErasedTable>) {
+pub(crate) fn collect_if_idle(db: &Arc<DbInner>, table: &Arc<dyn ErasedTable>) {
     let Some((_, pos)) = table.registration() else {
         return;
     };
-    let root = db.inner.root.load_full();
+    let root = db.root();
     if root.get(pos).is_none_or(|s| s.graveyard_len() == 0) {
         return;
     }
@@ -395,9 +268,7 @@ pub(crate) struct TableGuard {
 
 impl TableGuard {
     fn new(table: Arc<dyn ErasedTable>, guard: OwnedLockGuard) -> Self {
-        table
-            .owner()
-            .store(part::sync::thread_token(), Ordering::Relaxed);
+        table.owner().store(thread_token(), Ordering::Relaxed);
         TableGuard {
             table,
             _guard: guard,
@@ -422,7 +293,7 @@ impl Drop for TableGuard {
 /// Locks tables for a new write transaction, in the global order (their
 /// position in the root), so that writers never deadlock.
 pub(crate) fn lock_tables(
-    db: &Db,
+    db: &Arc<DbInner>,
     tables: Vec<Arc<dyn ErasedTable>>,
     wait: LockWait,
 ) -> Result<WriteTxn> {
@@ -431,14 +302,14 @@ pub(crate) fn lock_tables(
         let (db_id, pos) = t
             .registration()
             .ok_or_else(|| Error::TableNotRegistered(t.name().to_string()))?;
-        if db_id != db.inner.id {
+        if db_id != db.id() {
             return Err(Error::TableFromOtherDb(t.name().to_string()));
         }
         regs.push((pos, t));
     }
     regs.sort_by_key(|(pos, _)| *pos);
     regs.dedup_by_key(|(pos, _)| *pos);
-    let me = part::sync::thread_token();
+    let me = thread_token();
     let held: Vec<String> = regs
         .iter()
         .filter(|(_, t)| t.owner().load(Ordering::Relaxed) == me)
@@ -447,7 +318,7 @@ pub(crate) fn lock_tables(
     if !held.is_empty() {
         return Err(Error::WouldDeadlock { tables: held });
     }
-    let metrics = db.inner.metrics.as_deref();
+    let metrics = db.metrics();
     let started = metrics.map(|_| Instant::now());
     let deadline = match wait {
         LockWait::Timeout(d) => Instant::now().checked_add(d),
@@ -481,17 +352,17 @@ pub(crate) fn lock_tables(
 
 /// Starts a write transaction over tables whose locks are held.
 pub(crate) fn begin_locked(
-    db: &Db,
+    db: &Arc<DbInner>,
     guards: Vec<(usize, TableGuard)>,
     started: Option<Instant>,
 ) -> WriteTxn {
     // Loaded after locking: the state of our tables cannot change now.
-    let base = db.inner.root.load_full();
+    let base = db.root();
     let locked = guards
         .into_iter()
         .filter_map(|(pos, guard)| {
             let table = guard.table.clone();
-            let txn = table.clone().begin(&**base.get(pos)?);
+            let txn = table.clone().begin(&**base.get(pos)?)?;
             Some(Locked {
                 pos,
                 table,

@@ -32,6 +32,7 @@
 mod collections;
 mod encoding;
 mod node;
+mod read;
 pub mod sync;
 mod tree;
 mod txn;
@@ -40,6 +41,7 @@ mod watch;
 pub use collections::{Map, Set};
 pub use encoding::KeyEncoding;
 pub use node::Key;
+pub use read::Read;
 pub use tree::{Iter, OwnedIter, OwnedRevIter, Tree};
 pub use txn::Txn;
 pub use watch::{Closed, Watch, WatchCloser, WatchSet, WatchesToClose};

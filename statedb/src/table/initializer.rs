@@ -1,14 +1,12 @@
 //! Initializers: a table reports initialized once every registered
 //! initializer is done.
 
-use std::sync::Arc;
-
 use part::Watch;
-use part::sync::Ordering;
 
 use super::Table;
 use crate::error::{Error, Result};
-use crate::txn::{ReadTxnLike, WriteTxn};
+use crate::txn::WriteTxn;
+use crate::view::ReadTxnLike;
 
 /// An initializer registered with [`Table::register_initializer`]: the
 /// table reports initialized once every initializer is done.
@@ -30,8 +28,8 @@ impl<T: Send + Sync + 'static> Initializer<T> {
     /// [`Error::InitializerDone`] if it is done already as seen by `txn`;
     /// [`Error::TableNotLocked`] if `txn` does not lock the table.
     pub fn done(&self, txn: &mut WriteTxn) -> Result<()> {
-        let tt = txn.table_txn_mut(&self.table)?;
-        let pending = Arc::make_mut(&mut tt.pending_initializers);
+        let tt = txn.table_txn_mut(self.table.inner())?;
+        let pending = tt.pending_initializers_mut();
         let before = pending.len();
         pending.retain(|(id, _)| *id != self.id);
         if pending.len() == before {
@@ -50,17 +48,10 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// Registers an initializer: the table reports uninitialized until
     /// every registered initializer is [done](Initializer::done).
     pub fn register_initializer(&self, txn: &mut WriteTxn, name: &str) -> Result<Initializer<T>> {
-        let tt = txn.table_txn_mut(self)?;
-        let id = self.inner.next_initializer.fetch_add(1, Ordering::Relaxed);
-        {
-            // A table that was initialized gets a fresh, open watch.
-            let mut init = self.inner.init.lock();
-            if init.0.is_closed() {
-                let (closer, watch) = Watch::channel();
-                *init = (watch, closer);
-            }
-        }
-        Arc::make_mut(&mut tt.pending_initializers).push((id, name.to_string()));
+        let tt = txn.table_txn_mut(self.inner())?;
+        let id = self.inner().next_initializer_id();
+        self.inner().reopen_init_watch();
+        tt.pending_initializers_mut().push((id, name.to_string()));
         Ok(Initializer {
             table: self.clone(),
             id,
@@ -75,7 +66,7 @@ impl<T: Send + Sync + 'static> Table<T> {
         let w = if done {
             Watch::closed_watch()
         } else {
-            self.inner.init.lock().0.clone()
+            self.inner().init_watch()
         };
         Ok((done, w))
     }

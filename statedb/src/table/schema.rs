@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use part::Watch;
-use part::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, OwnedLock};
-
-use super::{Table, TableInner};
+use super::Table;
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexInner};
+use crate::table_inner::TableInner;
 
 /// Builder of a [`Table`]: name, primary index, secondary indexes.
 pub struct TableBuilder<T> {
@@ -51,23 +49,11 @@ impl<T: Send + Sync + 'static> TableBuilder<T> {
             }
             names.push(idx.name);
         }
-        let (closer, watch) = Watch::channel();
-        Ok(Table {
-            inner: Arc::new(TableInner {
-                name: self.name,
-                primary: self.primary,
-                secondary: self.secondary,
-                lock: OwnedLock::new(),
-                registration: AtomicU64::new(0),
-                registered_db: Mutex::new(None),
-                owner: AtomicU64::new(0),
-                trackers: Mutex::new(Vec::new()),
-                tracker_count: AtomicUsize::new(0),
-                gc_requested: AtomicBool::new(false),
-                init: Mutex::new((watch, closer)),
-                next_initializer: AtomicU64::new(1),
-            }),
-        })
+        Ok(Table::from_inner(TableInner::new(
+            self.name,
+            self.primary,
+            self.secondary,
+        )))
     }
 }
 

@@ -1,0 +1,65 @@
+//! The shared state behind every handle of one Db: its root, the lock
+//! that orders root swaps, its tables and its metrics.
+
+use std::sync::Arc;
+
+use crate::erased::ErasedTable;
+use crate::error::Result;
+use crate::metrics::DbMetrics;
+use crate::root::Root;
+use crate::sync::{AtomicArc, Mutex, MutexGuard};
+
+pub(crate) struct DbInner {
+    id: u64,
+    root: AtomicArc<Root>,
+    /// Held only while swapping the root.
+    commit_lock: Mutex<()>,
+    tables: Mutex<Vec<Arc<dyn ErasedTable>>>,
+    metrics: Option<Arc<dyn DbMetrics>>,
+}
+
+impl DbInner {
+    pub fn new(id: u64, metrics: Option<Arc<dyn DbMetrics>>) -> Self {
+        DbInner {
+            id,
+            root: AtomicArc::new(Arc::new(Root::new())),
+            commit_lock: Mutex::new(()),
+            tables: Mutex::new(Vec::new()),
+            metrics,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The current root: one atomic load.
+    #[inline]
+    pub fn root(&self) -> Arc<Root> {
+        self.root.load_full()
+    }
+
+    /// Publishes a new root made by `change` from the current one; root
+    /// swaps are serialized, so none is lost. Returns the new root and
+    /// what `change` returned.
+    pub fn publish<R, E>(
+        &self,
+        change: impl FnOnce(&mut Root) -> Result<R, E>,
+    ) -> Result<(Arc<Root>, R), E> {
+        let _commit = self.commit_lock.lock();
+        let mut next = Root::clone(&self.root.load_full());
+        let out = change(&mut next)?;
+        let next = Arc::new(next);
+        self.root.store(next.clone());
+        Ok((next, out))
+    }
+
+    /// The registered tables, in registration order.
+    pub fn tables(&self) -> MutexGuard<'_, Vec<Arc<dyn ErasedTable>>> {
+        self.tables.lock()
+    }
+
+    pub fn metrics(&self) -> Option<&dyn DbMetrics> {
+        self.metrics.as_deref()
+    }
+}

@@ -1,0 +1,278 @@
+//! The graveyard: deleted objects kept until every change iterator has
+//! seen their delete, the iterators' delete watermarks, and collection.
+//!
+//! This module decides what may be dropped; it calls nothing above it.
+//! When a collection runs is decided by the transactions (`txn.rs`): every
+//! commit collects the tables it wrote, and a change iterator that moves
+//! its watermark asks for a clean-up commit there.
+
+use part::{Key, Tree, Txn, WatchesToClose};
+
+use crate::Revision;
+use crate::object::Object;
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+
+/// The delete watermarks of a table's live change iterators: each holds
+/// the revision of the last delete it has seen.
+pub(crate) struct Trackers {
+    watermarks: Mutex<Vec<Arc<AtomicU64>>>,
+    count: AtomicUsize,
+    /// Set when the graveyard could be collected but the table was locked:
+    /// the lock holder collects when it finishes, commit or abort.
+    requested: AtomicBool,
+}
+
+/// One change iterator's watermark, registered with [`Trackers::add`].
+pub(crate) type Watermark = Arc<AtomicU64>;
+
+impl Trackers {
+    pub fn new() -> Self {
+        Trackers {
+            watermarks: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+            requested: AtomicBool::new(false),
+        }
+    }
+
+    /// True if some change iterator is alive: deletes must then be kept.
+    #[inline]
+    pub fn any(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Graveyard entries at or below this revision can be collected.
+    pub fn low_watermark(&self) -> Revision {
+        self.watermarks
+            .lock()
+            .iter()
+            .map(|t| t.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(Revision::MAX)
+    }
+
+    /// Registers an iterator that has seen every delete up to `seen`.
+    pub fn add(&self, seen: Revision) -> Watermark {
+        let t = Arc::new(AtomicU64::new(seen));
+        let mut all = self.watermarks.lock();
+        all.push(t.clone());
+        self.count.store(all.len(), Ordering::Release);
+        t
+    }
+
+    pub fn remove(&self, t: &Watermark) {
+        let mut all = self.watermarks.lock();
+        all.retain(|x| !Arc::ptr_eq(x, t));
+        self.count.store(all.len(), Ordering::Release);
+    }
+
+    /// Whether the graveyard should be collected now: a collection was
+    /// requested while the table was locked, or some of it (from `oldest`
+    /// on) is seen by every iterator. Clears the request.
+    pub fn wants_collection(&self, oldest: Option<Revision>) -> bool {
+        // The watermarks' mutex orders this check against a change
+        // iterator dropped concurrently: either we see it gone, or it sees
+        // our published graveyard and asks for collection itself. (Its own
+        // check can run before we publish, when our deletes are not
+        // visible.)
+        let collectable = oldest.is_some_and(|r| self.low_watermark() >= r);
+        self.requested.swap(false, Ordering::AcqRel) || collectable
+    }
+
+    /// Asks the holder of the table's lock to collect when it finishes.
+    pub fn request_collection(&self) {
+        self.requested.store(true, Ordering::Release);
+    }
+
+    /// Forgets a pending request (a collection is about to run, or the
+    /// table starts afresh in a new Db).
+    pub fn clear_request(&self) {
+        self.requested.store(false, Ordering::Release);
+    }
+}
+
+/// A table's graveyard in one snapshot.
+pub(crate) struct Graveyard<T> {
+    /// Primary key -> deleted object.
+    by_key: Tree<Object<T>>,
+    /// Delete revision (big-endian) then primary key -> deleted object;
+    /// the key carries the primary key so collection needs no user code.
+    by_revision: Tree<Object<T>>,
+}
+
+impl<T> Clone for Graveyard<T> {
+    fn clone(&self) -> Self {
+        Graveyard {
+            by_key: self.by_key.clone(),
+            by_revision: self.by_revision.clone(),
+        }
+    }
+}
+
+impl<T> Graveyard<T> {
+    pub fn new() -> Self {
+        // Nobody watches the graveyard's own nodes.
+        Graveyard {
+            by_key: Tree::new_root_only_watch(),
+            by_revision: Tree::new_root_only_watch(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Delete revision of the oldest entry.
+    pub fn oldest(&self) -> Option<Revision> {
+        self.by_revision.first().map(|(_, o)| o.revision)
+    }
+
+    /// The entries by delete revision.
+    pub fn by_revision(&self) -> &Tree<Object<T>> {
+        &self.by_revision
+    }
+}
+
+impl<T: Send + Sync + 'static> Graveyard<T> {
+    pub fn txn(&self) -> GraveyardTxn<T> {
+        GraveyardTxn {
+            by_key: self.by_key.txn(),
+            by_revision: self.by_revision.txn(),
+        }
+    }
+}
+
+/// A table's graveyard being changed by a write transaction.
+pub(crate) struct GraveyardTxn<T> {
+    by_key: Txn<Object<T>>,
+    by_revision: Txn<Object<T>>,
+}
+
+impl<T: Send + Sync + 'static> GraveyardTxn<T> {
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// The entries by delete revision, as of now.
+    pub fn by_revision(&self) -> Tree<Object<T>> {
+        self.by_revision.snapshot()
+    }
+
+    /// Keeps `dead` (deleted at its revision) for the change iterators.
+    pub fn bury(&mut self, pk: &[u8], dead: Object<T>) {
+        if let Some(prev) = self.by_key.insert(pk, dead.clone()) {
+            self.by_revision.delete(&graveyard_key(prev.revision, pk));
+        }
+        self.by_revision
+            .insert(&graveyard_key(dead.revision, pk), dead);
+    }
+
+    /// Drops the entry of `pk`: the key was inserted again, and iterators
+    /// will see the insert instead.
+    #[inline]
+    pub fn remove(&mut self, pk: &[u8]) {
+        if !self.by_key.is_empty()
+            && let Some(g) = self.by_key.delete(pk)
+        {
+            self.by_revision.delete(&graveyard_key(g.revision, pk));
+        }
+    }
+
+    /// Drops the entries every live change iterator has seen: those deleted
+    /// at or below `low_watermark`. `last_revision` is the table's.
+    pub fn collect(&mut self, low_watermark: Revision, last_revision: Revision) {
+        if self.by_key.is_empty() {
+            return;
+        }
+        if low_watermark >= last_revision {
+            // Every iterator has seen every delete: drop both trees whole
+            // instead of deleting entry by entry.
+            *self = Graveyard::new().txn();
+            return;
+        }
+        let dead: Vec<Key> = self
+            .by_revision
+            .iter()
+            .take_while(|(_, o)| o.revision <= low_watermark)
+            .map(|(k, _)| Key::from_slice(k))
+            .collect();
+        for key in dead {
+            self.by_revision.delete(&key);
+            self.by_key.delete(&key[8..]);
+        }
+    }
+
+    pub fn commit(self, watches: &mut WatchesToClose) -> Graveyard<T> {
+        let (by_key, w) = self.by_key.commit();
+        watches.append(w);
+        let (by_revision, w) = self.by_revision.commit();
+        watches.append(w);
+        Graveyard {
+            by_key,
+            by_revision,
+        }
+    }
+}
+
+/// Key of the by-revision tree; `graveyard_key(rev, &[])` is where the
+/// deletes from `rev` on start.
+pub(crate) fn graveyard_key(revision: Revision, pk: &[u8]) -> Key {
+    let mut k = Key::from_slice(&revision.to_be_bytes());
+    k.extend_from_slice(pk);
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead(rev: Revision) -> Object<u32> {
+        Object {
+            data: std::sync::Arc::new(rev as u32),
+            revision: rev,
+        }
+    }
+
+    #[test]
+    fn collect_drops_only_what_every_iterator_has_seen() {
+        let mut g = Graveyard::<u32>::new().txn();
+        g.bury(b"a", dead(3));
+        g.bury(b"b", dead(5));
+        g.bury(b"c", dead(7));
+        g.collect(5, 7);
+        assert_eq!(g.len(), 1);
+        let left: Vec<Revision> = g.by_revision().iter().map(|(_, o)| o.revision).collect();
+        assert_eq!(left, [7]);
+        g.collect(7, 7);
+        assert_eq!(g.len(), 0);
+    }
+
+    #[test]
+    fn a_second_delete_of_a_key_replaces_its_entry() {
+        let mut g = Graveyard::<u32>::new().txn();
+        g.bury(b"a", dead(3));
+        g.bury(b"a", dead(6));
+        assert_eq!(g.len(), 1);
+        assert_eq!(g.by_revision().len(), 1);
+        g.remove(b"a");
+        assert_eq!(g.by_revision().len(), 0);
+    }
+
+    #[test]
+    fn trackers_low_watermark_is_the_minimum() {
+        let t = Trackers::new();
+        assert_eq!(t.low_watermark(), Revision::MAX);
+        let a = t.add(4);
+        let b = t.add(9);
+        assert!(t.any());
+        assert_eq!(t.low_watermark(), 4);
+        t.remove(&a);
+        assert_eq!(t.low_watermark(), 9);
+        assert!(t.wants_collection(Some(9)));
+        assert!(!t.wants_collection(Some(10)));
+        t.request_collection();
+        assert!(t.wants_collection(None));
+        assert!(!t.wants_collection(None));
+        t.remove(&b);
+        assert!(!t.any());
+    }
+}

@@ -1,0 +1,168 @@
+//! What every handle of one table shares: its declaration, its lock, its
+//! registration with a Db, its change iterators' watermarks and its
+//! "initialized" watch. The per-snapshot data lives in `state.rs`.
+
+use std::any::Any;
+use std::sync::{Arc, Weak};
+
+use part::{Watch, WatchCloser};
+
+use crate::error::{Error, Result};
+use crate::graveyard::Trackers;
+use crate::index::{IndexInner, IndexPos};
+use crate::sync::{AtomicU64, Mutex, Ordering, OwnedLock};
+
+/// Bits of the packed registration that hold the position.
+pub(crate) const POS_BITS: u32 = 24;
+
+/// The shared part of a [`crate::Table`] (an implementation detail, named
+/// only inside the crate).
+pub struct TableInner<T> {
+    name: String,
+    primary: Arc<IndexInner<T>>,
+    secondary: Vec<Arc<IndexInner<T>>>,
+    lock: OwnedLock,
+    /// (Db id, position in the root) packed as `id << 24 | position`; 0
+    /// while unregistered. One atomic load on every query.
+    registration: AtomicU64,
+    /// The Db registered with, to tell a live one from a dropped one.
+    registered_db: Mutex<Option<Weak<dyn Any + Send + Sync>>>,
+    /// Thread token of the write transaction holding the lock (0: none),
+    /// to refuse a same-thread re-lock instead of hanging.
+    owner: AtomicU64,
+    trackers: Trackers,
+    /// The "initialized" watch and its closer.
+    init: Mutex<(Watch, WatchCloser)>,
+    next_initializer: AtomicU64,
+}
+
+impl<T> TableInner<T> {
+    /// A table declared valid (see `table/schema.rs`), unregistered.
+    pub(crate) fn new(
+        name: String,
+        primary: Arc<IndexInner<T>>,
+        secondary: Vec<Arc<IndexInner<T>>>,
+    ) -> Self {
+        let (closer, watch) = Watch::channel();
+        TableInner {
+            name,
+            primary,
+            secondary,
+            lock: OwnedLock::new(),
+            registration: AtomicU64::new(0),
+            registered_db: Mutex::new(None),
+            owner: AtomicU64::new(0),
+            trackers: Trackers::new(),
+            init: Mutex::new((watch, closer)),
+            next_initializer: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn primary(&self) -> &IndexInner<T> {
+        &self.primary
+    }
+
+    pub(crate) fn secondary(&self) -> &[Arc<IndexInner<T>>] {
+        &self.secondary
+    }
+
+    pub(crate) fn lock(&self) -> &OwnedLock {
+        &self.lock
+    }
+
+    /// Thread token of the lock holder (0: none).
+    pub(crate) fn owner(&self) -> &AtomicU64 {
+        &self.owner
+    }
+
+    pub(crate) fn trackers(&self) -> &Trackers {
+        &self.trackers
+    }
+
+    /// (Db id, position in the root), if registered.
+    #[inline]
+    pub(crate) fn registration(&self) -> Option<(u64, usize)> {
+        match self.registration.load(Ordering::Acquire) {
+            0 => None,
+            packed => Some((
+                packed >> POS_BITS,
+                (packed & ((1 << POS_BITS) - 1)) as usize,
+            )),
+        }
+    }
+
+    /// Registers with `db` unless registered with another live Db;
+    /// `publish` adds the table to the Db's root and returns its position.
+    pub(crate) fn register(
+        &self,
+        db_id: u64,
+        db: Weak<dyn Any + Send + Sync>,
+        publish: &mut dyn FnMut() -> Result<usize>,
+    ) -> Result<()> {
+        let mut registered = self.registered_db.lock();
+        if let Some((old, _)) = self.registration() {
+            if old == db_id {
+                return Err(Error::DuplicateTable(self.name.clone()));
+            }
+            if registered.as_ref().is_some_and(|w| w.strong_count() > 0) {
+                return Err(Error::TableFromOtherDb(self.name.clone()));
+            }
+        }
+        if db_id >= 1 << (64 - POS_BITS) {
+            return Err(Error::TooManyTables);
+        }
+        let pos = publish()?;
+        // A table of a dropped Db starts afresh: no iterator of that Db
+        // can be alive (each holds its Db).
+        self.trackers.clear_request();
+        self.registration
+            .store(db_id << POS_BITS | pos as u64, Ordering::Release);
+        *registered = Some(db);
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn index_pos(&self, name: &str) -> Result<IndexPos> {
+        // Queries carry the index's own `&'static str`: pointer equality
+        // settles the common case without comparing bytes.
+        if std::ptr::eq(name, self.primary.name) || name == self.primary.name {
+            return Ok(IndexPos::Primary);
+        }
+        self.secondary
+            .iter()
+            .position(|i| i.name == name)
+            .map(|i| IndexPos::Secondary(i, self.secondary[i].unique))
+            .ok_or_else(|| Error::UnknownIndex {
+                table: self.name.clone(),
+                index: name.to_string(),
+            })
+    }
+
+    /// A fresh id for an initializer.
+    pub(crate) fn next_initializer_id(&self) -> u64 {
+        self.next_initializer.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The "initialized" watch as it is now.
+    pub(crate) fn init_watch(&self) -> Watch {
+        self.init.lock().0.clone()
+    }
+
+    /// A table that was initialized gets a fresh, open "initialized"
+    /// watch (an initializer is being registered).
+    pub(crate) fn reopen_init_watch(&self) {
+        let mut init = self.init.lock();
+        if init.0.is_closed() {
+            let (closer, watch) = Watch::channel();
+            *init = (watch, closer);
+        }
+    }
+
+    pub(crate) fn mark_initialized(&self) {
+        self.init.lock().1.close();
+    }
+}
