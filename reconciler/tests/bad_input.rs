@@ -10,7 +10,7 @@ use reconciler::{
     Config, ConfigError, HealthReporter, Lifecycle, LifecycleError, OpError, Operations, Params,
     PrometheusMetrics, Status, StatusKind, WaitError,
 };
-use statedb::{Db, Error, Index, Objects, ReadTxn, Table};
+use statedb::{Db, Error, Index, Objects, ReadTxn, Table, TxnError};
 
 #[derive(Clone, Debug, serde::Serialize)]
 struct O {
@@ -159,7 +159,10 @@ async fn c36_wait_with_an_index_the_table_lacks() {
     let (db, t) = registered("t");
     let status = reconciler::new_status_index(|o: &O| &o.status);
     let r = reconciler::wait_for_reconciliation(&db, &t, &status).await;
-    assert!(matches!(r, Err(WaitError::Db(Error::UnknownIndex { .. }))));
+    assert!(matches!(
+        r,
+        Err(WaitError::Db(Error::Txn(TxnError::UnknownIndex { .. })))
+    ));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use part::{OwnedIter, Watch};
 use crate::Revision;
 use crate::db_inner::DbInner;
 use crate::erased::ErasedTable;
-use crate::error::Result;
+use crate::error::{Result, TxnError};
 use crate::graveyard::{Watermark, graveyard_key};
 use crate::object::Object;
 use crate::sync::Ordering;
@@ -65,14 +65,14 @@ pub struct ChangeIterator<T: Send + Sync + 'static> {
 impl<T: Send + Sync + 'static> Table<T> {
     /// Registers a change iterator. Taken in a write transaction that
     /// locks the table, before it writes to the table, so no delete can
-    /// slip past it ([`crate::Error::ChangesAfterWrite`] otherwise). The
+    /// slip past it ([`crate::TxnError::ChangesAfterWrite`] otherwise). The
     /// iterator reports changes from snapshots taken after this point;
     /// an older snapshot yields nothing.
-    pub fn changes(&self, txn: &mut WriteTxn) -> Result<ChangeIterator<T>> {
+    pub fn changes(&self, txn: &mut WriteTxn) -> Result<ChangeIterator<T>, TxnError> {
         let db = txn.db().clone();
         let tt = txn.table_txn_mut(self.inner())?;
         if tt.has_written() {
-            return Err(crate::Error::ChangesAfterWrite(self.name().to_string()));
+            return Err(crate::TxnError::ChangesAfterWrite(self.name().to_string()));
         }
         let seen = self.view(txn)?.last_revision();
         let tracker = self.inner().trackers().add(seen);
@@ -101,7 +101,10 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
     /// # Errors
     ///
     /// The table is not registered with the transaction's Db.
-    pub fn next<'a>(&'a mut self, txn: &impl ReadTxnLike) -> Result<(Changes<'a, T>, Watch)> {
+    pub fn next<'a>(
+        &'a mut self,
+        txn: &impl ReadTxnLike,
+    ) -> Result<(Changes<'a, T>, Watch), TxnError> {
         let view = txn.committed_view(self.table.inner())?;
         let revisions = view.revision_tree();
         let watch = revisions.root_watch();

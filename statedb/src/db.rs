@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::db_inner::DbInner;
 use crate::erased::{ErasedTable, TableHandle};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TxnError};
 use crate::metrics::DbMetrics;
 use crate::table::Table;
 use crate::table_inner::POS_BITS;
@@ -79,21 +79,24 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`Error::DuplicateTable`] if this Db has the table or another of
-    /// that name; [`Error::TableFromOtherDb`] if another Db that is still
+    /// [`TxnError::DuplicateTable`] if this Db has the table or another of
+    /// that name; [`TxnError::TableFromOtherDb`] if another Db that is still
     /// alive has it (once that Db is dropped, the table can be registered
-    /// again); [`Error::TooManyTables`] past 2^24 tables.
-    pub fn register_table<T: Send + Sync + 'static>(&self, table: &Table<T>) -> Result<()> {
+    /// again); [`TxnError::TooManyTables`] past 2^24 tables.
+    pub fn register_table<T: Send + Sync + 'static>(
+        &self,
+        table: &Table<T>,
+    ) -> Result<(), TxnError> {
         let erased: Arc<dyn ErasedTable> = table.inner().clone();
         let mut tables = self.inner.tables();
         if tables.iter().any(|t| t.name() == table.name()) {
-            return Err(Error::DuplicateTable(table.name().to_string()));
+            return Err(TxnError::DuplicateTable(table.name().to_string()));
         }
         let weak: std::sync::Weak<DbInner> = Arc::downgrade(&self.inner);
         let mut publish = || {
             let (_, pos) = self.inner.publish(|next| {
                 if next.len() >= 1 << POS_BITS {
-                    return Err(Error::TooManyTables);
+                    return Err(TxnError::TooManyTables);
                 }
                 Ok(next.push(erased.new_state()))
             })?;
@@ -132,12 +135,12 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`Error::TableNotRegistered`] / [`Error::TableFromOtherDb`] for a
-    /// table of no or another Db; [`Error::WouldDeadlock`] if this thread
+    /// [`TxnError::TableNotRegistered`] / [`TxnError::TableFromOtherDb`] for a
+    /// table of no or another Db; [`TxnError::WouldDeadlock`] if this thread
     /// holds one of the tables in a write transaction already (waiting
     /// would never end). A write transaction moved to another thread
     /// still counts for the thread that opened it.
-    pub fn write_txn(&self, tables: &[&dyn TableHandle]) -> Result<WriteTxn> {
+    pub fn write_txn(&self, tables: &[&dyn TableHandle]) -> Result<WriteTxn, TxnError> {
         self.lock(tables, LockWait::Block)
     }
 
@@ -145,9 +148,9 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// As [`Db::write_txn`], and [`Error::TablesBusy`] naming the table
+    /// As [`Db::write_txn`], and [`TxnError::TablesBusy`] naming the table
     /// that another write transaction holds.
-    pub fn try_write_txn(&self, tables: &[&dyn TableHandle]) -> Result<WriteTxn> {
+    pub fn try_write_txn(&self, tables: &[&dyn TableHandle]) -> Result<WriteTxn, TxnError> {
         self.lock(tables, LockWait::Try)
     }
 
@@ -165,24 +168,24 @@ impl Db {
     /// let err = std::thread::spawn(move || {
     ///     db2.write_txn_timeout(&[&t2], Duration::from_millis(10)).unwrap_err()
     /// }).join().unwrap();
-    /// assert!(matches!(err, Error::LockTimeout { .. }));
+    /// assert!(matches!(err, TxnError::LockTimeout { .. }));
     /// drop(held);
     /// # Ok::<(), statedb::Error>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// As [`Db::write_txn`], and [`Error::LockTimeout`] naming the table
+    /// As [`Db::write_txn`], and [`TxnError::LockTimeout`] naming the table
     /// still held by another write transaction when the time ran out.
     pub fn write_txn_timeout(
         &self,
         tables: &[&dyn TableHandle],
         timeout: Duration,
-    ) -> Result<WriteTxn> {
+    ) -> Result<WriteTxn, TxnError> {
         self.lock(tables, LockWait::Timeout(timeout))
     }
 
-    fn lock(&self, tables: &[&dyn TableHandle], wait: LockWait) -> Result<WriteTxn> {
+    fn lock(&self, tables: &[&dyn TableHandle], wait: LockWait) -> Result<WriteTxn, TxnError> {
         let erased = tables.iter().map(|t| t.erased().0).collect();
         lock_tables(&self.inner, erased, wait)
     }
@@ -195,14 +198,13 @@ impl Db {
         tables: &[&dyn JsonTable],
         mut out: impl Write,
     ) -> Result<()> {
-        let io = |e: std::io::Error| Error::Json(e.to_string());
+        let io = |e: std::io::Error| Error::Io(e.into());
         out.write_all(b"{").map_err(io)?;
         for (i, t) in tables.iter().enumerate() {
             if i > 0 {
                 out.write_all(b",").map_err(io)?;
             }
-            serde_json::to_writer(&mut out, t.table_name())
-                .map_err(|e| Error::Json(e.to_string()))?;
+            serde_json::to_writer(&mut out, t.table_name()).map_err(|e| Error::Json(e.into()))?;
             out.write_all(b":").map_err(io)?;
             t.write_objects(txn, &mut out)?;
         }
@@ -220,8 +222,8 @@ pub trait JsonTable: TableHandle {
 
 impl<T: serde::Serialize + Send + Sync + 'static> JsonTable for Table<T> {
     fn write_objects(&self, txn: &ReadTxn, out: &mut dyn Write) -> Result<()> {
-        let json = |e: serde_json::Error| Error::Json(e.to_string());
-        let io = |e: std::io::Error| Error::Json(e.to_string());
+        let json = |e: serde_json::Error| Error::Json(e.into());
+        let io = |e: std::io::Error| Error::Io(e.into());
         out.write_all(b"[").map_err(io)?;
         for (i, (obj, _)) in self.all(txn)?.enumerate() {
             if i > 0 {

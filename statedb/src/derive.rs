@@ -107,7 +107,7 @@ impl Drop for Derived {
 /// # Errors
 ///
 /// Either table is not registered with `db`, or this thread holds a write
-/// transaction on one of them ([`Error::WouldDeadlock`]).
+/// transaction on one of them ([`TxnError::WouldDeadlock`](crate::TxnError::WouldDeadlock)).
 pub fn derive<I, O, F>(
     db: &Db,
     input: &Table<I>,
@@ -135,7 +135,7 @@ where
     let thread = std::thread::Builder::new()
         .name(format!("derive-{}", output.name()))
         .spawn(move || run.run(changes, transform, stopped))
-        .map_err(|e| Error::Thread(e.to_string()))?;
+        .map_err(|e| Error::Thread(e.into()))?;
     Ok(Derived {
         stop,
         thread: Some(thread),

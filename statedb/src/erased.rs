@@ -5,7 +5,7 @@ use std::any::Any;
 use std::sync::{Arc, Weak};
 
 use crate::Revision;
-use crate::error::Result;
+use crate::error::{Result, TxnError};
 use crate::state::{AnyTableState, AnyTableTxn, TableState, TableTxn};
 use crate::sync::{AtomicU64, OwnedLock};
 use crate::table_inner::TableInner;
@@ -19,8 +19,8 @@ pub(crate) trait ErasedTable: Send + Sync {
         &self,
         db_id: u64,
         db: Weak<dyn Any + Send + Sync>,
-        publish: &mut dyn FnMut() -> Result<usize>,
-    ) -> Result<()>;
+        publish: &mut dyn FnMut() -> Result<usize, TxnError>,
+    ) -> Result<(), TxnError>;
     fn lock(&self) -> &OwnedLock;
     /// Thread token of the lock holder (0: none).
     fn owner(&self) -> &AtomicU64;
@@ -47,8 +47,8 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
         &self,
         db_id: u64,
         db: Weak<dyn Any + Send + Sync>,
-        publish: &mut dyn FnMut() -> Result<usize>,
-    ) -> Result<()> {
+        publish: &mut dyn FnMut() -> Result<usize, TxnError>,
+    ) -> Result<(), TxnError> {
         TableInner::register(self, db_id, db, publish)
     }
     fn lock(&self) -> &OwnedLock {

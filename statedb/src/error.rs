@@ -1,22 +1,26 @@
-//! Errors of the database API.
+//! Errors of the database API: one enum per kind of operation, each
+//! convertible into the crate-wide [`Error`].
+//!
+//! - [`DeclareError`]: declaring a table ([`crate::Table::new`],
+//!   [`crate::TableBuilder::build`]).
+//! - [`TxnError`]: registering tables, opening write transactions, and
+//!   naming a table or index a transaction cannot serve (every query).
+//! - [`WriteError`]: a write refused because of what the table holds
+//!   (compare-and-swap, unique indexes, primary keys). Nothing was
+//!   changed and the transaction stays usable.
+//!
+//! Writes can fail both ways, so they return [`Error`]; `?` converts each
+//! enum into it.
 
-/// Everything that can go wrong when declaring tables or using
-/// transactions. Each variant names what was wrong.
+use std::sync::Arc;
+
+/// Declaring a table failed: the declaration is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+#[non_exhaustive]
+pub enum DeclareError {
     /// Table names must match `^[a-z][a-z0-9_-]{0,30}$`.
     #[error("invalid table name {0:?}: must match ^[a-z][a-z0-9_-]{{0,30}}$")]
     InvalidTableName(String),
-    /// A table with this name is already registered with the Db.
-    #[error("table {0:?} is already registered")]
-    DuplicateTable(String),
-    /// The table is registered with another Db that is still alive (a
-    /// table can be registered again once its Db is dropped).
-    #[error("table {0:?} is registered with another Db that is still alive")]
-    TableFromOtherDb(String),
-    /// The table has not been registered with this Db.
-    #[error("table {0:?} is not registered with this Db")]
-    TableNotRegistered(String),
     /// The primary index must be unique.
     #[error("primary index {index:?} of table {table:?} is not unique")]
     PrimaryIndexNotUnique {
@@ -39,6 +43,25 @@ pub enum Error {
     /// Index names must not be empty.
     #[error("index name must not be empty")]
     EmptyIndexName,
+}
+
+/// Registering a table or using a transaction failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxnError {
+    /// A table with this name is already registered with the Db.
+    #[error("table {0:?} is already registered")]
+    DuplicateTable(String),
+    /// The table is registered with another Db that is still alive (a
+    /// table can be registered again once its Db is dropped).
+    #[error("table {0:?} is registered with another Db that is still alive")]
+    TableFromOtherDb(String),
+    /// The table has not been registered with this Db.
+    #[error("table {0:?} is not registered with this Db")]
+    TableNotRegistered(String),
+    /// A Db holds at most 2^24 tables.
+    #[error("too many tables: a Db holds at most 16,777,216")]
+    TooManyTables,
     /// The query names an index the table does not have.
     #[error("table {table:?} has no index {index:?}")]
     UnknownIndex {
@@ -50,43 +73,6 @@ pub enum Error {
     /// The write transaction did not lock this table.
     #[error("table {0:?} is not locked by this write transaction")]
     TableNotLocked(String),
-    /// The primary index must yield exactly one key per object.
-    #[error("primary index of table {table:?} yielded {count} keys for an object (must be 1)")]
-    PrimaryKeyCount {
-        /// Table name.
-        table: String,
-        /// Number of keys the primary index yielded.
-        count: usize,
-    },
-    /// Compare-and-swap/delete: the object has another revision now.
-    #[error("revision not equal: expected {expected}, found {found}")]
-    RevisionNotEqual {
-        /// The revision the caller expected.
-        expected: u64,
-        /// The object's current revision.
-        found: u64,
-    },
-    /// Compare-and-swap/delete: no object with that primary key.
-    #[error("object not found")]
-    ObjectNotFound,
-    /// A change iterator must be registered before the transaction writes
-    /// to the table, so that it misses no delete.
-    #[error("change iterator on table {0:?} registered after the transaction wrote to it")]
-    ChangesAfterWrite(String),
-    /// The initializer was already marked done.
-    #[error("initializer {0:?} is already done")]
-    InitializerDone(String),
-    /// An insert would give a key of a unique secondary index a second
-    /// object. Nothing was changed; the transaction stays usable.
-    #[error("unique index {index:?} of table {table:?} already holds key {key} for another object")]
-    UniqueConflict {
-        /// Table name.
-        table: String,
-        /// Index name.
-        index: String,
-        /// The key, as text where it is printable (quoted), else in hex.
-        key: String,
-    },
     /// The calling thread already holds a write transaction on these
     /// tables: waiting for them would wait forever. Lock every table you
     /// need in one call.
@@ -113,19 +99,139 @@ pub enum Error {
         /// The timeout given.
         timeout: std::time::Duration,
     },
+    /// A change iterator must be registered before the transaction writes
+    /// to the table, so that it misses no delete.
+    #[error("change iterator on table {0:?} registered after the transaction wrote to it")]
+    ChangesAfterWrite(String),
+    /// The initializer was already marked done.
+    #[error("initializer {0:?} is already done")]
+    InitializerDone(String),
+}
+
+/// A write was refused because of what the table holds; nothing was
+/// changed and the transaction stays usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// Compare-and-swap/delete: the object has another revision now.
+    #[error("revision not equal: expected {expected}, found {found}")]
+    RevisionNotEqual {
+        /// The revision the caller expected.
+        expected: u64,
+        /// The object's current revision.
+        found: u64,
+    },
+    /// Compare-and-swap/delete: no object with that primary key.
+    #[error("object not found")]
+    ObjectNotFound,
+    /// An insert would give a key of a unique secondary index a second
+    /// object. Nothing was changed; the transaction stays usable.
+    #[error("unique index {index:?} of table {table:?} already holds key {key} for another object")]
+    UniqueConflict {
+        /// Table name.
+        table: String,
+        /// Index name.
+        index: String,
+        /// The key, as text where it is printable (quoted), else in hex.
+        key: String,
+    },
+    /// The primary index must yield exactly one key per object.
+    #[error("primary index of table {table:?} yielded {count} keys for an object (must be 1)")]
+    PrimaryKeyCount {
+        /// Table name.
+        table: String,
+        /// Number of keys the primary index yielded.
+        count: usize,
+    },
     /// [`crate::Table::modify`]: the merge function returned an object with
     /// another primary key.
     #[error("modify of table {0:?}: the merged object has another primary key")]
     PrimaryKeyChanged(String),
+}
+
+/// Any error of this crate. Each operation's own error converts into it
+/// with `?`; match on the wrapped enum for details, or use the
+/// `as_*` accessors.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Declaring a table failed.
+    #[error(transparent)]
+    Declare(#[from] DeclareError),
+    /// Registering a table or using a transaction failed.
+    #[error(transparent)]
+    Txn(#[from] TxnError),
+    /// A write was refused.
+    #[error(transparent)]
+    Write(#[from] WriteError),
     /// [`crate::derive`]: its thread could not be started.
-    #[error("cannot start the derive thread: {0}")]
-    Thread(String),
-    /// A Db holds at most 2^24 tables.
-    #[error("too many tables: a Db holds at most 16,777,216")]
-    TooManyTables,
-    /// Writing the JSON dump failed.
-    #[error("json: {0}")]
-    Json(String),
+    #[error("cannot start the derive thread")]
+    Thread(#[source] Arc<std::io::Error>),
+    /// [`crate::Db::write_json`]: an object could not be serialized.
+    #[error("cannot serialize an object as JSON")]
+    Json(#[source] Arc<serde_json::Error>),
+    /// [`crate::Db::write_json`]: the output could not be written.
+    #[error("cannot write the JSON dump")]
+    Io(#[source] Arc<std::io::Error>),
+}
+
+/// Errors are equal when they are the same error; wrapped I/O and JSON
+/// errors (which have no equality of their own) compare by their message.
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Error::Declare(a), Error::Declare(b)) => a == b,
+            (Error::Txn(a), Error::Txn(b)) => a == b,
+            (Error::Write(a), Error::Write(b)) => a == b,
+            (Error::Thread(a), Error::Thread(b)) | (Error::Io(a), Error::Io(b)) => {
+                a.to_string() == b.to_string()
+            }
+            (Error::Json(a), Error::Json(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Error {}
+
+/// `err == WriteError::ObjectNotFound` and the like, without wrapping.
+macro_rules! eq_wrapped {
+    ($kind:ident, $variant:ident) => {
+        impl PartialEq<$kind> for Error {
+            fn eq(&self, other: &$kind) -> bool {
+                matches!(self, Error::$variant(e) if e == other)
+            }
+        }
+    };
+}
+eq_wrapped!(DeclareError, Declare);
+eq_wrapped!(TxnError, Txn);
+eq_wrapped!(WriteError, Write);
+
+impl Error {
+    /// The declaration error, if this is one.
+    pub fn as_declare(&self) -> Option<&DeclareError> {
+        match self {
+            Error::Declare(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The registration or transaction error, if this is one.
+    pub fn as_txn(&self) -> Option<&TxnError> {
+        match self {
+            Error::Txn(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The write error, if this is one.
+    pub fn as_write(&self) -> Option<&WriteError> {
+        match self {
+            Error::Write(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Result with this crate's [`Error`].
@@ -139,5 +245,36 @@ pub(crate) fn display_key(key: &[u8]) -> String {
             let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
             format!("0x{hex}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_converts_into_error_and_keeps_its_message() {
+        let e: Error = WriteError::ObjectNotFound.into();
+        assert_eq!(e, WriteError::ObjectNotFound);
+        assert_eq!(e.to_string(), "object not found");
+        assert_eq!(e.as_write(), Some(&WriteError::ObjectNotFound));
+        assert!(e.as_txn().is_none() && e.as_declare().is_none());
+
+        let e: Error = TxnError::TableNotLocked("t".into()).into();
+        assert_eq!(e, TxnError::TableNotLocked("t".into()));
+        assert_ne!(e, TxnError::TableNotLocked("u".into()));
+        assert!(e.to_string().contains("not locked"));
+
+        let e: Error = DeclareError::EmptyIndexName.into();
+        assert_eq!(e, DeclareError::EmptyIndexName);
+        assert_ne!(e, Error::from(WriteError::ObjectNotFound));
+    }
+
+    #[test]
+    fn wrapped_io_errors_are_the_source() {
+        let e = Error::Io(Arc::new(std::io::Error::other("disk full")));
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk full"));
+        assert_eq!(e.clone(), e);
     }
 }

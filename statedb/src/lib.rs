@@ -36,35 +36,78 @@
 //! # Ok::<(), statedb::Error>(())
 //! ```
 
-// Modules from the bottom up: each imports only modules above it in this
-// list (see docs/architecture.md, "Layers").
-mod changes;
-mod db;
-mod db_inner;
-mod derive;
-mod erased;
+// Modules from the bottom up: each uses only modules declared before it
+// (checked by tests/layers.rs; see docs/architecture.md, "Layers"). One
+// per paragraph, so that rustfmt keeps the order.
+
+// errors, one enum per kind of operation
 mod error;
-mod graveyard;
-mod index;
-mod metrics;
-mod object;
-mod objects;
-mod observe;
-mod queries;
-mod root;
+
+// the seal of the traits users cannot implement
 mod sealed;
-mod state;
+
+// locks and atomics, swapped for loom's in model checks
 mod sync;
-mod table;
+
+// the metrics hook
+mod metrics;
+
+// indexes, queries and the query -> tree search mapping
+mod index;
+
+// an object as stored
+mod object;
+
+// query results
+mod objects;
+
+// deleted objects kept for change iterators, and their collection
+mod graveyard;
+
+// what all handles of one table share
 mod table_inner;
-mod txn;
+
+// a table's snapshot and a write transaction's copy; the write path
+mod state;
+
+// tables with their type erased
+mod erased;
+
+// the persistent vector of table states
+mod root;
+
+// what all handles of one Db share: root, tables, metrics
+mod db_inner;
+
+// a table as one transaction sees it
 mod view;
+
+// read and write transactions; every commit starts here
+mod txn;
+
+// the typed table API
+mod table;
+
+// the Db
+mod db;
+
+// change iterators
+mod changes;
+
+// reverse, count and longest-prefix queries
+mod queries;
+
+// changes as a Stream
+mod observe;
+
+// tables derived from tables
+mod derive;
 
 pub use changes::{Change, ChangeIterator, Changes};
 pub use db::{Db, JsonTable};
 pub use derive::{DeriveResult, Derived, derive};
 pub use erased::{ErasedRef, TableHandle};
-pub use error::{Error, Result};
+pub use error::{DeclareError, Error, Result, TxnError, WriteError};
 pub use index::{Index, KeySet, Query};
 pub use metrics::{DbMetrics, NoopMetrics};
 pub use objects::{Found, Objects};

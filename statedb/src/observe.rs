@@ -10,7 +10,7 @@ use part::{Closed, Watch};
 
 use crate::changes::{Change, ChangeIterator};
 use crate::db::Db;
-use crate::error::Result;
+use crate::error::{Result, TxnError};
 use crate::table::Table;
 
 /// The changes of a table as a stream: first every object in the table as
@@ -65,10 +65,10 @@ impl<T: Send + Sync + 'static> Table<T> {
     ///
     /// # Errors
     ///
-    /// The table is not registered with `db`; [`crate::Error::WouldDeadlock`]
+    /// The table is not registered with `db`; [`crate::TxnError::WouldDeadlock`]
     /// if this thread holds a write transaction on the table (registering
     /// takes the table's lock for a moment).
-    pub fn observe(&self, db: &Db) -> Result<Observer<T>> {
+    pub fn observe(&self, db: &Db) -> Result<Observer<T>, TxnError> {
         let mut w = db.write_txn(&[self])?;
         let iter = self.changes(&mut w)?;
         w.abort();

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::error::Result;
+use crate::error::{Result, TxnError};
 use crate::index::{Index, IndexPos, Query, exact_search_key, range_search_key};
 use crate::objects::{Found, Objects};
 use crate::table::Table;
@@ -28,7 +28,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     ///
     /// The table is not registered with the transaction's Db, or has no
     /// such index.
-    pub fn list_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>> {
+    pub fn list_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>, TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner().index_pos(q.index)?;
         if pos.unique() {
@@ -43,7 +43,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// # Errors
     ///
     /// As [`Table::list_rev`].
-    pub fn prefix_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>> {
+    pub fn prefix_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>, TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner().index_pos(q.index)?;
         let key = self.rev_key(&q, pos, false);
@@ -56,7 +56,11 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// # Errors
     ///
     /// As [`Table::list_rev`].
-    pub fn lower_bound_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>> {
+    pub fn lower_bound_rev(
+        &self,
+        txn: &impl ReadTxnLike,
+        q: Query<T>,
+    ) -> Result<Objects<T>, TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner().index_pos(q.index)?;
         let key = self.rev_key(&q, pos, false);
@@ -71,7 +75,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// # Errors
     ///
     /// The table is not registered with the transaction's Db.
-    pub fn all_rev(&self, txn: &impl ReadTxnLike) -> Result<Objects<T>> {
+    pub fn all_rev(&self, txn: &impl ReadTxnLike) -> Result<Objects<T>, TxnError> {
         let view = self.view(txn)?;
         Ok(Objects::rev(
             view.tree(IndexPos::Primary).into_owned_rev_iter(),
@@ -104,7 +108,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// # Errors
     ///
     /// As [`Table::list_rev`].
-    pub fn last(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Found<T>> {
+    pub fn last(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Found<T>, TxnError> {
         Ok(self.list_rev(txn, q)?.next())
     }
 
@@ -114,7 +118,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// # Errors
     ///
     /// As [`Table::list_rev`].
-    pub fn count(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<usize> {
+    pub fn count(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<usize, TxnError> {
         Ok(self.list(txn, q)?.count())
     }
 
@@ -151,7 +155,7 @@ impl<T: Send + Sync + 'static> Table<T> {
         txn: &impl ReadTxnLike,
         index: &Index<T, IpNet>,
         addr: IpAddr,
-    ) -> Result<Objects<T>> {
+    ) -> Result<Objects<T>, TxnError> {
         let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
         // From the longest prefix down: the first length with a match
         // wins. At most 33 (IPv4) or 129 (IPv6) exact lookups.
@@ -179,7 +183,7 @@ impl<T: Send + Sync + 'static> Table<T> {
         txn: &impl ReadTxnLike,
         index: &Index<T, IpNet>,
         net: IpNet,
-    ) -> Result<Objects<T>> {
+    ) -> Result<Objects<T>, TxnError> {
         let net = net.trunc();
         // Keys are (family, network address, length): those within `net`
         // lie from (family, net address, net length) on, up to the first

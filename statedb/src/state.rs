@@ -8,7 +8,7 @@ use std::sync::Arc;
 use part::{Key, Read, Tree, Txn, Watch, WatchesToClose};
 
 use crate::Revision;
-use crate::error::{Error, Result};
+use crate::error::{Result, WriteError};
 use crate::graveyard::{Graveyard, GraveyardTxn};
 use crate::index::{IndexPos, KeySet, non_unique_key};
 use crate::object::Object;
@@ -158,7 +158,7 @@ pub(crate) enum Guard {
     /// Write whatever is stored.
     None,
     /// Write only if the stored object has this revision. An upsert of a
-    /// missing object is [`Error::ObjectNotFound`]; a delete of one
+    /// missing object is [`WriteError::ObjectNotFound`]; a delete of one
     /// deletes nothing and is no error (as the reference's
     /// `CompareAndDelete`).
     Revision(Revision),
@@ -234,10 +234,10 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             .unwrap_or_else(Watch::closed_watch)
     }
 
-    pub fn primary_key(&self, obj: &T) -> Result<Key> {
+    pub fn primary_key(&self, obj: &T) -> Result<Key, WriteError> {
         let keys = self.table.primary().keys_of(obj);
         if keys.len() != 1 {
-            return Err(Error::PrimaryKeyCount {
+            return Err(WriteError::PrimaryKeyCount {
                 table: self.table.name().to_string(),
                 count: keys.len(),
             });
@@ -261,12 +261,17 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
 
     /// A unique secondary key may belong only to the object being
     /// replaced (`old`, same primary key): any other owner is a conflict.
-    fn check_unique(&self, i: usize, keys: &KeySet, old: Option<&Arc<T>>) -> Result<()> {
+    fn check_unique(
+        &self,
+        i: usize,
+        keys: &KeySet,
+        old: Option<&Arc<T>>,
+    ) -> Result<(), WriteError> {
         for k in keys.iter() {
             if let Some(owner) = self.secondary[i].get(k)
                 && !old.is_some_and(|o| Arc::ptr_eq(o, &owner.data))
             {
-                return Err(Error::UniqueConflict {
+                return Err(WriteError::UniqueConflict {
                     table: self.table.name().to_string(),
                     index: self.table.secondary()[i].name.to_string(),
                     key: crate::error::display_key(k),
@@ -278,14 +283,14 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
 
     /// Checks `guard` against the object stored under `pk`; `Ok(false)`
     /// when a guarded delete finds nothing to delete.
-    fn check_guard(&self, pk: &[u8], guard: Guard, deleting: bool) -> Result<bool> {
+    fn check_guard(&self, pk: &[u8], guard: Guard, deleting: bool) -> Result<bool, WriteError> {
         let Guard::Revision(expected) = guard else {
             return Ok(true);
         };
         match self.primary.get(pk) {
             None if deleting => Ok(false),
-            None => Err(Error::ObjectNotFound),
-            Some(cur) if cur.revision != expected => Err(Error::RevisionNotEqual {
+            None => Err(WriteError::ObjectNotFound),
+            Some(cur) if cur.revision != expected => Err(WriteError::RevisionNotEqual {
                 expected,
                 found: cur.revision,
             }),
@@ -302,7 +307,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         obj: Arc<T>,
         guard: Guard,
         merge: Option<F>,
-    ) -> Result<Option<Object<T>>>
+    ) -> Result<Option<Object<T>>, WriteError>
     where
         F: FnOnce(&T, &T) -> T,
     {
@@ -311,7 +316,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             (Some(merge), Some(old)) => {
                 let merged = Arc::new(merge(&old.data, &obj));
                 if self.primary_key(&merged)? != pk {
-                    return Err(Error::PrimaryKeyChanged(self.table.name().to_string()));
+                    return Err(WriteError::PrimaryKeyChanged(self.table.name().to_string()));
                 }
                 merged
             }
@@ -327,7 +332,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         obj: Arc<T>,
         guard: Guard,
         merge: Option<F>,
-    ) -> Result<Option<Object<T>>>
+    ) -> Result<Option<Object<T>>, WriteError>
     where
         F: FnOnce(&T, &T) -> T,
     {
@@ -335,7 +340,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         self.upsert_with_key(pk, obj, guard, merge)
     }
 
-    fn insert_unguarded(&mut self, pk: Key, data: Arc<T>) -> Result<Option<Object<T>>> {
+    fn insert_unguarded(&mut self, pk: Key, data: Arc<T>) -> Result<Option<Object<T>>, WriteError> {
         // Run every user key function before changing anything, so that a
         // panic in one leaves this table's trees consistent.
         let mut index_keys: Vec<(KeySet, KeySet)> = Vec::new();
@@ -380,7 +385,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
 
     /// Deletes the object with `obj`'s primary key if `guard` holds;
     /// returns it, or `None` if there was none.
-    pub fn delete(&mut self, obj: &T, guard: Guard) -> Result<Option<Object<T>>> {
+    pub fn delete(&mut self, obj: &T, guard: Guard) -> Result<Option<Object<T>>, WriteError> {
         let pk = self.primary_key(obj)?;
         if !self.check_guard(&pk, guard, true)? {
             return Ok(None);

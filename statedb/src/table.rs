@@ -6,7 +6,7 @@ use part::{Tree, Watch};
 
 use crate::Revision;
 use crate::erased::{ErasedRef, TableHandle};
-use crate::error::Result;
+use crate::error::{Result, TxnError};
 use crate::index::{IndexPos, Query, exact_search_key, exact_watch, range_search_key};
 use crate::object::Object;
 pub use crate::objects::Found;
@@ -119,9 +119,9 @@ impl<T: Send + Sync + 'static> Table<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::TableNotLocked`](crate::Error::TableNotLocked) if `txn` does not lock the table;
-    /// [`Error::PrimaryKeyCount`](crate::Error::PrimaryKeyCount) if the primary index does not yield
-    /// exactly one key; [`Error::UniqueConflict`](crate::Error::UniqueConflict) if a key of a unique
+    /// [`TxnError::TableNotLocked`](crate::TxnError::TableNotLocked) if `txn` does not lock the table;
+    /// [`WriteError::PrimaryKeyCount`](crate::WriteError::PrimaryKeyCount) if the primary index does not yield
+    /// exactly one key; [`WriteError::UniqueConflict`](crate::WriteError::UniqueConflict) if a key of a unique
     /// secondary index belongs to another object. On error nothing is
     /// changed and the transaction stays usable.
     pub fn insert(&self, txn: &mut WriteTxn, obj: impl Into<Arc<T>>) -> Result<Option<Arc<T>>> {
@@ -153,7 +153,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     ///
     /// # Errors
     ///
-    /// As [`Table::insert`], and [`Error::PrimaryKeyChanged`](crate::Error::PrimaryKeyChanged) if `merge`
+    /// As [`Table::insert`], and [`WriteError::PrimaryKeyChanged`](crate::WriteError::PrimaryKeyChanged) if `merge`
     /// returns an object with another primary key (nothing is changed).
     pub fn modify(
         &self,
@@ -203,8 +203,8 @@ impl<T: Send + Sync + 'static> Table<T> {
     }
 
     /// Inserts `obj` only if the stored object with its primary key has
-    /// revision `revision`. Errors: [`Error::ObjectNotFound`](crate::Error::ObjectNotFound),
-    /// [`Error::RevisionNotEqual`](crate::Error::RevisionNotEqual).
+    /// revision `revision`. Errors: [`WriteError::ObjectNotFound`](crate::WriteError::ObjectNotFound),
+    /// [`WriteError::RevisionNotEqual`](crate::WriteError::RevisionNotEqual).
     pub fn compare_and_swap(
         &self,
         txn: &mut WriteTxn,
@@ -231,9 +231,9 @@ impl<T: Send + Sync + 'static> Table<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::RevisionNotEqual`](crate::Error::RevisionNotEqual) if the object exists with another
-    /// revision (nothing is deleted); [`Error::TableNotLocked`](crate::Error::TableNotLocked);
-    /// [`Error::PrimaryKeyCount`](crate::Error::PrimaryKeyCount).
+    /// [`WriteError::RevisionNotEqual`](crate::WriteError::RevisionNotEqual) if the object exists with another
+    /// revision (nothing is deleted); [`TxnError::TableNotLocked`](crate::TxnError::TableNotLocked);
+    /// [`WriteError::PrimaryKeyCount`](crate::WriteError::PrimaryKeyCount).
     pub fn compare_and_delete(
         &self,
         txn: &mut WriteTxn,
@@ -245,19 +245,19 @@ impl<T: Send + Sync + 'static> Table<T> {
     }
 
     /// Deletes every object; returns how many.
-    pub fn delete_all(&self, txn: &mut WriteTxn) -> Result<usize> {
+    pub fn delete_all(&self, txn: &mut WriteTxn) -> Result<usize, TxnError> {
         Ok(txn.table_txn_mut(&self.inner)?.delete_all())
     }
 
     // ---- reads --------------------------------------------------------
 
     #[inline]
-    pub(crate) fn view<'t, X: ReadTxnLike>(&self, txn: &'t X) -> Result<View<'t, T>> {
+    pub(crate) fn view<'t, X: ReadTxnLike>(&self, txn: &'t X) -> Result<View<'t, T>, TxnError> {
         txn.view(&self.inner)
     }
 
     /// The first object matching `q`.
-    pub fn get(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Found<T>> {
+    pub fn get(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Found<T>, TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
         Ok(view.first(pos, &q.key).map(|o| (o.data, o.revision)))
@@ -265,7 +265,11 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     /// The first object matching `q`, and a watch that closes when the
     /// result may have changed.
-    pub fn get_watch(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Found<T>, Watch)> {
+    pub fn get_watch(
+        &self,
+        txn: &impl ReadTxnLike,
+        q: Query<T>,
+    ) -> Result<(Found<T>, Watch), TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
         if pos.unique() && view.is_snapshot() {
@@ -279,13 +283,17 @@ impl<T: Send + Sync + 'static> Table<T> {
     }
 
     /// All objects matching `q` exactly.
-    pub fn list(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>> {
+    pub fn list(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>, TxnError> {
         Ok(self.list_watch(txn, q)?.0)
     }
 
     /// All objects matching `q` exactly, and a watch that closes when the
     /// result may have changed.
-    pub fn list_watch(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
+    pub fn list_watch(
+        &self,
+        txn: &impl ReadTxnLike,
+        q: Query<T>,
+    ) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
         let watch = exact_watch(view.watch_tree(pos), pos.unique(), &q.key);
@@ -301,7 +309,11 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// Objects whose key in `q`'s index starts with `q`'s key, in key
     /// order, with a watch. On a non-unique index an object appears once
     /// per matching key.
-    pub fn prefix(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
+    pub fn prefix(
+        &self,
+        txn: &impl ReadTxnLike,
+        q: Query<T>,
+    ) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
         let key = range_search_key(pos.unique(), q.key);
@@ -312,7 +324,11 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     /// Objects whose key in `q`'s index is greater than or equal to `q`'s
     /// key, in key order, with the index's root watch.
-    pub fn lower_bound(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<(Objects<T>, Watch)> {
+    pub fn lower_bound(
+        &self,
+        txn: &impl ReadTxnLike,
+        q: Query<T>,
+    ) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index)?;
         let key = range_search_key(pos.unique(), q.key);
@@ -323,13 +339,13 @@ impl<T: Send + Sync + 'static> Table<T> {
     }
 
     /// Every object in primary key order.
-    pub fn all(&self, txn: &impl ReadTxnLike) -> Result<Objects<T>> {
+    pub fn all(&self, txn: &impl ReadTxnLike) -> Result<Objects<T>, TxnError> {
         Ok(self.all_watch(txn)?.0)
     }
 
     /// Every object in primary key order, and a watch that closes on any
     /// change of the table.
-    pub fn all_watch(&self, txn: &impl ReadTxnLike) -> Result<(Objects<T>, Watch)> {
+    pub fn all_watch(&self, txn: &impl ReadTxnLike) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
         let w = view.watch_tree(IndexPos::Primary).root_watch();
         Ok((
@@ -345,7 +361,7 @@ impl<T: Send + Sync + 'static> Table<T> {
         &self,
         txn: &impl ReadTxnLike,
         revision: Revision,
-    ) -> Result<(Objects<T>, Watch)> {
+    ) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
         let tree: Tree<Object<T>> = view.revision_tree();
         Ok((
@@ -355,23 +371,23 @@ impl<T: Send + Sync + 'static> Table<T> {
     }
 
     /// A watch that closes on any insert or delete in the table.
-    pub fn watch(&self, txn: &impl ReadTxnLike) -> Result<Watch> {
+    pub fn watch(&self, txn: &impl ReadTxnLike) -> Result<Watch, TxnError> {
         Ok(self.view(txn)?.table_watch())
     }
 
     /// The table's revision: that of its last insert or delete.
-    pub fn revision(&self, txn: &impl ReadTxnLike) -> Result<Revision> {
+    pub fn revision(&self, txn: &impl ReadTxnLike) -> Result<Revision, TxnError> {
         Ok(self.view(txn)?.last_revision())
     }
 
     /// Number of objects.
-    pub fn num_objects(&self, txn: &impl ReadTxnLike) -> Result<usize> {
+    pub fn num_objects(&self, txn: &impl ReadTxnLike) -> Result<usize, TxnError> {
         Ok(self.view(txn)?.num_objects())
     }
 
     /// Number of deleted objects kept for change iterators that have not
     /// seen them yet.
-    pub fn graveyard_len(&self, txn: &impl ReadTxnLike) -> Result<usize> {
+    pub fn graveyard_len(&self, txn: &impl ReadTxnLike) -> Result<usize, TxnError> {
         Ok(self.view(txn)?.graveyard_len())
     }
 }

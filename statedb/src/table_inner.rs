@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 
 use part::{Watch, WatchCloser};
 
-use crate::error::{Error, Result};
+use crate::error::{Result, TxnError};
 use crate::graveyard::Trackers;
 use crate::index::{IndexInner, IndexPos};
 use crate::sync::{AtomicU64, Mutex, Ordering, OwnedLock};
@@ -101,19 +101,19 @@ impl<T> TableInner<T> {
         &self,
         db_id: u64,
         db: Weak<dyn Any + Send + Sync>,
-        publish: &mut dyn FnMut() -> Result<usize>,
-    ) -> Result<()> {
+        publish: &mut dyn FnMut() -> Result<usize, TxnError>,
+    ) -> Result<(), TxnError> {
         let mut registered = self.registered_db.lock();
         if let Some((old, _)) = self.registration() {
             if old == db_id {
-                return Err(Error::DuplicateTable(self.name.clone()));
+                return Err(TxnError::DuplicateTable(self.name.clone()));
             }
             if registered.as_ref().is_some_and(|w| w.strong_count() > 0) {
-                return Err(Error::TableFromOtherDb(self.name.clone()));
+                return Err(TxnError::TableFromOtherDb(self.name.clone()));
             }
         }
         if db_id >= 1 << (64 - POS_BITS) {
-            return Err(Error::TooManyTables);
+            return Err(TxnError::TooManyTables);
         }
         let pos = publish()?;
         // A table of a dropped Db starts afresh: no iterator of that Db
@@ -126,7 +126,7 @@ impl<T> TableInner<T> {
     }
 
     #[inline]
-    pub(crate) fn index_pos(&self, name: &str) -> Result<IndexPos> {
+    pub(crate) fn index_pos(&self, name: &str) -> Result<IndexPos, TxnError> {
         // Queries carry the index's own `&'static str`: pointer equality
         // settles the common case without comparing bytes.
         if std::ptr::eq(name, self.primary.name) || name == self.primary.name {
@@ -136,7 +136,7 @@ impl<T> TableInner<T> {
             .iter()
             .position(|i| i.name == name)
             .map(|i| IndexPos::Secondary(i, self.secondary[i].unique))
-            .ok_or_else(|| Error::UnknownIndex {
+            .ok_or_else(|| TxnError::UnknownIndex {
                 table: self.name.clone(),
                 index: name.to_string(),
             })

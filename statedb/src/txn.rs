@@ -8,7 +8,7 @@ use part::WatchesToClose;
 
 use crate::db_inner::DbInner;
 use crate::erased::ErasedTable;
-use crate::error::{Error, Result};
+use crate::error::{Result, TxnError};
 use crate::root::Root;
 use crate::state::{AnyTableTxn, TableState, TableTxn};
 use crate::sync::{Ordering, OwnedLockGuard, thread_token};
@@ -42,11 +42,11 @@ fn snapshot_state<'t, T: Send + Sync + 'static>(
     db_id: u64,
     root: &'t Root,
     table: &TableInner<T>,
-) -> Result<&'t TableState<T>> {
-    let not_registered = || Error::TableNotRegistered(table.name().to_string());
+) -> Result<&'t TableState<T>, TxnError> {
+    let not_registered = || TxnError::TableNotRegistered(table.name().to_string());
     let (db, pos) = table.registration().ok_or_else(not_registered)?;
     if db != db_id {
-        return Err(Error::TableFromOtherDb(table.name().to_string()));
+        return Err(TxnError::TableFromOtherDb(table.name().to_string()));
     }
     root.get(pos)
         .and_then(|s| s.as_any().downcast_ref::<TableState<T>>())
@@ -57,13 +57,16 @@ impl crate::sealed::Sealed for ReadTxn {}
 
 impl ReadTxnLike for ReadTxn {
     #[inline]
-    fn view<'t, T: Send + Sync + 'static>(&'t self, table: &TableInner<T>) -> Result<View<'t, T>> {
+    fn view<'t, T: Send + Sync + 'static>(
+        &'t self,
+        table: &TableInner<T>,
+    ) -> Result<View<'t, T>, TxnError> {
         snapshot_state(self.db_id, &self.root, table).map(View::snapshot)
     }
     fn committed_view<'t, T: Send + Sync + 'static>(
         &'t self,
         table: &TableInner<T>,
-    ) -> Result<View<'t, T>> {
+    ) -> Result<View<'t, T>, TxnError> {
         self.view(table)
     }
 }
@@ -109,7 +112,10 @@ impl std::fmt::Debug for WriteTxn {
 impl crate::sealed::Sealed for WriteTxn {}
 
 impl ReadTxnLike for WriteTxn {
-    fn view<'t, T: Send + Sync + 'static>(&'t self, table: &TableInner<T>) -> Result<View<'t, T>> {
+    fn view<'t, T: Send + Sync + 'static>(
+        &'t self,
+        table: &TableInner<T>,
+    ) -> Result<View<'t, T>, TxnError> {
         let base = snapshot_state(self.db.id(), &self.base, table)?;
         if let Some((_, pos)) = table.registration()
             && let Some(l) = self.locked.iter().find(|l| l.pos == pos)
@@ -123,7 +129,7 @@ impl ReadTxnLike for WriteTxn {
     fn committed_view<'t, T: Send + Sync + 'static>(
         &'t self,
         table: &TableInner<T>,
-    ) -> Result<View<'t, T>> {
+    ) -> Result<View<'t, T>, TxnError> {
         snapshot_state(self.db.id(), &self.base, table).map(View::snapshot)
     }
 }
@@ -151,11 +157,11 @@ impl WriteTxn {
     pub(crate) fn table_txn_mut<T: Send + Sync + 'static>(
         &mut self,
         table: &TableInner<T>,
-    ) -> Result<&mut TableTxn<T>> {
-        let not_locked = || Error::TableNotLocked(table.name().to_string());
+    ) -> Result<&mut TableTxn<T>, TxnError> {
+        let not_locked = || TxnError::TableNotLocked(table.name().to_string());
         let (db, pos) = table.registration().ok_or_else(not_locked)?;
         if db != self.db.id() {
-            return Err(Error::TableFromOtherDb(table.name().to_string()));
+            return Err(TxnError::TableFromOtherDb(table.name().to_string()));
         }
         let l = self
             .locked
@@ -259,7 +265,7 @@ pub(crate) enum LockWait {
 }
 
 /// A held table lock. It records the holding thread, so that the same
-/// thread asking for the table again gets [`Error::WouldDeadlock`] instead
+/// thread asking for the table again gets [`TxnError::WouldDeadlock`] instead
 /// of waiting for itself forever.
 pub(crate) struct TableGuard {
     table: Arc<dyn ErasedTable>,
@@ -296,14 +302,14 @@ pub(crate) fn lock_tables(
     db: &Arc<DbInner>,
     tables: Vec<Arc<dyn ErasedTable>>,
     wait: LockWait,
-) -> Result<WriteTxn> {
+) -> Result<WriteTxn, TxnError> {
     let mut regs = Vec::with_capacity(tables.len());
     for t in tables {
         let (db_id, pos) = t
             .registration()
-            .ok_or_else(|| Error::TableNotRegistered(t.name().to_string()))?;
+            .ok_or_else(|| TxnError::TableNotRegistered(t.name().to_string()))?;
         if db_id != db.id() {
-            return Err(Error::TableFromOtherDb(t.name().to_string()));
+            return Err(TxnError::TableFromOtherDb(t.name().to_string()));
         }
         regs.push((pos, t));
     }
@@ -316,7 +322,7 @@ pub(crate) fn lock_tables(
         .map(|(_, t)| t.name().to_string())
         .collect();
     if !held.is_empty() {
-        return Err(Error::WouldDeadlock { tables: held });
+        return Err(TxnError::WouldDeadlock { tables: held });
     }
     let metrics = db.metrics();
     let started = metrics.map(|_| Instant::now());
@@ -338,8 +344,8 @@ pub(crate) fn lock_tables(
             // Release what we hold (dropping `guards`) and name the table.
             let tables = vec![t.name().to_string()];
             return Err(match wait {
-                LockWait::Timeout(timeout) => Error::LockTimeout { tables, timeout },
-                _ => Error::TablesBusy { tables },
+                LockWait::Timeout(timeout) => TxnError::LockTimeout { tables, timeout },
+                _ => TxnError::TablesBusy { tables },
             });
         };
         if let (Some(m), Some(t0)) = (metrics, t0) {

@@ -3,7 +3,7 @@
 use part::{Read, Tree, Watch};
 
 use crate::Revision;
-use crate::error::Result;
+use crate::error::{Result, TxnError};
 use crate::index::{IndexPos, first_exact};
 use crate::object::Object;
 use crate::state::{TableRead, TableState, TableTxn};
@@ -13,14 +13,17 @@ use crate::table_inner::TableInner;
 /// (which sees its own writes). Sealed.
 pub trait ReadTxnLike: crate::sealed::Sealed {
     #[doc(hidden)]
-    fn view<'t, T: Send + Sync + 'static>(&'t self, table: &TableInner<T>) -> Result<View<'t, T>>;
+    fn view<'t, T: Send + Sync + 'static>(
+        &'t self,
+        table: &TableInner<T>,
+    ) -> Result<View<'t, T>, TxnError>;
     /// The committed state the transaction started from: for a
     /// [`crate::WriteTxn`], without its own uncommitted writes.
     #[doc(hidden)]
     fn committed_view<'t, T: Send + Sync + 'static>(
         &'t self,
         table: &TableInner<T>,
-    ) -> Result<View<'t, T>>;
+    ) -> Result<View<'t, T>, TxnError>;
 }
 
 /// A table as seen by one transaction (implementation detail).

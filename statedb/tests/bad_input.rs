@@ -3,7 +3,7 @@
 //! empty answer) and never panic. (The reconciler's cases are in
 //! `reconciler/tests/bad_input.rs`.)
 
-use statedb::{Db, Error, Index, Table};
+use statedb::{Db, DeclareError, Error, Index, Table, TxnError, WriteError};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 struct O {
@@ -42,7 +42,7 @@ fn c01_table_names_outside_the_pattern() {
     ] {
         assert_eq!(
             Table::new(bad, &id()).unwrap_err(),
-            Error::InvalidTableName(bad.into()),
+            DeclareError::InvalidTableName(bad.into()),
             "{bad:?}"
         );
     }
@@ -53,7 +53,7 @@ fn c02_table_name_too_long() {
     let name = "a".repeat(32);
     assert_eq!(
         Table::new(&name, &id()).unwrap_err(),
-        Error::InvalidTableName(name)
+        DeclareError::InvalidTableName(name)
     );
 }
 
@@ -62,7 +62,7 @@ fn c03_primary_index_not_unique() {
     let nu: Index<O, u64> = Index::non_unique("id", |o: &O, k| k.push(&o.id));
     assert!(matches!(
         Table::new("t", &nu),
-        Err(Error::PrimaryIndexNotUnique { .. })
+        Err(DeclareError::PrimaryIndexNotUnique { .. })
     ));
 }
 
@@ -71,7 +71,7 @@ fn c04_duplicate_index_name() {
     let other: Index<O, u64> = Index::non_unique("id", |o: &O, k| k.push(&o.id));
     assert!(matches!(
         Table::builder("t", &id()).index(&other).build(),
-        Err(Error::DuplicateIndex { .. })
+        Err(DeclareError::DuplicateIndex { .. })
     ));
 }
 
@@ -80,14 +80,17 @@ fn c05_reserved_index_name() {
     let r: Index<O, u64> = Index::non_unique("__graveyard__", |o: &O, k| k.push(&o.id));
     assert!(matches!(
         Table::builder("t", &id()).index(&r).build(),
-        Err(Error::ReservedIndexName(_))
+        Err(DeclareError::ReservedIndexName(_))
     ));
 }
 
 #[test]
 fn c06_empty_index_name() {
     let e: Index<O, u64> = Index::unique("", |o: &O, k| k.push(&o.id));
-    assert_eq!(Table::new("t", &e).unwrap_err(), Error::EmptyIndexName);
+    assert_eq!(
+        Table::new("t", &e).unwrap_err(),
+        DeclareError::EmptyIndexName
+    );
 }
 
 #[test]
@@ -95,7 +98,7 @@ fn c07_register_twice() {
     let (db, t) = registered("t");
     assert_eq!(
         db.register_table(&t),
-        Err(Error::DuplicateTable("t".into()))
+        Err(TxnError::DuplicateTable("t".into()))
     );
 }
 
@@ -105,7 +108,7 @@ fn c08_register_a_second_table_with_a_taken_name() {
     let t2 = Table::new("t", &id()).unwrap();
     assert_eq!(
         db.register_table(&t2),
-        Err(Error::DuplicateTable("t".into()))
+        Err(TxnError::DuplicateTable("t".into()))
     );
 }
 
@@ -115,7 +118,7 @@ fn c09_register_with_another_db() {
     let (db, t) = registered("t");
     assert_eq!(
         Db::new().register_table(&t),
-        Err(Error::TableFromOtherDb("t".into()))
+        Err(TxnError::TableFromOtherDb("t".into()))
     );
     drop(db);
     assert_eq!(Db::new().register_table(&t), Ok(()));
@@ -128,7 +131,7 @@ fn c10_write_txn_on_unregistered_table() {
     let t = Table::new("t", &id()).unwrap();
     assert_eq!(
         Db::new().write_txn(&[&t]).unwrap_err(),
-        Error::TableNotRegistered("t".into())
+        TxnError::TableNotRegistered("t".into())
     );
 }
 
@@ -137,7 +140,7 @@ fn c11_write_txn_with_table_of_other_db() {
     let (_, t) = registered("t");
     assert_eq!(
         Db::new().write_txn(&[&t]).unwrap_err(),
-        Error::TableFromOtherDb("t".into())
+        TxnError::TableFromOtherDb("t".into())
     );
 }
 
@@ -146,7 +149,7 @@ fn c12_query_unregistered_table() {
     let t = Table::new("t", &id()).unwrap();
     assert_eq!(
         t.num_objects(&Db::new().read_txn()).unwrap_err(),
-        Error::TableNotRegistered("t".into())
+        TxnError::TableNotRegistered("t".into())
     );
 }
 
@@ -156,7 +159,7 @@ fn c13_query_with_read_txn_of_other_db() {
     let (other, _) = registered("u");
     assert!(matches!(
         t.all(&other.read_txn()),
-        Err(Error::TableFromOtherDb(_))
+        Err(TxnError::TableFromOtherDb(_))
     ));
 }
 
@@ -168,11 +171,11 @@ fn c14_write_to_table_not_locked() {
     let mut w = db.write_txn(&[&t]).unwrap();
     assert_eq!(
         u.insert(&mut w, o(1)).unwrap_err(),
-        Error::TableNotLocked("u".into())
+        TxnError::TableNotLocked("u".into())
     );
     assert_eq!(
         u.delete_all(&mut w).unwrap_err(),
-        Error::TableNotLocked("u".into())
+        TxnError::TableNotLocked("u".into())
     );
 }
 
@@ -182,11 +185,11 @@ fn c15_query_with_index_of_another_table() {
     let foreign: Index<O, u64> = Index::unique("other", |o: &O, k| k.push(&o.id));
     assert!(matches!(
         t.get(&db.read_txn(), foreign.query(&1)),
-        Err(Error::UnknownIndex { .. })
+        Err(TxnError::UnknownIndex { .. })
     ));
     assert!(matches!(
         t.prefix(&db.read_txn(), foreign.query(&1)),
-        Err(Error::UnknownIndex { .. })
+        Err(TxnError::UnknownIndex { .. })
     ));
 }
 
@@ -199,10 +202,10 @@ fn c16_primary_key_yields_no_key() {
     let mut w = db.write_txn(&[&t]).unwrap();
     assert_eq!(
         t.insert(&mut w, o(1)).unwrap_err(),
-        Error::PrimaryKeyCount {
+        Error::Write(WriteError::PrimaryKeyCount {
             table: "t".into(),
             count: 0
-        }
+        })
     );
 }
 
@@ -218,10 +221,10 @@ fn c17_primary_key_yields_two_keys() {
     let mut w = db.write_txn(&[&t]).unwrap();
     assert_eq!(
         t.insert(&mut w, o(1)).unwrap_err(),
-        Error::PrimaryKeyCount {
+        Error::Write(WriteError::PrimaryKeyCount {
             table: "t".into(),
             count: 2
-        }
+        })
     );
 }
 
@@ -231,7 +234,7 @@ fn c18_compare_and_swap_on_missing_object() {
     let mut w = db.write_txn(&[&t]).unwrap();
     assert_eq!(
         t.compare_and_swap(&mut w, 1, o(1)).unwrap_err(),
-        Error::ObjectNotFound
+        Error::Write(WriteError::ObjectNotFound)
     );
 }
 
@@ -242,10 +245,10 @@ fn c19_compare_and_swap_with_wrong_revision() {
     t.insert(&mut w, o(1)).unwrap();
     assert_eq!(
         t.compare_and_swap(&mut w, 9, o(1)).unwrap_err(),
-        Error::RevisionNotEqual {
+        Error::Write(WriteError::RevisionNotEqual {
             expected: 9,
             found: 1
-        }
+        })
     );
 }
 
@@ -264,10 +267,10 @@ fn c21_compare_and_delete_with_wrong_revision() {
     t.insert(&mut w, o(1)).unwrap();
     assert_eq!(
         t.compare_and_delete(&mut w, 0, &o(1)).unwrap_err(),
-        Error::RevisionNotEqual {
+        Error::Write(WriteError::RevisionNotEqual {
             expected: 0,
             found: 1
-        }
+        })
     );
 }
 
@@ -290,7 +293,7 @@ fn c23_change_iterator_after_write() {
     t.insert(&mut w, o(1)).unwrap();
     assert_eq!(
         t.changes(&mut w).err().map(|e| e.to_string()),
-        Some(Error::ChangesAfterWrite("t".into()).to_string())
+        Some(TxnError::ChangesAfterWrite("t".into()).to_string())
     );
 }
 
@@ -300,7 +303,10 @@ fn c24_change_iterator_on_table_not_locked() {
     let u = Table::new("u", &id()).unwrap();
     db.register_table(&u).unwrap();
     let mut w = db.write_txn(&[&u]).unwrap();
-    assert!(matches!(t.changes(&mut w), Err(Error::TableNotLocked(_))));
+    assert!(matches!(
+        t.changes(&mut w),
+        Err(TxnError::TableNotLocked(_))
+    ));
 }
 
 #[test]
@@ -316,11 +322,11 @@ fn c25_initializer_on_table_not_locked() {
     assert!(u.register_initializer(&mut wu, "x").is_ok());
     assert!(matches!(
         t.register_initializer(&mut wu, "y"),
-        Err(Error::TableNotLocked(_))
+        Err(TxnError::TableNotLocked(_))
     ));
     assert_eq!(
         init.done(&mut wu).unwrap_err(),
-        Error::TableNotLocked("t".into())
+        TxnError::TableNotLocked("t".into())
     );
 }
 
@@ -336,10 +342,37 @@ fn c26_json_dump_to_failing_writer() {
         }
     }
     let (db, t) = registered("t");
-    assert!(matches!(
-        db.write_json(&db.read_txn(), &[&t], Broken),
-        Err(Error::Json(_))
-    ));
+    let err = db.write_json(&db.read_txn(), &[&t], Broken).unwrap_err();
+    // The I/O error is kept as the source, not flattened into a string.
+    assert!(
+        matches!(&err, Error::Io(e) if e.to_string() == "disk full"),
+        "{err:?}"
+    );
+    let source = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("disk full"));
+}
+
+#[test]
+fn c26b_json_dump_of_an_unserializable_object() {
+    #[derive(Debug)]
+    struct Refuses(u32);
+    impl serde::Serialize for Refuses {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("refuses to serialize"))
+        }
+    }
+    let idx: Index<Refuses, u32> = Index::unique("id", |o: &Refuses, k| k.push(&o.0));
+    let t = Table::new("r", &idx).unwrap();
+    let db = Db::new();
+    db.register_table(&t).unwrap();
+    let mut w = db.write_txn(&[&t]).unwrap();
+    t.insert(&mut w, Refuses(1)).unwrap();
+    w.commit();
+    let mut out = Vec::new();
+    let err = db.write_json(&db.read_txn(), &[&t], &mut out).unwrap_err();
+    assert!(matches!(&err, Error::Json(_)), "{err:?}");
+    let source = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("refuses to serialize"));
 }
 
 // ---- part -----------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use statedb::{Db, DbMetrics, Error, Index, Table, WatchSet};
+use statedb::{Db, DbMetrics, DeclareError, Error, Index, Table, TxnError, WatchSet, WriteError};
 
 #[test]
 fn insert_get_list_prefix_lower_bound() {
@@ -111,20 +111,20 @@ fn compare_and_swap_and_delete() {
     let mut w = f.db.write_txn(&[&f.table]).unwrap();
     assert_eq!(
         f.table.compare_and_swap(&mut w, 1, obj(1, &[], 0)),
-        Err(Error::ObjectNotFound)
+        Err(Error::Write(WriteError::ObjectNotFound))
     );
     f.table.insert(&mut w, obj(1, &[], 0)).unwrap();
     assert_eq!(
         f.table.compare_and_swap(&mut w, 7, obj(1, &[], 1)),
-        Err(Error::RevisionNotEqual {
+        Err(Error::Write(WriteError::RevisionNotEqual {
             expected: 7,
             found: 1
-        })
+        }))
     );
     f.table.compare_and_swap(&mut w, 1, obj(1, &[], 1)).unwrap();
     assert!(matches!(
         f.table.compare_and_delete(&mut w, 1, &obj(1, &[], 0)),
-        Err(Error::RevisionNotEqual { .. })
+        Err(Error::Write(WriteError::RevisionNotEqual { .. }))
     ));
     assert_eq!(
         f.table
@@ -150,7 +150,7 @@ fn declaration_errors() {
     let id = id_index();
     for bad in ["", "A", "1x", "has space", "x".repeat(32).as_str(), "é"] {
         assert!(
-            matches!(Table::new(bad, &id), Err(Error::InvalidTableName(_))),
+            matches!(Table::new(bad, &id), Err(DeclareError::InvalidTableName(_))),
             "{bad:?}"
         );
     }
@@ -159,51 +159,51 @@ fn declaration_errors() {
     let nu: Index<Obj, u64> = Index::non_unique("id", |o: &Obj, k| k.push(&o.id));
     assert!(matches!(
         Table::new("t", &nu),
-        Err(Error::PrimaryIndexNotUnique { .. })
+        Err(DeclareError::PrimaryIndexNotUnique { .. })
     ));
     assert!(matches!(
         Table::builder("t", &id).index(&id).build(),
-        Err(Error::DuplicateIndex { .. })
+        Err(DeclareError::DuplicateIndex { .. })
     ));
     let reserved: Index<Obj, u64> = Index::non_unique("__revision__", |o: &Obj, k| k.push(&o.id));
     assert!(matches!(
         Table::builder("t", &id).index(&reserved).build(),
-        Err(Error::ReservedIndexName(_))
+        Err(DeclareError::ReservedIndexName(_))
     ));
     let empty: Index<Obj, u64> = Index::non_unique("", |o: &Obj, k| k.push(&o.id));
     assert_eq!(
         Table::builder("t", &id).index(&empty).build().unwrap_err(),
-        Error::EmptyIndexName
+        DeclareError::EmptyIndexName
     );
     let db = Db::new();
     let t = Table::new("t", &id).unwrap();
     db.register_table(&t).unwrap();
     assert_eq!(
         db.register_table(&t),
-        Err(Error::DuplicateTable("t".into()))
+        Err(TxnError::DuplicateTable("t".into()))
     );
     let t2 = Table::new("t", &id).unwrap();
     assert_eq!(
         db.register_table(&t2),
-        Err(Error::DuplicateTable("t".into()))
+        Err(TxnError::DuplicateTable("t".into()))
     );
     let other = Db::new();
     assert_eq!(
         other.register_table(&t),
-        Err(Error::TableFromOtherDb("t".into()))
+        Err(TxnError::TableFromOtherDb("t".into()))
     );
     assert!(matches!(
         other.write_txn(&[&t]),
-        Err(Error::TableFromOtherDb(_))
+        Err(TxnError::TableFromOtherDb(_))
     ));
     let unregistered = Table::new("u", &id).unwrap();
     assert!(matches!(
         db.write_txn(&[&unregistered]),
-        Err(Error::TableNotRegistered(_))
+        Err(TxnError::TableNotRegistered(_))
     ));
     assert!(matches!(
         unregistered.all(&db.read_txn()),
-        Err(Error::TableNotRegistered(_))
+        Err(TxnError::TableNotRegistered(_))
     ));
     // Writing a table the txn did not lock.
     let u2 = Table::new("u2", &id).unwrap();
@@ -211,13 +211,13 @@ fn declaration_errors() {
     let mut w = db.write_txn(&[&t]).unwrap();
     assert_eq!(
         u2.insert(&mut w, obj(1, &[], 0)).unwrap_err(),
-        Error::TableNotLocked("u2".into())
+        TxnError::TableNotLocked("u2".into())
     );
     // A query on an index the table does not have.
     let tags = tag_index();
     assert!(matches!(
         t.get(&w, tags.query("x")),
-        Err(Error::UnknownIndex { .. })
+        Err(TxnError::UnknownIndex { .. })
     ));
     // The primary index must yield exactly one key.
     let none: Index<Obj, u64> = Index::unique("none", |_: &Obj, _| {});
@@ -227,10 +227,10 @@ fn declaration_errors() {
     let mut w = db.write_txn(&[&tn]).unwrap();
     assert_eq!(
         tn.insert(&mut w, obj(1, &[], 0)).unwrap_err(),
-        Error::PrimaryKeyCount {
+        Error::Write(WriteError::PrimaryKeyCount {
             table: "tn".into(),
             count: 0
-        }
+        })
     );
 }
 
@@ -608,7 +608,7 @@ fn change_iterator_registration_rules() {
     // Registering after a write in the same txn could miss that delete.
     assert_eq!(
         f.table.changes(&mut w).err(),
-        Some(Error::ChangesAfterWrite("reg".into()))
+        Some(TxnError::ChangesAfterWrite("reg".into()))
     );
     w.commit();
     let mut w = f.db.write_txn(&[&f.table]).unwrap();

@@ -12,7 +12,7 @@ use common::*;
 use futures_core::Stream;
 use ipnet::IpNet;
 use proptest::prelude::*;
-use statedb::{Db, DeriveResult, Error, Index, Table, WatchSet, derive};
+use statedb::{Db, DeriveResult, Error, Index, Table, WatchSet, WriteError, derive};
 
 #[test]
 fn modify_merges_with_the_stored_object() {
@@ -33,7 +33,10 @@ fn modify_merges_with_the_stored_object() {
         .table
         .modify(&mut w, obj(1, &[], 0), |_, _| obj(2, &[], 0))
         .unwrap_err();
-    assert_eq!(err, Error::PrimaryKeyChanged("objs".into()));
+    assert_eq!(
+        err,
+        Error::Write(WriteError::PrimaryKeyChanged("objs".into()))
+    );
     assert_eq!(f.table.num_objects(&w).unwrap(), 1);
     assert_eq!(f.table.get(&w, f.id.query(&1)).unwrap().unwrap().0.value, 7);
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use proptest::prelude::*;
-use statedb::{ChangeIterator, Db, Error, ReadTxn, Table, WriteTxn};
+use statedb::{ChangeIterator, Db, Error, ReadTxn, Table, TxnError, WriteError, WriteTxn};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -286,7 +286,7 @@ proptest! {
                     let res = tables[t].insert(wtxn, o.clone());
                     let m = &mut pending[t];
                     if conflicts(m, &o) {
-                        prop_assert!(matches!(res, Err(Error::UniqueConflict { .. })), "expected UniqueConflict");
+                        prop_assert!(matches!(res, Err(Error::Write(WriteError::UniqueConflict { .. }))), "expected UniqueConflict");
                         continue;
                     }
                     let old = res.unwrap().map(|o| (*o).clone());
@@ -307,9 +307,9 @@ proptest! {
                     let o = obj(i, &["a"], v);
                     let res = tables[t].compare_and_swap(wtxn, rev, o.clone());
                     match cur {
-                        None => prop_assert_eq!(res.unwrap_err(), Error::ObjectNotFound),
-                        Some(c) if c != rev => prop_assert!(matches!(res, Err(Error::RevisionNotEqual { .. })), "expected RevisionNotEqual"),
-                        Some(_) if conflicts(m, &o) => prop_assert!(matches!(res, Err(Error::UniqueConflict { .. })), "expected UniqueConflict"),
+                        None => prop_assert_eq!(res.unwrap_err(), Error::Write(WriteError::ObjectNotFound)),
+                        Some(c) if c != rev => prop_assert!(matches!(res, Err(Error::Write(WriteError::RevisionNotEqual { .. }))), "expected RevisionNotEqual"),
+                        Some(_) if conflicts(m, &o) => prop_assert!(matches!(res, Err(Error::Write(WriteError::UniqueConflict { .. }))), "expected UniqueConflict"),
                         Some(_) => { res.unwrap(); m.revision += 1; m.objects.insert(i, (o, m.revision)); }
                     }
                 }
@@ -320,7 +320,7 @@ proptest! {
                     let res = tables[t].compare_and_delete(wtxn, rev, &obj(i, &[], 0));
                     match cur {
                         None => prop_assert_eq!(res, Ok(None), "nothing to delete"),
-                        Some(c) if c != rev => prop_assert!(matches!(res, Err(Error::RevisionNotEqual { .. })), "expected RevisionNotEqual"),
+                        Some(c) if c != rev => prop_assert!(matches!(res, Err(Error::Write(WriteError::RevisionNotEqual { .. }))), "expected RevisionNotEqual"),
                         Some(_) => { res.unwrap(); m.revision += 1; m.objects.remove(&i); }
                     }
                 }
@@ -360,7 +360,7 @@ proptest! {
                 Op::InitDone => {
                     let res = init.done(wtxn);
                     if init_pending {
-                        prop_assert_eq!(res, Err(Error::InitializerDone("model".into())));
+                        prop_assert_eq!(res, Err(TxnError::InitializerDone("model".into())));
                     } else {
                         prop_assert_eq!(res, Ok(()));
                         init_pending = true;
@@ -368,7 +368,7 @@ proptest! {
                 }
                 Op::NewIterator(t) => {
                     if pending[t].revision != committed[t].revision {
-                        prop_assert_eq!(tables[t].changes(wtxn).err(), Some(Error::ChangesAfterWrite(format!("t{t}"))));
+                        prop_assert_eq!(tables[t].changes(wtxn).err(), Some(TxnError::ChangesAfterWrite(format!("t{t}"))));
                         continue;
                     }
                     let it = tables[t].changes(wtxn).unwrap();

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use statedb::{Db, Error, Index, Table, WatchSet};
+use statedb::{Db, Error, Index, Table, TxnError, WatchSet, WriteError};
 
 fn ids<I: Iterator<Item = statedb::Change<Obj>>>(it: I) -> Vec<(u64, bool)> {
     it.map(|c| (c.object.id, c.deleted)).collect()
@@ -75,10 +75,10 @@ fn compare_and_delete_of_missing_object_deletes_nothing() {
     f.table.insert(&mut w, obj(1, &[], 0)).unwrap();
     assert!(matches!(
         f.table.compare_and_delete(&mut w, 7, &obj(1, &[], 0)),
-        Err(Error::RevisionNotEqual {
+        Err(Error::Write(WriteError::RevisionNotEqual {
             expected: 7,
             found: 1
-        })
+        }))
     ));
     let gone = f.table.compare_and_delete(&mut w, 1, &obj(1, &[], 0));
     assert_eq!(gone.unwrap().unwrap().id, 1);
@@ -113,7 +113,7 @@ fn unique_secondary_index_refuses_a_second_owner() {
     t.insert(&mut w, named(1, "x")).unwrap();
     let err = t.insert(&mut w, named(2, "x")).unwrap_err();
     match &err {
-        Error::UniqueConflict { table, index, .. } => {
+        Error::Write(WriteError::UniqueConflict { table, index, .. }) => {
             assert_eq!(table, "named");
             assert_eq!(index, "name");
         }
@@ -152,7 +152,7 @@ fn compare_and_swap_checks_unique_secondary_keys_too() {
         .1;
     assert!(matches!(
         t.compare_and_swap(&mut w, rev, named(2, "x")),
-        Err(Error::UniqueConflict { .. })
+        Err(Error::Write(WriteError::UniqueConflict { .. }))
     ));
 }
 
@@ -213,7 +213,7 @@ fn initializer_survives_an_aborted_transaction() {
     init.done(&mut w).unwrap();
     assert!(matches!(
         init.done(&mut w),
-        Err(Error::InitializerDone(n)) if n == "sync"
+        Err(TxnError::InitializerDone(n)) if n == "sync"
     ));
     w.commit();
     assert!(f.table.initialized(&f.db.read_txn()).unwrap().0);
@@ -236,7 +236,7 @@ fn a_table_can_be_registered_again_once_its_db_is_gone() {
     // While a Db is alive, another one is refused, naming the table.
     let other = Db::new();
     let err = other.register_table(&t).unwrap_err();
-    assert_eq!(err, Error::TableFromOtherDb("objs".into()));
+    assert_eq!(err, TxnError::TableFromOtherDb("objs".into()));
     assert!(db.register_table(&t).is_err());
 }
 
@@ -245,10 +245,10 @@ fn relocking_a_table_on_the_same_thread_is_an_error_not_a_hang() {
     let f = fixture("objs");
     let w = f.db.write_txn(&[&f.table]).unwrap();
     let err = f.db.write_txn(&[&f.table]).unwrap_err();
-    assert!(matches!(&err, Error::WouldDeadlock { tables } if tables == &["objs".to_string()]));
+    assert!(matches!(&err, TxnError::WouldDeadlock { tables } if tables == &["objs".to_string()]));
     assert!(matches!(
         f.db.try_write_txn(&[&f.table]),
-        Err(Error::WouldDeadlock { .. })
+        Err(TxnError::WouldDeadlock { .. })
     ));
     drop(w);
     assert!(f.db.write_txn(&[&f.table]).is_ok());
@@ -270,12 +270,14 @@ fn try_and_timed_write_txns_name_the_busy_tables() {
     });
     locked_rx.recv().unwrap();
     let err = f.db.try_write_txn(&[&other, &f.table]).unwrap_err();
-    assert!(matches!(&err, Error::TablesBusy { tables } if tables == &["objs".to_string()]));
+    assert!(matches!(&err, TxnError::TablesBusy { tables } if tables == &["objs".to_string()]));
     assert!(err.to_string().contains("objs"));
     let err =
         f.db.write_txn_timeout(&[&f.table, &other], Duration::from_millis(20))
             .unwrap_err();
-    assert!(matches!(&err, Error::LockTimeout { tables, .. } if tables == &["objs".to_string()]));
+    assert!(
+        matches!(&err, TxnError::LockTimeout { tables, .. } if tables == &["objs".to_string()])
+    );
     // The free table was released again.
     assert!(f.db.try_write_txn(&[&other]).is_ok());
     release_tx.send(()).unwrap();

@@ -74,6 +74,18 @@ pub enum SetupError {
     StateInsideDirectory(PathBuf),
 }
 
+impl From<statedb::TxnError> for SetupError {
+    fn from(e: statedb::TxnError) -> Self {
+        SetupError::Db(e.into())
+    }
+}
+
+impl From<statedb::DeclareError> for SetupError {
+    fn from(e: statedb::DeclareError) -> Self {
+        SetupError::Db(e.into())
+    }
+}
+
 /// The running application's shared state.
 pub struct App {
     /// The database.
@@ -249,11 +261,15 @@ async fn put_memo(
         Err(e) => return internal(e),
     }
     let t = &app.memos.table;
-    let result = app.db.write_txn(&[t]).and_then(|mut w| {
-        t.insert(&mut w, memo.clone())?;
-        w.commit();
-        Ok(())
-    });
+    let result = app
+        .db
+        .write_txn(&[t])
+        .map_err(statedb::Error::from)
+        .and_then(|mut w| {
+            t.insert(&mut w, memo.clone())?;
+            w.commit();
+            Ok(())
+        });
     match result {
         Ok(()) => (StatusCode::ACCEPTED, json(&memo)).into_response(),
         Err(e) => internal(e),
@@ -306,16 +322,20 @@ async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> R
         Err(e) => return internal(e),
     }
     let t = &app.memos.table;
-    let result = app.db.write_txn(&[t]).and_then(|mut w| {
-        let Some((memo, _)) = t.get(&w, app.memos.by_name.query(&name))? else {
-            return Ok(None);
-        };
-        let mut memo = (*memo).clone();
-        memo.status = Status::pending_delete();
-        t.insert(&mut w, memo.clone())?;
-        w.commit();
-        Ok(Some(memo))
-    });
+    let result = app
+        .db
+        .write_txn(&[t])
+        .map_err(statedb::Error::from)
+        .and_then(|mut w| {
+            let Some((memo, _)) = t.get(&w, app.memos.by_name.query(&name))? else {
+                return Ok(None);
+            };
+            let mut memo = (*memo).clone();
+            memo.status = Status::pending_delete();
+            t.insert(&mut w, memo.clone())?;
+            w.commit();
+            Ok(Some(memo))
+        });
     match result {
         Ok(Some(memo)) => (StatusCode::ACCEPTED, json(&memo)).into_response(),
         Ok(None) => text(StatusCode::NOT_FOUND, format!("no memo {name:?}\n")),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use statedb::{ChangeIterator, Db, Error, Index, ReadTxn, Table, WriteTxn};
+use statedb::{ChangeIterator, Db, Error, Index, ReadTxn, Table, TxnError, WriteError, WriteTxn};
 
 use crate::input::Input;
 
@@ -201,11 +201,17 @@ impl State {
             // Swapping a missing object is an error; deleting one deletes
             // nothing.
             (None, _) if new.is_some() => {
-                assert!(matches!(result, Err(Error::ObjectNotFound)), "{result:?}")
+                assert!(
+                    matches!(result, Err(Error::Write(WriteError::ObjectNotFound))),
+                    "{result:?}"
+                )
             }
             (None, _) => assert!(matches!(result, Ok(None)), "{result:?}"),
             (Some(_), false) => assert!(
-                matches!(result, Err(Error::RevisionNotEqual { .. })),
+                matches!(
+                    result,
+                    Err(Error::Write(WriteError::RevisionNotEqual { .. }))
+                ),
                 "{result:?}"
             ),
             (Some((old, _)), true) => {
@@ -255,7 +261,7 @@ impl State {
                     view: BTreeMap::new(),
                 });
             }
-            Err(Error::ChangesAfterWrite(_)) => {
+            Err(TxnError::ChangesAfterWrite(_)) => {
                 assert!(was_written, "changes() refused before any write")
             }
             Err(e) => panic!("changes(): {e}"),

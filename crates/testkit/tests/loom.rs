@@ -223,14 +223,14 @@ fn try_lock_vs_holder_and_same_thread_relock() {
                     w.commit();
                     true
                 }
-                Err(statedb::Error::TablesBusy { .. }) => false,
+                Err(statedb::TxnError::TablesBusy { .. }) => false,
                 Err(e) => panic!("unexpected {e}"),
             })
         };
         let mut w = db.write_txn(&[&a]).unwrap();
         assert!(matches!(
             db.write_txn(&[&a]),
-            Err(statedb::Error::WouldDeadlock { .. })
+            Err(statedb::TxnError::WouldDeadlock { .. })
         ));
         let n = a.get(&w, idx.query(&0)).unwrap().map_or(0, |(o, _)| o.1);
         a.insert(&mut w, (0, n + 1)).unwrap();

@@ -4,7 +4,7 @@
 use part::Watch;
 
 use super::Table;
-use crate::error::{Error, Result};
+use crate::error::{Result, TxnError};
 use crate::txn::WriteTxn;
 use crate::view::ReadTxnLike;
 
@@ -25,15 +25,15 @@ impl<T: Send + Sync + 'static> Initializer<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InitializerDone`] if it is done already as seen by `txn`;
-    /// [`Error::TableNotLocked`] if `txn` does not lock the table.
-    pub fn done(&self, txn: &mut WriteTxn) -> Result<()> {
+    /// [`TxnError::InitializerDone`] if it is done already as seen by `txn`;
+    /// [`TxnError::TableNotLocked`] if `txn` does not lock the table.
+    pub fn done(&self, txn: &mut WriteTxn) -> Result<(), TxnError> {
         let tt = txn.table_txn_mut(self.table.inner())?;
         let pending = tt.pending_initializers_mut();
         let before = pending.len();
         pending.retain(|(id, _)| *id != self.id);
         if pending.len() == before {
-            return Err(Error::InitializerDone(self.name.clone()));
+            return Err(TxnError::InitializerDone(self.name.clone()));
         }
         Ok(())
     }
@@ -47,7 +47,11 @@ impl<T: Send + Sync + 'static> Initializer<T> {
 impl<T: Send + Sync + 'static> Table<T> {
     /// Registers an initializer: the table reports uninitialized until
     /// every registered initializer is [done](Initializer::done).
-    pub fn register_initializer(&self, txn: &mut WriteTxn, name: &str) -> Result<Initializer<T>> {
+    pub fn register_initializer(
+        &self,
+        txn: &mut WriteTxn,
+        name: &str,
+    ) -> Result<Initializer<T>, TxnError> {
         let tt = txn.table_txn_mut(self.inner())?;
         let id = self.inner().next_initializer_id();
         self.inner().reopen_init_watch();
@@ -61,7 +65,7 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     /// Whether every registered initializer is done, and a watch that
     /// closes when the table becomes initialized.
-    pub fn initialized(&self, txn: &impl ReadTxnLike) -> Result<(bool, Watch)> {
+    pub fn initialized(&self, txn: &impl ReadTxnLike) -> Result<(bool, Watch), TxnError> {
         let done = self.view(txn)?.pending_initializers().is_empty();
         let w = if done {
             Watch::closed_watch()
@@ -72,7 +76,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     }
 
     /// Names of initializers not yet done.
-    pub fn pending_initializers(&self, txn: &impl ReadTxnLike) -> Result<Vec<String>> {
+    pub fn pending_initializers(&self, txn: &impl ReadTxnLike) -> Result<Vec<String>, TxnError> {
         Ok(self
             .view(txn)?
             .pending_initializers()

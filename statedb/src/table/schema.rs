@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::Table;
-use crate::error::{Error, Result};
+use crate::error::{DeclareError, Result};
 use crate::index::{Index, IndexInner};
 use crate::table_inner::TableInner;
 
@@ -23,12 +23,12 @@ impl<T: Send + Sync + 'static> TableBuilder<T> {
     }
 
     /// Validates the declaration and creates the table.
-    pub fn build(self) -> Result<Table<T>> {
+    pub fn build(self) -> Result<Table<T>, DeclareError> {
         if !valid_table_name(&self.name) {
-            return Err(Error::InvalidTableName(self.name));
+            return Err(DeclareError::InvalidTableName(self.name));
         }
         if !self.primary.unique {
-            return Err(Error::PrimaryIndexNotUnique {
+            return Err(DeclareError::PrimaryIndexNotUnique {
                 table: self.name,
                 index: self.primary.name.to_string(),
             });
@@ -36,13 +36,13 @@ impl<T: Send + Sync + 'static> TableBuilder<T> {
         let mut names: Vec<&str> = Vec::new();
         for idx in std::iter::once(&self.primary).chain(&self.secondary) {
             if idx.name.is_empty() {
-                return Err(Error::EmptyIndexName);
+                return Err(DeclareError::EmptyIndexName);
             }
             if idx.name.starts_with("__") {
-                return Err(Error::ReservedIndexName(idx.name.to_string()));
+                return Err(DeclareError::ReservedIndexName(idx.name.to_string()));
             }
             if names.contains(&idx.name) {
-                return Err(Error::DuplicateIndex {
+                return Err(DeclareError::DuplicateIndex {
                     table: self.name,
                     index: idx.name.to_string(),
                 });
@@ -79,7 +79,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     }
 
     /// A table with only a primary index.
-    pub fn new<K: ?Sized>(name: &str, primary: &Index<T, K>) -> Result<Table<T>> {
+    pub fn new<K: ?Sized>(name: &str, primary: &Index<T, K>) -> Result<Table<T>, DeclareError> {
         Self::builder(name, primary).build()
     }
 }
