@@ -234,6 +234,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             .unwrap_or_else(Watch::closed_watch)
     }
 
+    #[inline]
     pub fn primary_key(&self, obj: &T) -> Result<Key, WriteError> {
         let keys = self.table.primary().keys_of(obj);
         if keys.len() != 1 {
@@ -283,6 +284,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
 
     /// Checks `guard` against the object stored under `pk`; `Ok(false)`
     /// when a guarded delete finds nothing to delete.
+    #[inline]
     fn check_guard(&self, pk: &[u8], guard: Guard, deleting: bool) -> Result<bool, WriteError> {
         let Guard::Revision(expected) = guard else {
             return Ok(true);
@@ -301,6 +303,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
     /// Inserts or replaces the object under `pk` if `guard` holds; with
     /// `merge`, a replaced object is merged with the new one instead.
     /// Returns the replaced object. On error nothing is changed.
+    #[inline]
     pub fn upsert_with_key<F>(
         &mut self,
         pk: Key,
@@ -312,15 +315,20 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         F: FnOnce(&T, &T) -> T,
     {
         self.check_guard(&pk, guard, false)?;
-        let obj = match (merge, self.primary.get(&pk)) {
-            (Some(merge), Some(old)) => {
-                let merged = Arc::new(merge(&old.data, &obj));
-                if self.primary_key(&merged)? != pk {
-                    return Err(WriteError::PrimaryKeyChanged(self.table.name().to_string()));
+        // Only a merge needs the stored object here: a plain insert does
+        // not pay for a second lookup.
+        let obj = match merge {
+            Some(merge) => match self.primary.get(&pk) {
+                Some(old) => {
+                    let merged = Arc::new(merge(&old.data, &obj));
+                    if self.primary_key(&merged)? != pk {
+                        return Err(WriteError::PrimaryKeyChanged(self.table.name().to_string()));
+                    }
+                    merged
                 }
-                merged
-            }
-            _ => obj,
+                None => obj,
+            },
+            None => obj,
         };
         self.insert_unguarded(pk, obj)
     }
@@ -340,6 +348,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         self.upsert_with_key(pk, obj, guard, merge)
     }
 
+    #[inline]
     fn insert_unguarded(&mut self, pk: Key, data: Arc<T>) -> Result<Option<Object<T>>, WriteError> {
         // Run every user key function before changing anything, so that a
         // panic in one leaves this table's trees consistent.
