@@ -158,7 +158,7 @@ impl Db {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use statedb::{Db, Error, Index, Table};
+    /// use statedb::{Db, Index, Table, TxnError};
     /// let t = Table::new("t", &Index::<u32, u32>::unique("id", |o: &u32, k| k.push(o)))?;
     /// let db = Db::new();
     /// db.register_table(&t)?;

@@ -45,12 +45,22 @@ impl KeySet {
 type KeysFn<Obj> = dyn Fn(&Obj, &mut KeySet) + Send + Sync;
 
 pub(crate) struct IndexInner<Obj> {
-    pub name: &'static str,
-    pub unique: bool,
-    pub keys: Box<KeysFn<Obj>>,
+    name: &'static str,
+    unique: bool,
+    keys: Box<KeysFn<Obj>>,
 }
 
 impl<Obj> IndexInner<Obj> {
+    #[inline]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    #[inline]
+    pub fn is_unique(&self) -> bool {
+        self.unique
+    }
+
     pub fn keys_of(&self, obj: &Obj) -> KeySet {
         let mut ks = KeySet::new();
         (self.keys)(obj, &mut ks);
@@ -78,8 +88,15 @@ impl<Obj> IndexInner<Obj> {
 /// # let _ = by_name;
 /// ```
 pub struct Index<Obj, K: ?Sized> {
-    pub(crate) inner: Arc<IndexInner<Obj>>,
+    inner: Arc<IndexInner<Obj>>,
     _key: PhantomData<fn(&K)>,
+}
+
+impl<Obj, K: ?Sized> Index<Obj, K> {
+    /// The shared declaration tables hold.
+    pub(crate) fn inner(&self) -> &Arc<IndexInner<Obj>> {
+        &self.inner
+    }
 }
 
 impl<Obj, K: ?Sized> Clone for Index<Obj, K> {
@@ -171,8 +188,8 @@ impl<Obj, K: KeyEncoding + ?Sized> Index<Obj, K> {
 
 /// A query against one index of a table: the index name and encoded key.
 pub struct Query<Obj> {
-    pub(crate) index: &'static str,
-    pub(crate) key: Key,
+    index: &'static str,
+    key: Key,
     _obj: PhantomData<fn(&Obj)>,
 }
 
@@ -202,6 +219,11 @@ impl<Obj> Query<Obj> {
             key,
             _obj: PhantomData,
         }
+    }
+
+    /// The encoded key, owned.
+    pub(crate) fn into_key(self) -> Key {
+        self.key
     }
 
     /// The index this query searches.

@@ -15,9 +15,9 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// The tree search of a query in reverse: `(key to search, exact)`.
     fn rev_key(&self, q: &Query<T>, pos: IndexPos, exact: bool) -> part::Key {
         if exact {
-            exact_search_key(pos.unique(), &q.key)
+            exact_search_key(pos.unique(), q.key())
         } else {
-            range_search_key(pos.unique(), q.key.clone())
+            range_search_key(pos.unique(), q.key().into())
         }
     }
 
@@ -30,9 +30,9 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// such index.
     pub fn list_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>, TxnError> {
         let view = self.view(txn)?;
-        let pos = self.inner().index_pos(q.index)?;
+        let pos = self.inner().index_pos(q.index_name())?;
         if pos.unique() {
-            return Ok(Objects::one(view.first(pos, &q.key)));
+            return Ok(Objects::one(view.first(pos, q.key())));
         }
         let key = self.rev_key(&q, pos, true);
         Ok(Objects::rev(view.tree(pos).prefix_owned_rev(&key), None))
@@ -45,7 +45,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// As [`Table::list_rev`].
     pub fn prefix_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>, TxnError> {
         let view = self.view(txn)?;
-        let pos = self.inner().index_pos(q.index)?;
+        let pos = self.inner().index_pos(q.index_name())?;
         let key = self.rev_key(&q, pos, false);
         Ok(Objects::rev(view.tree(pos).prefix_owned_rev(&key), None))
     }
@@ -62,7 +62,7 @@ impl<T: Send + Sync + 'static> Table<T> {
         q: Query<T>,
     ) -> Result<Objects<T>, TxnError> {
         let view = self.view(txn)?;
-        let pos = self.inner().index_pos(q.index)?;
+        let pos = self.inner().index_pos(q.index_name())?;
         let key = self.rev_key(&q, pos, false);
         Ok(Objects::rev(
             view.tree(pos).into_owned_rev_iter(),
@@ -190,7 +190,7 @@ impl<T: Send + Sync + 'static> Table<T> {
         // network address outside it.
         let (objects, _) = self.lower_bound(txn, index.query(&net))?;
         let mut out = Vec::new();
-        let keys = index.inner.clone();
+        let keys = index.inner().clone();
         for o in objects.into_objects() {
             let nets: Vec<Option<IpNet>> = keys.keys_of(&o.data).iter().map(decode_net).collect();
             let inside = nets.iter().flatten().any(|n| net.contains(n));

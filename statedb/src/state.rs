@@ -249,7 +249,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
     fn secondary_keys(&self, i: usize, obj: &T, pk: &[u8]) -> KeySet {
         let idx = &self.table.secondary()[i];
         let keys = idx.keys_of(obj);
-        if idx.unique {
+        if idx.is_unique() {
             keys
         } else {
             let mut out = KeySet::new();
@@ -274,7 +274,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             {
                 return Err(WriteError::UniqueConflict {
                     table: self.table.name().to_string(),
-                    index: self.table.secondary()[i].name.to_string(),
+                    index: self.table.secondary()[i].name().to_string(),
                     key: crate::error::display_key(k),
                 });
             }
@@ -357,7 +357,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             let old = self.primary.get(&pk).map(|o| o.data.clone());
             for i in 0..self.secondary.len() {
                 let new_keys = self.secondary_keys(i, &data, &pk);
-                if self.table.secondary()[i].unique {
+                if self.table.secondary()[i].is_unique() {
                     self.check_unique(i, &new_keys, old.as_ref())?;
                 }
                 let old_keys = match &old {

@@ -100,8 +100,8 @@ impl<T: Send + Sync + 'static> TableHandle for Table<T> {
 impl<T: Send + Sync + 'static> Table<T> {
     /// Names of the table's indexes, primary first.
     pub fn index_names(&self) -> Vec<&'static str> {
-        std::iter::once(self.inner.primary().name)
-            .chain(self.inner.secondary().iter().map(|i| i.name))
+        std::iter::once(self.inner.primary().name())
+            .chain(self.inner.secondary().iter().map(|i| i.name()))
             .collect()
     }
 
@@ -109,7 +109,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     pub fn primary_query(&self, obj: &T) -> Option<Query<T>> {
         let keys = self.inner.primary().keys_of(obj);
         keys.into_first()
-            .map(|key| Query::new(self.inner.primary().name, key))
+            .map(|key| Query::new(self.inner.primary().name(), key))
     }
 
     // ---- writes -------------------------------------------------------
@@ -259,8 +259,8 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// The first object matching `q`.
     pub fn get(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Found<T>, TxnError> {
         let view = self.view(txn)?;
-        let pos = self.inner.index_pos(q.index)?;
-        Ok(view.first(pos, &q.key).map(|o| (o.data, o.revision)))
+        let pos = self.inner.index_pos(q.index_name())?;
+        Ok(view.first(pos, q.key()).map(|o| (o.data, o.revision)))
     }
 
     /// The first object matching `q`, and a watch that closes when the
@@ -271,14 +271,14 @@ impl<T: Send + Sync + 'static> Table<T> {
         q: Query<T>,
     ) -> Result<(Found<T>, Watch), TxnError> {
         let view = self.view(txn)?;
-        let pos = self.inner.index_pos(q.index)?;
+        let pos = self.inner.index_pos(q.index_name())?;
         if pos.unique() && view.is_snapshot() {
             // One search finds both.
-            let (o, w) = view.watch_tree(pos).get_watch(&q.key);
+            let (o, w) = view.watch_tree(pos).get_watch(q.key());
             return Ok((o.map(|o| (o.data.clone(), o.revision)), w));
         }
-        let found = view.first(pos, &q.key).map(|o| (o.data, o.revision));
-        let watch = exact_watch(view.watch_tree(pos), pos.unique(), &q.key);
+        let found = view.first(pos, q.key()).map(|o| (o.data, o.revision));
+        let watch = exact_watch(view.watch_tree(pos), pos.unique(), q.key());
         Ok((found, watch))
     }
 
@@ -295,12 +295,12 @@ impl<T: Send + Sync + 'static> Table<T> {
         q: Query<T>,
     ) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
-        let pos = self.inner.index_pos(q.index)?;
-        let watch = exact_watch(view.watch_tree(pos), pos.unique(), &q.key);
+        let pos = self.inner.index_pos(q.index_name())?;
+        let watch = exact_watch(view.watch_tree(pos), pos.unique(), q.key());
         let objects = if pos.unique() {
-            Objects::one(view.first(pos, &q.key))
+            Objects::one(view.first(pos, q.key()))
         } else {
-            let key = exact_search_key(false, &q.key);
+            let key = exact_search_key(false, q.key());
             Objects::iter(view.tree(pos).prefix_owned(&key).0)
         };
         Ok((objects, watch))
@@ -315,8 +315,8 @@ impl<T: Send + Sync + 'static> Table<T> {
         q: Query<T>,
     ) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
-        let pos = self.inner.index_pos(q.index)?;
-        let key = range_search_key(pos.unique(), q.key);
+        let pos = self.inner.index_pos(q.index_name())?;
+        let key = range_search_key(pos.unique(), q.into_key());
         let (it, _) = view.tree(pos).prefix_owned(&key);
         let watch = view.watch_tree(pos).prefix(&key).1;
         Ok((Objects::iter(it), watch))
@@ -330,8 +330,8 @@ impl<T: Send + Sync + 'static> Table<T> {
         q: Query<T>,
     ) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
-        let pos = self.inner.index_pos(q.index)?;
-        let key = range_search_key(pos.unique(), q.key);
+        let pos = self.inner.index_pos(q.index_name())?;
+        let key = range_search_key(pos.unique(), q.into_key());
         Ok((
             Objects::iter(view.tree(pos).lower_bound_owned(&key)),
             view.watch_tree(pos).root_watch(),

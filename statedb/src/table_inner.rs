@@ -129,13 +129,13 @@ impl<T> TableInner<T> {
     pub(crate) fn index_pos(&self, name: &str) -> Result<IndexPos, TxnError> {
         // Queries carry the index's own `&'static str`: pointer equality
         // settles the common case without comparing bytes.
-        if std::ptr::eq(name, self.primary.name) || name == self.primary.name {
+        if std::ptr::eq(name, self.primary.name()) || name == self.primary.name() {
             return Ok(IndexPos::Primary);
         }
         self.secondary
             .iter()
-            .position(|i| i.name == name)
-            .map(|i| IndexPos::Secondary(i, self.secondary[i].unique))
+            .position(|i| i.name() == name)
+            .map(|i| IndexPos::Secondary(i, self.secondary[i].is_unique()))
             .ok_or_else(|| TxnError::UnknownIndex {
                 table: self.name.clone(),
                 index: name.to_string(),

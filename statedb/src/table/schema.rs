@@ -18,7 +18,7 @@ impl<T: Send + Sync + 'static> TableBuilder<T> {
     /// Adds a secondary index.
     #[must_use]
     pub fn index<K: ?Sized>(mut self, index: &Index<T, K>) -> Self {
-        self.secondary.push(index.inner.clone());
+        self.secondary.push(index.inner().clone());
         self
     }
 
@@ -27,27 +27,27 @@ impl<T: Send + Sync + 'static> TableBuilder<T> {
         if !valid_table_name(&self.name) {
             return Err(DeclareError::InvalidTableName(self.name));
         }
-        if !self.primary.unique {
+        if !self.primary.is_unique() {
             return Err(DeclareError::PrimaryIndexNotUnique {
                 table: self.name,
-                index: self.primary.name.to_string(),
+                index: self.primary.name().to_string(),
             });
         }
         let mut names: Vec<&str> = Vec::new();
         for idx in std::iter::once(&self.primary).chain(&self.secondary) {
-            if idx.name.is_empty() {
+            if idx.name().is_empty() {
                 return Err(DeclareError::EmptyIndexName);
             }
-            if idx.name.starts_with("__") {
-                return Err(DeclareError::ReservedIndexName(idx.name.to_string()));
+            if idx.name().starts_with("__") {
+                return Err(DeclareError::ReservedIndexName(idx.name().to_string()));
             }
-            if names.contains(&idx.name) {
+            if names.contains(&idx.name()) {
                 return Err(DeclareError::DuplicateIndex {
                     table: self.name,
-                    index: idx.name.to_string(),
+                    index: idx.name().to_string(),
                 });
             }
-            names.push(idx.name);
+            names.push(idx.name());
         }
         Ok(Table::from_inner(TableInner::new(
             self.name,
@@ -73,7 +73,7 @@ impl<T: Send + Sync + 'static> Table<T> {
     pub fn builder<K: ?Sized>(name: &str, primary: &Index<T, K>) -> TableBuilder<T> {
         TableBuilder {
             name: name.to_string(),
-            primary: primary.inner.clone(),
+            primary: primary.inner().clone(),
             secondary: Vec::new(),
         }
     }
