@@ -12,16 +12,31 @@ use tokio_util::sync::CancellationToken;
 /// Errors of hooks and of the lifecycle.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type JobFn = Box<dyn FnOnce(CancellationToken) -> BoxFuture<()> + Send>;
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type JobFn = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
-/// A start/stop pair run by the [`Lifecycle`].
-#[async_trait::async_trait]
-pub trait Hook: Send + Sync {
+/// A start/stop pair run by the [`Lifecycle`]; implement the methods as
+/// `async fn`.
+pub trait Hook: Send + Sync + 'static {
     /// Starts; an error stops what already started and fails the start.
-    async fn start(&self) -> Result<(), BoxError>;
+    fn start(&self) -> impl Future<Output = Result<(), BoxError>> + Send;
     /// Stops; called in reverse start order.
-    async fn stop(&self);
+    fn stop(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// [`Hook`] made object-safe, for storing any hook.
+trait DynHook: Send + Sync {
+    fn start(&self) -> BoxFuture<'_, Result<(), BoxError>>;
+    fn stop(&self) -> BoxFuture<'_, ()>;
+}
+
+impl<T: Hook> DynHook for T {
+    fn start(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(Hook::start(self))
+    }
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Hook::stop(self))
+    }
 }
 
 /// Lifecycle errors.
@@ -44,12 +59,12 @@ pub enum LifecycleError {
 }
 
 enum Entry {
-    Hook(String, Arc<dyn Hook>),
+    Hook(String, Arc<dyn DynHook>),
     Job(String, Option<JobFn>),
 }
 
 enum Running {
-    Hook(Arc<dyn Hook>),
+    Hook(Arc<dyn DynHook>),
     Job(String, CancellationToken, JoinHandle<()>),
 }
 
@@ -99,7 +114,7 @@ impl Lifecycle {
     /// Adds a hook, started by [`Lifecycle::start`]. Add hooks and jobs
     /// before starting: a lifecycle starts once, so one added later never
     /// runs.
-    pub fn add_hook(&self, name: &str, hook: impl Hook + 'static) {
+    pub fn add_hook(&self, name: &str, hook: impl Hook) {
         self.inner
             .lock()
             .entries
@@ -189,7 +204,6 @@ mod tests {
 
     struct Recording(&'static str, Arc<Mutex<Vec<String>>>, bool);
 
-    #[async_trait::async_trait]
     impl Hook for Recording {
         async fn start(&self) -> Result<(), BoxError> {
             self.1.lock().push(format!("start {}", self.0));

@@ -1,5 +1,6 @@
 //! Rate limiting of reconciliation rounds, on tokio's clock.
 
+use std::future::Future;
 use std::ops::Add;
 use std::sync::Arc;
 
@@ -10,10 +11,26 @@ use governor::state::{InMemoryState, NotKeyed};
 
 /// Spaces reconciliation rounds: the reconciler awaits [`RateLimiter::wait`]
 /// before each round.
-#[async_trait::async_trait]
-pub trait RateLimiter: Send + Sync {
+pub trait RateLimiter: Send + Sync + 'static {
     /// Completes when the next round may start.
-    async fn wait(&self);
+    fn wait(&self) -> impl Future<Output = ()> + Send;
+}
+
+impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
+    fn wait(&self) -> impl Future<Output = ()> + Send {
+        (**self).wait()
+    }
+}
+
+/// [`RateLimiter`] made object-safe, for storing any limiter.
+pub(crate) trait DynRateLimiter: Send + Sync {
+    fn wait(&self) -> crate::ops::BoxFuture<'_, ()>;
+}
+
+impl<T: RateLimiter> DynRateLimiter for T {
+    fn wait(&self) -> crate::ops::BoxFuture<'_, ()> {
+        Box::pin(RateLimiter::wait(self))
+    }
 }
 
 /// A [`governor`] clock reading tokio's clock, so that a paused tokio
@@ -70,10 +87,10 @@ impl Clock for TokioClock {
 pub type GovernorLimiter<C> =
     governor::RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-#[async_trait::async_trait]
 impl<C> RateLimiter for GovernorLimiter<C>
 where
-    C: Clock + Send + Sync,
+    C: Clock + Send + Sync + 'static,
+    C::Instant: Send + Sync,
 {
     async fn wait(&self) {
         while let Err(not_until) = self.check() {
@@ -90,6 +107,6 @@ where
 /// let limiter = reconciler::tokio_rate_limiter(governor::Quota::per_second(NonZeroU32::new(10).unwrap()));
 /// # let _ = limiter;
 /// ```
-pub fn tokio_rate_limiter(quota: governor::Quota) -> Arc<dyn RateLimiter> {
-    Arc::new(GovernorLimiter::direct_with_clock(quota, TokioClock::new()))
+pub fn tokio_rate_limiter(quota: governor::Quota) -> GovernorLimiter<TokioClock> {
+    GovernorLimiter::direct_with_clock(quota, TokioClock::new())
 }

@@ -24,7 +24,7 @@ pub enum StatusKind {
     /// The last attempt failed; it will be retried.
     Error,
     /// Reconciled, and queued to be updated again because its status is
-    /// older than the refresh interval ([`crate::Config::refresh_interval`]).
+    /// older than the refresh interval ([`crate::Builder::refresh`]).
     Refreshing,
 }
 
@@ -59,8 +59,8 @@ impl KeyEncoding for StatusKind {
 }
 
 /// Reconciliation status of an object: embed it in the object type and
-/// point [`crate::Config::get_object_status`] and
-/// [`crate::Config::set_object_status`] at it.
+/// point [`crate::Builder::status`] at it (or, for several reconcilers of
+/// one object, use a [`crate::StatusSet`]).
 ///
 /// Deletion is soft: mark the object [`Status::pending_delete`]; the
 /// reconciler deletes it from the target, then from the table. This makes
@@ -170,7 +170,9 @@ mod rfc3339 {
 /// A non-unique index named `"status"` on the status kind, for
 /// [`crate::wait_for_reconciliation`] and for listing pending or failed
 /// objects.
-pub fn new_status_index<Obj: 'static>(get_status: fn(&Obj) -> &Status) -> Index<Obj, StatusKind> {
+pub fn new_status_index<Obj: 'static>(
+    get_status: impl Fn(&Obj) -> &Status + Send + Sync + 'static,
+) -> Index<Obj, StatusKind> {
     Index::non_unique("status", move |o: &Obj, keys| {
         keys.push(&get_status(o).kind)
     })

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reconciler::{
-    Config, ConfigError, HealthReporter, Lifecycle, LifecycleError, OpError, Operations, Params,
-    PrometheusMetrics, Status, StatusKind, WaitError,
+    Builder, ConfigError, HealthReporter, Lifecycle, LifecycleError, OpError, Operations, Params,
+    PrometheusMetrics, Pruned, Reconciler, Status, StatusKind, WaitError,
 };
 use statedb::{Db, Error, Index, Objects, ReadTxn, Table, TxnError};
 
@@ -38,7 +38,6 @@ fn registered(name: &str) -> (Db, Table<O>) {
 
 struct Nop;
 
-#[async_trait::async_trait]
 impl Operations<O> for Nop {
     async fn update(
         &self,
@@ -52,19 +51,13 @@ impl Operations<O> for Nop {
     async fn delete(&self, _: &ReadTxn, _: statedb::Revision, _: &O) -> Result<(), OpError> {
         Ok(())
     }
-    async fn prune(&self, _: &ReadTxn, _: Objects<O>) -> Result<(), OpError> {
-        Ok(())
+    async fn prune(&self, _: &ReadTxn, _: Objects<O>) -> Result<Pruned, OpError> {
+        Ok(Pruned::default())
     }
 }
 
-fn config(t: &Table<O>) -> Config<O> {
-    Config::new(
-        t.clone(),
-        |o| &o.status,
-        |o, s| o.status = s,
-        O::clone,
-        Arc::new(Nop),
-    )
+fn config(t: &Table<O>) -> Builder<O> {
+    Reconciler::builder(t.clone(), Nop).status(|o| &o.status, |o, s| o.status = s)
 }
 
 fn params(db: &Db, module: &str) -> Params {
@@ -81,10 +74,9 @@ fn params(db: &Db, module: &str) -> Params {
 #[test]
 fn c30_zero_round_size() {
     let (db, t) = registered("t");
-    let mut c = config(&t);
-    c.incremental_round_size = 0;
+    let c = config(&t).incremental_round_size(0);
     assert_eq!(
-        reconciler::new(c, params(&db, "m")).unwrap_err(),
+        c.build(params(&db, "m")).unwrap_err(),
         ConfigError::ZeroRoundSize
     );
 }
@@ -92,10 +84,9 @@ fn c30_zero_round_size() {
 #[test]
 fn c40_zero_concurrency() {
     let (db, t) = registered("t");
-    let mut c = config(&t);
-    c.concurrency = 0;
+    let c = config(&t).concurrency(0);
     assert_eq!(
-        reconciler::new(c, params(&db, "m")).unwrap_err(),
+        c.build(params(&db, "m")).unwrap_err(),
         ConfigError::ZeroConcurrency
     );
 }
@@ -103,10 +94,9 @@ fn c40_zero_concurrency() {
 #[test]
 fn c31_zero_min_backoff() {
     let (db, t) = registered("t");
-    let mut c = config(&t);
-    c.retry_backoff_min_duration = Duration::ZERO;
+    let c = config(&t).retry_backoff(Duration::ZERO, Duration::from_secs(60));
     assert_eq!(
-        reconciler::new(c, params(&db, "m")).unwrap_err(),
+        c.build(params(&db, "m")).unwrap_err(),
         ConfigError::ZeroRetryBackoffMin
     );
 }
@@ -114,11 +104,9 @@ fn c31_zero_min_backoff() {
 #[test]
 fn c32_max_backoff_below_min() {
     let (db, t) = registered("t");
-    let mut c = config(&t);
-    c.retry_backoff_min_duration = Duration::from_secs(2);
-    c.retry_backoff_max_duration = Duration::from_secs(1);
+    let c = config(&t).retry_backoff(Duration::from_secs(2), Duration::from_secs(1));
     assert!(matches!(
-        reconciler::new(c, params(&db, "m")),
+        c.build(params(&db, "m")),
         Err(ConfigError::RetryBackoffMaxBelowMin { .. })
     ));
 }
@@ -127,7 +115,7 @@ fn c32_max_backoff_below_min() {
 fn c33_empty_module_id() {
     let (db, t) = registered("t");
     assert_eq!(
-        reconciler::register(config(&t), params(&db, "")).unwrap_err(),
+        config(&t).register(params(&db, "")).unwrap_err(),
         ConfigError::EmptyModuleId
     );
 }
@@ -136,7 +124,7 @@ fn c33_empty_module_id() {
 fn c34_table_not_registered_with_params_db() {
     let (_, t) = registered("t");
     assert!(matches!(
-        reconciler::register(config(&t), params(&Db::new(), "m")),
+        config(&t).register(params(&Db::new(), "m")),
         Err(ConfigError::Table { .. })
     ));
 }

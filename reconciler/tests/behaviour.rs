@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use reconciler::{
-    BatchEntry, BatchOperations, Config, ConfigError, HealthLevel, HealthReporter, InMemoryMetrics,
-    Lifecycle, OpError, Operations, Params, Reconciler, Status, StatusKind,
+    BatchEntry, BatchOperations, Builder, ConfigError, HealthLevel, HealthReporter,
+    InMemoryMetrics, Lifecycle, OpError, Operations, Params, Pruned, Reconciler, Status,
+    StatusKind,
 };
 use statedb::{Db, Index, Objects, ReadTxn, Table};
 use tokio::time::Instant;
@@ -74,7 +75,6 @@ impl Target {
     }
 }
 
-#[async_trait::async_trait]
 impl Operations<TObj> for Target {
     async fn update(
         &self,
@@ -102,14 +102,14 @@ impl Operations<TObj> for Target {
         self.state.lock().remove(&obj.id);
         Ok(())
     }
-    async fn prune(&self, _txn: &ReadTxn, objects: Objects<TObj>) -> Result<(), OpError> {
+    async fn prune(&self, _txn: &ReadTxn, objects: Objects<TObj>) -> Result<Pruned, OpError> {
         self.prunes.fetch_add(1, Ordering::SeqCst);
         if self.fail_prune.load(Ordering::SeqCst) {
             return Err("prune refused".into());
         }
         let desired: BTreeSet<u64> = objects.map(|(o, _)| o.id).collect();
         self.state.lock().retain(|k, _| desired.contains(k));
-        Ok(())
+        Ok(Pruned::default())
     }
 }
 
@@ -125,18 +125,11 @@ struct H {
     rec: Reconciler<TObj>,
 }
 
-fn config(table: &Table<TObj>, target: &Arc<Target>) -> Config<TObj> {
-    let mut c = Config::new(
-        table.clone(),
-        |o| &o.status,
-        |o, s| o.status = s,
-        TObj::clone,
-        target.clone(),
-    );
-    c.retry_backoff_min_duration = Duration::from_millis(10);
-    c.retry_backoff_max_duration = Duration::from_millis(80);
-    c.incremental_round_size = 100;
-    c
+fn config(table: &Table<TObj>, target: &Arc<Target>) -> Builder<TObj> {
+    Reconciler::builder(table.clone(), target.clone())
+        .status(|o| &o.status, |o, s| o.status = s)
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(80))
+        .incremental_round_size(100)
 }
 
 fn tables() -> (Db, Table<TObj>, Index<TObj, u64>, Index<TObj, StatusKind>) {
@@ -152,19 +145,18 @@ fn tables() -> (Db, Table<TObj>, Index<TObj, u64>, Index<TObj, StatusKind>) {
 }
 
 async fn start(
-    tweak: impl FnOnce(&mut Config<TObj>),
+    tweak: impl FnOnce(Builder<TObj>) -> Builder<TObj>,
     before_start: impl FnOnce(&Db, &Table<TObj>),
 ) -> H {
     let (db, table, by_id, status) = tables();
     let target = Arc::new(Target::default());
     let metrics = Arc::new(InMemoryMetrics::new());
     let health = Arc::new(HealthReporter::new());
-    let mut cfg = config(&table, &target);
-    tweak(&mut cfg);
+    let cfg = tweak(config(&table, &target));
     let lc = Lifecycle::new();
     let params = Params::new(db.clone(), "test", lc.clone(), health.clone())
         .with_default_metrics(metrics.clone());
-    let rec = reconciler::new(cfg, params).unwrap();
+    let rec = cfg.build(params).unwrap();
     before_start(&db, &table);
     lc.start().await.unwrap();
     H {
@@ -218,7 +210,7 @@ impl H {
 
 #[tokio::test(start_paused = true)]
 async fn incremental_in_revision_order_only_pending_bounded_rounds() {
-    let h = start(|c| c.incremental_round_size = 2, |_, _| {}).await;
+    let h = start(|c| c.incremental_round_size(2), |_, _| {}).await;
     let mut objs: Vec<TObj> = [5u64, 3, 9, 1, 7]
         .iter()
         .map(|&i| pending(i, i as u32))
@@ -250,7 +242,7 @@ async fn incremental_in_revision_order_only_pending_bounded_rounds() {
 
 #[tokio::test(start_paused = true)]
 async fn operation_gets_clone_and_stale_result_is_dropped() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.target.slow.lock().insert(1, Duration::from_secs(1));
     h.insert(&[pending(1, 10)]);
     h.until("first update started", |h| !h.target.log().is_empty())
@@ -268,7 +260,7 @@ async fn operation_gets_clone_and_stale_result_is_dropped() {
 
 #[tokio::test(start_paused = true)]
 async fn soft_delete_removes_on_success_and_keeps_delete_flag_on_error() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.insert(&[pending(1, 1), pending(2, 2)]);
     h.settled().await;
     h.target.fail.lock().insert(2);
@@ -300,7 +292,7 @@ async fn soft_delete_removes_on_success_and_keeps_delete_flag_on_error() {
 
 #[tokio::test(start_paused = true)]
 async fn retries_back_off_exponentially_and_reset_on_change() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.target.fail.lock().insert(1);
     h.insert(&[pending(1, 1)]);
     h.until("six attempts", |h| h.target.times(1).len() >= 6)
@@ -345,7 +337,7 @@ async fn full_reconciliation_waits_for_init_prunes_then_updates() {
     let init = Arc::new(Mutex::new(None));
     let init2 = init.clone();
     let h = start(
-        |c| c.full_reconciliation_interval = Duration::from_secs(10),
+        |c| c.full_reconciliation_interval(Duration::from_secs(10)),
         move |db, table| {
             let mut w = db.write_txn(&[table]).unwrap();
             *init2.lock() = Some(table.register_initializer(&mut w, "sync").unwrap());
@@ -414,7 +406,7 @@ async fn full_reconciliation_waits_for_init_prunes_then_updates() {
 
 #[tokio::test(start_paused = true)]
 async fn full_reconciliation_failures_get_error_status_and_retry() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.insert(&[pending(1, 1)]);
     h.settled().await;
     h.target.fail.lock().insert(1);
@@ -434,7 +426,6 @@ struct Batch {
     calls: Mutex<Vec<(&'static str, Vec<u64>)>>,
 }
 
-#[async_trait::async_trait]
 impl BatchOperations<TObj> for Batch {
     async fn update_batch(&self, txn: &ReadTxn, batch: &mut [BatchEntry<TObj>]) {
         self.calls
@@ -468,7 +459,7 @@ async fn batch_operations_delete_first_and_map_results() {
                 calls: Mutex::new(Vec::new()),
             });
             *b2.lock() = Some(b.clone());
-            c.batch_operations = Some(b);
+            c.batch_operations(b)
         },
         |_, _| {},
     )
@@ -510,7 +501,7 @@ async fn batch_operations_delete_first_and_map_results() {
 
 #[tokio::test(start_paused = true)]
 async fn health_reports_count_or_joined_errors() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.insert(&[pending(1, 1), pending(2, 2)]);
     h.settled().await;
     h.until("ok", |h| {
@@ -544,7 +535,7 @@ async fn health_reports_count_or_joined_errors() {
 
 #[tokio::test(start_paused = true)]
 async fn metrics_record_durations_and_errors() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.target.slow.lock().insert(1, Duration::from_millis(30));
     h.target.fail.lock().insert(2);
     h.insert(&[pending(1, 1), pending(2, 2)]);
@@ -575,7 +566,7 @@ async fn metrics_record_durations_and_errors() {
 async fn rate_limiter_spaces_rounds() {
     let quota = governor::Quota::per_second(std::num::NonZeroU32::new(1).unwrap());
     let h = start(
-        move |c| c.rate_limiter = Some(reconciler::tokio_rate_limiter(quota)),
+        move |c| c.rate_limiter(reconciler::tokio_rate_limiter(quota)),
         |_, _| {},
     )
     .await;
@@ -597,7 +588,7 @@ async fn rate_limiter_spaces_rounds() {
 
 #[tokio::test(start_paused = true)]
 async fn panicking_operation_becomes_error_and_is_retried() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.target.panic.lock().insert(1);
     h.insert(&[pending(1, 1), pending(2, 2)]);
     h.until("1 error", |h| h.kind(1) == Some(StatusKind::Error))
@@ -617,11 +608,7 @@ async fn panicking_operation_becomes_error_and_is_retried() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_during_slow_operation_is_prompt_and_commits_nothing() {
     // An operation longer than the drain time is cancelled at its end.
-    let h = start(
-        |c| c.shutdown_drain_duration = Duration::from_millis(100),
-        |_, _| {},
-    )
-    .await;
+    let h = start(|c| c.shutdown_drain(Duration::from_millis(100)), |_, _| {}).await;
     h.target.slow.lock().insert(1, Duration::from_secs(3600));
     h.insert(&[pending(1, 1)]);
     h.until("op started", |h| !h.target.log().is_empty()).await;
@@ -640,7 +627,7 @@ async fn shutdown_during_slow_operation_is_prompt_and_commits_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn trigger_coalesces() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.insert(&[pending(1, 1)]);
     h.settled().await;
     for _ in 0..5 {
@@ -665,36 +652,38 @@ fn config_validation_names_the_field() {
     let target = Arc::new(Target::default());
     let lc = Lifecycle::new();
     let params = || Params::new(db.clone(), "m", lc.clone(), Arc::new(HealthReporter::new()));
-    let mut c = config(&table, &target);
-    c.incremental_round_size = 0;
+    let c = config(&table, &target).incremental_round_size(0);
+    assert_eq!(c.build(params()).unwrap_err(), ConfigError::ZeroRoundSize);
+    let c = config(&table, &target).retry_backoff(Duration::ZERO, Duration::from_secs(1));
     assert_eq!(
-        reconciler::new(c, params()).unwrap_err(),
-        ConfigError::ZeroRoundSize
-    );
-    let mut c = config(&table, &target);
-    c.retry_backoff_min_duration = Duration::ZERO;
-    assert_eq!(
-        reconciler::new(c, params()).unwrap_err(),
+        c.build(params()).unwrap_err(),
         ConfigError::ZeroRetryBackoffMin
     );
-    let mut c = config(&table, &target);
-    c.retry_backoff_max_duration = Duration::from_millis(1);
-    let e = reconciler::new(c, params()).unwrap_err();
-    assert!(e.to_string().contains("retry_backoff_max_duration"), "{e}");
+    let c =
+        config(&table, &target).retry_backoff(Duration::from_millis(10), Duration::from_millis(1));
+    let e = c.build(params()).unwrap_err();
+    assert!(e.to_string().contains("retry_backoff"), "{e}");
+    let c = config(&table, &target).refresh(Duration::from_secs(1), 0);
+    let e = c.build(params()).unwrap_err();
+    assert_eq!(e, ConfigError::ZeroRefreshPerRound);
+    assert!(e.to_string().starts_with("refresh"), "{e}");
+    let c = config(&table, &target).concurrency(0);
+    assert_eq!(c.build(params()).unwrap_err(), ConfigError::ZeroConcurrency);
+    let c = Reconciler::builder(table.clone(), target.clone());
+    let e = c.build(params()).unwrap_err();
+    assert_eq!(e, ConfigError::MissingStatus);
+    assert!(e.to_string().contains("status(get, set)"), "{e}");
     let c = config(&table, &target);
     let mut p = params();
     p.module_id.clear();
-    assert_eq!(
-        reconciler::new(c, p).unwrap_err(),
-        ConfigError::EmptyModuleId
-    );
+    assert_eq!(c.build(p).unwrap_err(), ConfigError::EmptyModuleId);
     let (_, other_table, _, _) = tables();
     let c = config(&other_table, &target);
     assert!(matches!(
-        reconciler::register(c, params()),
+        c.register(params()),
         Err(ConfigError::Table { .. })
     ));
-    assert!(reconciler::register(config(&table, &target), params()).is_ok());
+    assert!(config(&table, &target).register(params()).is_ok());
 }
 
 #[test]
@@ -708,7 +697,7 @@ fn blocking_wait_for_reconciliation() {
         .unwrap();
     let lc = Lifecycle::new();
     let params = Params::new(db.clone(), "m", lc.clone(), Arc::new(HealthReporter::new()));
-    reconciler::register(config(&table, &target), params).unwrap();
+    config(&table, &target).register(params).unwrap();
     rt.block_on(lc.start()).unwrap();
     target.fail.lock().insert(2);
     let mut w = db.write_txn(&[&table]).unwrap();
@@ -734,7 +723,7 @@ fn blocking_wait_for_reconciliation() {
 
 #[tokio::test(start_paused = true)]
 async fn hard_deletes_reach_the_target() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     let objs: Vec<TObj> = (0..1000).map(|i| pending(i, i as u32)).collect();
     h.insert(&objs);
     h.settled().await;
@@ -781,7 +770,7 @@ async fn hard_deletes_reach_the_target() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_hard_delete_is_retried_until_it_succeeds_or_the_key_returns() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.insert(&[pending(1, 1), pending(2, 2)]);
     h.settled().await;
     h.target.fail.lock().extend([1, 2]);
@@ -835,7 +824,7 @@ async fn failed_hard_delete_is_retried_until_it_succeeds_or_the_key_returns() {
 
 #[tokio::test(start_paused = true)]
 async fn soft_delete_calls_delete_once() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.insert(&[pending(1, 1)]);
     h.settled().await;
     h.insert(&[TObj {
@@ -855,7 +844,7 @@ async fn soft_delete_calls_delete_once() {
 async fn prunes_leftovers_as_soon_as_the_table_is_initialized() {
     // No interval configured, no initializer: pruned once at start.
     let h = start(
-        |c| c.full_reconciliation_interval = Duration::ZERO,
+        |c| c.full_reconciliation_interval(Duration::ZERO),
         |_, _| {},
     )
     .await;
@@ -878,7 +867,7 @@ async fn prunes_leftovers_as_soon_as_the_table_is_initialized() {
     let init = Arc::new(Mutex::new(None));
     let init2 = init.clone();
     let h = start(
-        |c| c.full_reconciliation_interval = Duration::from_secs(3600),
+        |c| c.full_reconciliation_interval(Duration::from_secs(3600)),
         move |db, table| {
             let mut w = db.write_txn(&[table]).unwrap();
             *init2.lock() = Some(table.register_initializer(&mut w, "restore").unwrap());
@@ -913,7 +902,7 @@ async fn prunes_leftovers_as_soon_as_the_table_is_initialized() {
 
 #[tokio::test(start_paused = true)]
 async fn full_round_writes_back_a_fresh_done_status() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.insert(&[pending(1, 1)]);
     h.settled().await;
     let before = h.get(1).unwrap().status.updated_at;
@@ -934,7 +923,7 @@ async fn full_round_writes_back_a_fresh_done_status() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_until_reconciled_reports_the_revision_and_the_errors() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     h.target.fail.lock().insert(2);
     let mut w = h.db.write_txn(&[&h.table]).unwrap();
     for i in 1..=3 {
@@ -980,7 +969,7 @@ async fn wait_until_reconciled_reports_the_revision_and_the_errors() {
 
 #[tokio::test(start_paused = true)]
 async fn operations_get_the_objects_revision() {
-    let h = start(|_| {}, |_, _| {}).await;
+    let h = start(|c| c, |_, _| {}).await;
     let mut w = h.db.write_txn(&[&h.table]).unwrap();
     h.table.insert(&mut w, pending(1, 1)).unwrap();
     let r = w.commit();
@@ -1001,11 +990,7 @@ async fn operations_get_the_objects_revision() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_lets_operations_in_flight_finish_within_the_drain_time() {
-    let h = start(
-        |c| c.shutdown_drain_duration = Duration::from_secs(5),
-        |_, _| {},
-    )
-    .await;
+    let h = start(|c| c.shutdown_drain(Duration::from_secs(5)), |_, _| {}).await;
     h.target.slow.lock().insert(1, Duration::from_secs(2));
     h.insert(&[pending(1, 1)]);
     h.until("op started", |h| !h.target.log().is_empty()).await;
@@ -1052,7 +1037,6 @@ impl Concurrent {
     }
 }
 
-#[async_trait::async_trait]
 impl Operations<TObj> for Concurrent {
     async fn update(
         &self,
@@ -1070,8 +1054,8 @@ impl Operations<TObj> for Concurrent {
         self.done.lock().remove(&obj.id);
         Ok(())
     }
-    async fn prune(&self, _: &ReadTxn, _: Objects<TObj>) -> Result<(), OpError> {
-        Ok(())
+    async fn prune(&self, _: &ReadTxn, _: Objects<TObj>) -> Result<Pruned, OpError> {
+        Ok(Pruned::default())
     }
 }
 
@@ -1079,15 +1063,10 @@ impl Operations<TObj> for Concurrent {
 async fn concurrency_bounds_operations_in_flight_and_never_overlaps_a_key() {
     let (db, table, _, status) = tables();
     let target = Arc::new(Concurrent::default());
-    let mut cfg = Config::new(
-        table.clone(),
-        |o| &o.status,
-        |o, s| o.status = s,
-        TObj::clone,
-        target.clone(),
-    );
-    cfg.concurrency = 4;
-    cfg.incremental_round_size = 20;
+    let cfg = Reconciler::builder(table.clone(), target.clone())
+        .status(|o| &o.status, |o, s| o.status = s)
+        .concurrency(4)
+        .incremental_round_size(20);
     let lc = Lifecycle::new();
     let params = Params::new(
         db.clone(),
@@ -1095,7 +1074,7 @@ async fn concurrency_bounds_operations_in_flight_and_never_overlaps_a_key() {
         lc.clone(),
         Arc::new(HealthReporter::new()),
     );
-    reconciler::register(cfg, params).unwrap();
+    cfg.register(params).unwrap();
     lc.start().await.unwrap();
     // Waves of updates to overlapping keys while earlier ones still run.
     for wave in 0..5u32 {
@@ -1137,7 +1116,7 @@ async fn triggered_full_round_can_be_awaited() {
     let init = Arc::new(Mutex::new(None));
     let init2 = init.clone();
     let h = start(
-        |_| {},
+        |c| c,
         move |db, table| {
             let mut w = db.write_txn(&[table]).unwrap();
             *init2.lock() = Some(table.register_initializer(&mut w, "sync").unwrap());
@@ -1174,14 +1153,7 @@ async fn triggered_full_round_can_be_awaited() {
 
 #[tokio::test(start_paused = true)]
 async fn refresh_updates_objects_older_than_the_interval_a_few_at_a_time() {
-    let h = start(
-        |c| {
-            c.refresh_interval = Duration::from_secs(10);
-            c.refresh_per_round = 2;
-        },
-        |_, _| {},
-    )
-    .await;
+    let h = start(|c| c.refresh(Duration::from_secs(10), 2), |_, _| {}).await;
     h.insert(&(1..=5).map(|i| pending(i, i as u32)).collect::<Vec<_>>());
     h.settled().await;
     let updates = |h: &H| h.target.log().iter().filter(|e| e.0 == "update").count();

@@ -24,7 +24,8 @@ use common::{env, memory_mb};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reconciler::{
-    Config, HealthReporter, InMemoryMetrics, Lifecycle, OpError, Operations, Params, Status,
+    HealthReporter, InMemoryMetrics, Lifecycle, OpError, Operations, Params, Pruned, Reconciler,
+    Status,
 };
 use statedb::{Db, Index, Objects, ReadTxn, Table};
 
@@ -115,7 +116,6 @@ struct DownTarget {
     attempts: AtomicU64,
 }
 
-#[async_trait::async_trait]
 impl Operations<Obj> for DownTarget {
     async fn update(
         &self,
@@ -139,8 +139,8 @@ impl Operations<Obj> for DownTarget {
             Err("target down".into())
         }
     }
-    async fn prune(&self, _: &ReadTxn, _: Objects<Obj>) -> Result<(), OpError> {
-        Ok(())
+    async fn prune(&self, _: &ReadTxn, _: Objects<Obj>) -> Result<Pruned, OpError> {
+        Ok(Pruned::default())
     }
 }
 
@@ -151,21 +151,15 @@ async fn long_target_outage_keeps_retry_queue_bounded() {
     let (db, table, _) = table();
     let status = reconciler::new_status_index(|o: &Obj| &o.status);
     let target = Arc::new(DownTarget::default());
-    let mut cfg = Config::new(
-        table.clone(),
-        |o| &o.status,
-        |o, s| o.status = s,
-        Obj::clone,
-        target.clone(),
-    );
-    cfg.retry_backoff_min_duration = Duration::from_millis(10);
-    cfg.retry_backoff_max_duration = Duration::from_secs(60);
+    let cfg = Reconciler::builder(table.clone(), target.clone())
+        .status(|o| &o.status, |o, s| o.status = s)
+        .retry_backoff(Duration::from_millis(10), Duration::from_secs(60));
     let metrics = Arc::new(InMemoryMetrics::new());
     let health = Arc::new(HealthReporter::new());
     let lc = Lifecycle::new();
     let params = Params::new(db.clone(), "outage", lc.clone(), health.clone())
         .with_default_metrics(metrics.clone());
-    reconciler::new(cfg, params).unwrap();
+    cfg.register(params).unwrap();
     lc.start().await.unwrap();
 
     let mut rng = StdRng::seed_from_u64(2);

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reconciler::{
-    Config, HealthReporter, Lifecycle, OpError, Operations, Params, Status, StatusKind,
+    HealthReporter, Lifecycle, OpError, Operations, Params, Pruned, Reconciler, Status, StatusKind,
 };
 use statedb::{Db, Index, Objects, ReadTxn, Table};
 
@@ -68,7 +68,6 @@ impl Target {
     }
 }
 
-#[async_trait::async_trait]
 impl Operations<Obj> for Target {
     async fn update(
         &self,
@@ -89,11 +88,11 @@ impl Operations<Obj> for Target {
         self.state.lock().remove(&o.id);
         Ok(())
     }
-    async fn prune(&self, _: &ReadTxn, objs: Objects<Obj>) -> Result<(), OpError> {
+    async fn prune(&self, _: &ReadTxn, objs: Objects<Obj>) -> Result<Pruned, OpError> {
         self.fault().await?;
         let desired: std::collections::BTreeSet<u64> = objs.map(|(o, _)| o.id).collect();
         self.state.lock().retain(|k, _| desired.contains(k));
-        Ok(())
+        Ok(Pruned::default())
     }
 }
 
@@ -123,23 +122,15 @@ fn soak_converges_under_faults() {
         .enable_all()
         .build()
         .unwrap();
-    let mut cfg = Config::new(
-        table.clone(),
-        |o| &o.status,
-        |o, s| o.status = s,
-        Obj::clone,
-        target.clone(),
-    );
-    cfg.retry_backoff_min_duration = Duration::from_millis(1);
-    cfg.retry_backoff_max_duration = Duration::from_millis(20);
-    cfg.full_reconciliation_interval = Duration::from_millis(500);
+    let cfg = Reconciler::builder(table.clone(), target.clone())
+        .status(|o| &o.status, |o, s| o.status = s)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .full_reconciliation_interval(Duration::from_millis(500));
     let lc = Lifecycle::new();
     let health = Arc::new(HealthReporter::new());
-    let rec = reconciler::new(
-        cfg,
-        Params::new(db.clone(), "soak", lc.clone(), health.clone()),
-    )
-    .unwrap();
+    let rec = cfg
+        .build(Params::new(db.clone(), "soak", lc.clone(), health.clone()))
+        .unwrap();
     rt.block_on(lc.start()).unwrap();
 
     let started = Instant::now();

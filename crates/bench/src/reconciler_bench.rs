@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reconciler::{
-    Config, HealthReporter, Lifecycle, OpError, Operations, Params, Status, StatusKind,
+    HealthReporter, Lifecycle, OpError, Operations, Params, Pruned, Reconciler, Status, StatusKind,
 };
 use statedb::{Db, Index, Objects, ReadTxn, Table};
 
@@ -20,7 +20,6 @@ struct Obj {
 
 struct Instant0;
 
-#[async_trait::async_trait]
 impl Operations<Obj> for Instant0 {
     async fn update(
         &self,
@@ -37,8 +36,8 @@ impl Operations<Obj> for Instant0 {
     async fn delete(&self, _: &ReadTxn, _: statedb::Revision, _: &Obj) -> Result<(), OpError> {
         Ok(())
     }
-    async fn prune(&self, _: &ReadTxn, _: Objects<Obj>) -> Result<(), OpError> {
-        Ok(())
+    async fn prune(&self, _: &ReadTxn, _: Objects<Obj>) -> Result<Pruned, OpError> {
+        Ok(Pruned::default())
     }
 }
 
@@ -61,17 +60,11 @@ fn run_once(
         .enable_all()
         .build()
         .expect("runtime");
-    let mut cfg = Config::new(
-        table.clone(),
-        |o| &o.status,
-        |o, s| o.status = s,
-        Obj::clone,
-        Arc::new(Instant0),
-    );
-    cfg.full_reconciliation_interval = Duration::from_secs(3600);
-    cfg.retry_backoff_min_duration = Duration::from_millis(1);
-    cfg.retry_backoff_max_duration = Duration::from_millis(10);
-    cfg.incremental_round_size = 1000;
+    let cfg = Reconciler::builder(table.clone(), Instant0)
+        .status(|o| &o.status, |o, s| o.status = s)
+        .full_reconciliation_interval(Duration::from_secs(3600))
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(10))
+        .incremental_round_size(1000);
     let lc = Lifecycle::new();
     let params = Params::new(
         db.clone(),
@@ -79,7 +72,7 @@ fn run_once(
         lc.clone(),
         Arc::new(HealthReporter::new()),
     );
-    reconciler::register(cfg, params).expect("config");
+    cfg.register(params).expect("config");
     rt.block_on(lc.start()).expect("start");
     let start = Instant::now();
     let mut i = 0;

@@ -17,7 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use reconciler::{
-    Config, Health, HealthLevel, HealthReporter, Lifecycle, PrometheusMetrics, Reconciler, Status,
+    Health, HealthLevel, HealthReporter, Lifecycle, PrometheusMetrics, Reconciler, Status,
 };
 use serde::Deserialize;
 use statedb::Db;
@@ -161,21 +161,15 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(PrometheusMetrics::new(&registry)?);
     let health = Arc::new(HealthReporter::new());
-    let mut cfg = Config::new(
-        memos.table.clone(),
-        |m: &Memo| &m.status,
-        |m: &mut Memo, s| m.status = s,
-        Memo::clone,
-        Arc::new(target.clone()),
-    );
-    cfg.full_reconciliation_interval = opts.full_reconciliation_interval;
-    cfg.retry_backoff_min_duration = opts.retry_backoff_min;
-    cfg.retry_backoff_max_duration = opts.retry_backoff_max;
-    cfg.incremental_round_size = 100;
     let lifecycle = Lifecycle::new();
     let params = reconciler::Params::new(db.clone(), "memos", lifecycle.clone(), health.clone())
         .with_default_metrics(metrics);
-    let reconciler = reconciler::new(cfg, params)?;
+    let reconciler = Reconciler::builder(memos.table.clone(), target.clone())
+        .status(|m| &m.status, |m, s| m.status = s)
+        .full_reconciliation_interval(opts.full_reconciliation_interval)
+        .retry_backoff(opts.retry_backoff_min, opts.retry_backoff_max)
+        .incremental_round_size(100)
+        .build(params)?;
     Ok((
         Arc::new(App {
             db,

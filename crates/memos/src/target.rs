@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use reconciler::{OpError, Operations};
+use reconciler::{OpError, Operations, Pruned};
 use statedb::{Objects, ReadTxn};
 
 use crate::memo::{Memo, validate_name};
@@ -238,14 +238,16 @@ impl FileTarget {
         }
     }
 
-    /// Removes the files the app wrote that no memo asks for any more;
-    /// reports (never removes) files it did not write.
-    fn prune(&self, desired: &HashSet<String>) -> Result<(), OpError> {
+    /// Removes the files the app wrote that no memo asks for any more,
+    /// and returns their names (the reconciler logs them); reports (never
+    /// removes) files it did not write.
+    fn prune(&self, desired: &HashSet<String>) -> Result<Pruned, OpError> {
         let written = self.store.written()?;
         let mut errors = Vec::new();
+        let mut removed = Vec::new();
         for name in written.iter().filter(|n| !desired.contains(*n)) {
             match self.remove(name) {
-                Ok(()) => tracing::info!(name = %name, "pruned a file no memo asks for"),
+                Ok(()) => removed.push(name.clone()),
                 Err(e) => errors.push(format!("prune {name}: {e}")),
             }
         }
@@ -270,14 +272,13 @@ impl FileTarget {
             *kept = foreign;
         }
         if errors.is_empty() {
-            Ok(())
+            Ok(Pruned::removed(removed))
         } else {
             Err(errors.join("; ").into())
         }
     }
 }
 
-#[async_trait::async_trait]
 impl Operations<Memo> for FileTarget {
     async fn update(
         &self,
@@ -307,7 +308,7 @@ impl Operations<Memo> for FileTarget {
         tokio::task::spawn_blocking(move || this.remove(&name)).await?
     }
 
-    async fn prune(&self, _txn: &ReadTxn, memos: Objects<Memo>) -> Result<(), OpError> {
+    async fn prune(&self, _txn: &ReadTxn, memos: Objects<Memo>) -> Result<Pruned, OpError> {
         let desired: HashSet<String> = memos.map(|(m, _)| m.name.clone()).collect();
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.prune(&desired)).await?
