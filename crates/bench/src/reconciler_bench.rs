@@ -106,9 +106,106 @@ fn run_once(
     (rate, db, table, lc, rt)
 }
 
+/// A target whose update awaits 100 µs of virtual I/O.
+struct Io100us;
+
+impl Operations<Obj> for Io100us {
+    async fn update(
+        &self,
+        _: &ReadTxn,
+        _: statedb::Revision,
+        _: &mut Obj,
+        _: Option<&mut bool>,
+    ) -> Result<(), OpError> {
+        tokio::time::sleep(Duration::from_micros(100)).await;
+        Ok(())
+    }
+    async fn delete(&self, _: &ReadTxn, _: statedb::Revision, _: &Obj) -> Result<(), OpError> {
+        Ok(())
+    }
+    async fn prune(&self, _: &ReadTxn, _: Objects<Obj>) -> Result<Pruned, OpError> {
+        Ok(Pruned::default())
+    }
+}
+
+/// The reconciler_100k_io_* rows: `n` updates that each await 100 µs of
+/// I/O, `concurrency` at a time, on a paused tokio clock (virtual time:
+/// the runtime jumps to the next timer when every task waits). Returns
+/// (objects per virtual second, wall-clock ns per object).
+///
+/// tokio's timers have a resolution of 1 ms, so each "100 µs" wait takes
+/// 1 ms of virtual time: the virtual rate is at most 1,000/s per
+/// operation in flight.
+fn run_io(n: u64, concurrency: usize) -> (f64, f64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let id: Index<Obj, u64> = Index::unique("id", |o: &Obj, k| k.push(&o.id));
+        let table = Table::new("objects", &id).expect("table");
+        let db = Db::new();
+        db.register_table(&table).expect("register");
+        let lc = Lifecycle::new();
+        let params = Params::new(
+            db.clone(),
+            "bench-io",
+            lc.clone(),
+            Arc::new(HealthReporter::new()),
+        );
+        Reconciler::builder(table.clone(), Io100us)
+            .status(|o| &o.status, |o, s| o.status = s)
+            .incremental_round_size(1000)
+            .concurrency(concurrency)
+            .register(params)
+            .expect("config");
+        lc.start().await.expect("start");
+        let (virtual_start, wall_start) = (tokio::time::Instant::now(), Instant::now());
+        let mut i = 0;
+        while i < n {
+            let mut w = db.write_txn(&[&table]).expect("txn");
+            for _ in 0..1000.min(n - i) {
+                let obj = Obj {
+                    id: i,
+                    status: Status::pending(),
+                };
+                table.insert(&mut w, obj).expect("insert");
+                i += 1;
+            }
+            w.commit();
+        }
+        loop {
+            let (o, watch) = table
+                .get_watch(&db.read_txn(), id.query(&(n - 1)))
+                .expect("get");
+            if o.is_some_and(|(o, _)| o.status.kind == StatusKind::Done) {
+                break;
+            }
+            watch.closed().await;
+        }
+        let virtual_secs = virtual_start.elapsed().as_secs_f64();
+        let wall_ns = wall_start.elapsed().as_nanos() as f64 / n as f64;
+        lc.stop().await;
+        (n as f64 / virtual_secs, wall_ns)
+    })
+}
+
 /// The child's work: one throughput run, then one run tracking live heap
-/// bytes; prints the row as JSON.
+/// bytes; prints the row as JSON. The `_io_` rows report objects per
+/// virtual second and wall-clock ns per object (see [`run_io`]).
 pub fn child(name: &str, n: u64) -> Row {
+    if let Some(c) = name.strip_prefix("reconciler_100k_io_c") {
+        let concurrency = c.parse().expect("concurrency in the row name");
+        let (rate, wall_ns) = run_io(n, concurrency);
+        return Row {
+            name: name.to_string(),
+            objects_per_sec: rate,
+            ns_per_object: wall_ns,
+            peak_rss_bytes: alloc::peak_rss_bytes(),
+            ..Row::default()
+        };
+    }
     let status_index = name.contains("status_index");
     let (rate, db, table, lc, rt) = run_once(n, status_index);
     rt.block_on(lc.stop());
