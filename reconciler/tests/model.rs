@@ -14,8 +14,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use proptest::prelude::*;
 use reconciler::{
-    HealthReporter, Lifecycle, OpError, Operations, Params, Pruned, Reconciler, Status,
-    StatusKind,
+    HealthReporter, Lifecycle, OpError, Operations, Params, Pruned, Reconciler, Status, StatusKind,
 };
 use statedb::{Db, Index, Objects, ReadTxn, Revision, Table};
 
@@ -135,7 +134,12 @@ async fn start(target: &Arc<ModelTarget>, desired: &BTreeMap<u8, u8>, concurrenc
     let init = table.register_initializer(&mut w, "restore").unwrap();
     w.commit();
     let lc = Lifecycle::new();
-    let params = Params::new(db.clone(), "model", lc.clone(), Arc::new(HealthReporter::new()));
+    let params = Params::new(
+        db.clone(),
+        "model",
+        lc.clone(),
+        Arc::new(HealthReporter::new()),
+    );
     let rec = Reconciler::builder(table.clone(), target.clone())
         .status(|o: &Obj| &o.status, |o: &mut Obj, s| o.status = s)
         .retry_backoff(Duration::from_millis(5), Duration::from_millis(200))
@@ -148,7 +152,14 @@ async fn start(target: &Arc<ModelTarget>, desired: &BTreeMap<u8, u8>, concurrenc
     let mut w = db.write_txn(&[&table]).unwrap();
     for (&key, &value) in desired {
         table
-            .insert(&mut w, Obj { key, value, status: Status::pending() })
+            .insert(
+                &mut w,
+                Obj {
+                    key,
+                    value,
+                    status: Status::pending(),
+                },
+            )
             .unwrap();
     }
     init.done(&mut w).unwrap();
@@ -193,7 +204,11 @@ async fn run(steps: Vec<Step>, concurrency: usize) -> Result<(), TestCaseError> 
         match s {
             Step::Upsert(key, value) => {
                 let mut w = app.db.write_txn(&[&app.table]).unwrap();
-                let obj = Obj { key, value, status: Status::pending() };
+                let obj = Obj {
+                    key,
+                    value,
+                    status: Status::pending(),
+                };
                 app.table.insert(&mut w, obj).unwrap();
                 w.commit();
                 desired.insert(key, value);
@@ -209,7 +224,11 @@ async fn run(steps: Vec<Step>, concurrency: usize) -> Result<(), TestCaseError> 
             }
             Step::HardDelete(key) => {
                 let mut w = app.db.write_txn(&[&app.table]).unwrap();
-                let probe = Obj { key, value: 0, status: Status::pending() };
+                let probe = Obj {
+                    key,
+                    value: 0,
+                    status: Status::pending(),
+                };
                 app.table.delete(&mut w, &probe).unwrap();
                 w.commit();
                 desired.remove(&key);
