@@ -204,7 +204,7 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
     }
 
     /// Rounds wait for `limiter` before they start: trades latency for
-    /// larger batches (see [`crate::tokio_rate_limiter`]).
+    /// larger batches (with the `governor` feature: `tokio_rate_limiter`).
     pub fn rate_limiter(mut self, limiter: impl RateLimiter) -> Self {
         self.rate_limiter = Some(Arc::new(limiter));
         self

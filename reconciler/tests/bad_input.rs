@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reconciler::{
     Builder, ConfigError, HealthReporter, Lifecycle, LifecycleError, OpError, Operations, Params,
-    PrometheusMetrics, Pruned, Reconciler, Status, StatusKind, WaitError,
+    Pruned, Reconciler, Status, StatusKind, WaitError,
 };
 use statedb::{Db, Error, Index, Objects, ReadTxn, Table, TxnError};
 
@@ -177,9 +177,10 @@ fn c38_status_with_bad_timestamp() {
     assert_eq!(StatusKind::Error.as_str(), "error");
 }
 
+#[cfg(feature = "prometheus")]
 #[test]
 fn c39_prometheus_metrics_registered_twice() {
     let reg = prometheus::Registry::new();
-    PrometheusMetrics::new(&reg).unwrap();
-    assert!(PrometheusMetrics::new(&reg).is_err());
+    reconciler::PrometheusMetrics::new(&reg).unwrap();
+    assert!(reconciler::PrometheusMetrics::new(&reg).is_err());
 }

@@ -562,6 +562,7 @@ async fn metrics_record_durations_and_errors() {
     h.lc.stop().await;
 }
 
+#[cfg(feature = "governor")]
 #[tokio::test(start_paused = true)]
 async fn rate_limiter_spaces_rounds() {
     let quota = governor::Quota::per_second(std::num::NonZeroU32::new(1).unwrap());

@@ -1,13 +1,12 @@
 //! The database: the root of all tables, registration, transactions.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::db_inner::DbInner;
 use crate::erased::{ErasedTable, TableHandle};
-use crate::error::{Error, Result, TxnError};
+use crate::error::{Result, TxnError};
 use crate::metrics::DbMetrics;
 use crate::table::Table;
 use crate::table_inner::POS_BITS;
@@ -188,50 +187,5 @@ impl Db {
     fn lock(&self, tables: &[&dyn TableHandle], wait: LockWait) -> Result<WriteTxn, TxnError> {
         let erased = tables.iter().map(|t| t.erased().0).collect();
         lock_tables(&self.inner, erased, wait)
-    }
-
-    /// Writes the chosen tables as one JSON object `{"table": [objects]}`
-    /// as of `txn`, for inspection endpoints.
-    pub fn write_json(
-        &self,
-        txn: &ReadTxn,
-        tables: &[&dyn JsonTable],
-        mut out: impl Write,
-    ) -> Result<()> {
-        let io = |e: std::io::Error| Error::Io(e.into());
-        out.write_all(b"{").map_err(io)?;
-        for (i, t) in tables.iter().enumerate() {
-            if i > 0 {
-                out.write_all(b",").map_err(io)?;
-            }
-            serde_json::to_writer(&mut out, t.table_name()).map_err(|e| Error::Json(e.into()))?;
-            out.write_all(b":").map_err(io)?;
-            t.write_objects(txn, &mut out)?;
-        }
-        out.write_all(b"}").map_err(io)?;
-        Ok(())
-    }
-}
-
-/// A table whose objects can be dumped as JSON; implemented by every
-/// [`Table`] of `Serialize` objects.
-pub trait JsonTable: TableHandle {
-    /// Writes the table's objects as a JSON array.
-    fn write_objects(&self, txn: &ReadTxn, out: &mut dyn Write) -> Result<()>;
-}
-
-impl<T: serde::Serialize + Send + Sync + 'static> JsonTable for Table<T> {
-    fn write_objects(&self, txn: &ReadTxn, out: &mut dyn Write) -> Result<()> {
-        let json = |e: serde_json::Error| Error::Json(e.into());
-        let io = |e: std::io::Error| Error::Io(e.into());
-        out.write_all(b"[").map_err(io)?;
-        for (i, (obj, _)) in self.all(txn)?.enumerate() {
-            if i > 0 {
-                out.write_all(b",").map_err(io)?;
-            }
-            serde_json::to_writer(&mut *out, &*obj).map_err(json)?;
-        }
-        out.write_all(b"]").map_err(io)?;
-        Ok(())
     }
 }

@@ -167,10 +167,14 @@ pub enum Error {
     /// [`crate::derive`]: its thread could not be started.
     #[error("cannot start the derive thread")]
     Thread(#[source] Arc<std::io::Error>),
-    /// [`crate::Db::write_json`]: an object could not be serialized.
+    /// `Db::write_json`: an object could not be serialized.
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     #[error("cannot serialize an object as JSON")]
     Json(#[source] Arc<serde_json::Error>),
-    /// [`crate::Db::write_json`]: the output could not be written.
+    /// `Db::write_json`: the output could not be written.
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     #[error("cannot write the JSON dump")]
     Io(#[source] Arc<std::io::Error>),
 }
@@ -183,9 +187,10 @@ impl PartialEq for Error {
             (Error::Declare(a), Error::Declare(b)) => a == b,
             (Error::Txn(a), Error::Txn(b)) => a == b,
             (Error::Write(a), Error::Write(b)) => a == b,
-            (Error::Thread(a), Error::Thread(b)) | (Error::Io(a), Error::Io(b)) => {
-                a.to_string() == b.to_string()
-            }
+            (Error::Thread(a), Error::Thread(b)) => a.to_string() == b.to_string(),
+            #[cfg(feature = "json")]
+            (Error::Io(a), Error::Io(b)) => a.to_string() == b.to_string(),
+            #[cfg(feature = "json")]
             (Error::Json(a), Error::Json(b)) => a.to_string() == b.to_string(),
             _ => false,
         }
@@ -272,7 +277,7 @@ mod tests {
 
     #[test]
     fn wrapped_io_errors_are_the_source() {
-        let e = Error::Io(Arc::new(std::io::Error::other("disk full")));
+        let e = Error::Thread(Arc::new(std::io::Error::other("disk full")));
         let source = std::error::Error::source(&e).map(ToString::to_string);
         assert_eq!(source.as_deref(), Some("disk full"));
         assert_eq!(e.clone(), e);

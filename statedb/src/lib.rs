@@ -1,41 +1,5 @@
-//! `statedb`: an in-memory MVCC database of typed tables with indexes,
-//! transactions, watches and change tracking.
-//!
-//! - A [`Db`] holds tables ([`Table`]) declared with a unique primary
-//!   [`Index`] and any number of secondary indexes.
-//! - [`Db::read_txn`] is one atomic load: a consistent snapshot of all
-//!   tables that never blocks. [`Db::write_txn`] locks only the tables it
-//!   names; its [`WriteTxn::commit`] publishes atomically, then closes the
-//!   watches of what changed.
-//! - Every query can return a [`Watch`] to wait for changes, from threads
-//!   or async code; a [`WatchSet`] waits on many.
-//! - A [`ChangeIterator`] follows every upsert and delete in revision
-//!   order; deleted objects stay in a graveyard only until every change
-//!   iterator has seen them.
-//!
-//! See `docs/architecture.md` in the repository for the design.
-//!
-//! ```
-//! use statedb::{Db, Index, Table};
-//!
-//! #[derive(Clone, Debug, PartialEq)]
-//! struct Memo { name: String, body: String }
-//!
-//! let by_name: Index<Memo, str> = Index::unique("name", |m: &Memo, k| k.push(m.name.as_str()));
-//! let memos = Table::new("memos", &by_name)?;
-//! let db = Db::new();
-//! db.register_table(&memos)?;
-//!
-//! let (_, watch) = memos.get_watch(&db.read_txn(), by_name.query("a"))?;
-//! let mut w = db.write_txn(&[&memos])?;
-//! memos.insert(&mut w, Memo { name: "a".into(), body: "hello".into() })?;
-//! w.commit();
-//! assert!(watch.is_closed());
-//! let (memo, _rev) = memos.get(&db.read_txn(), by_name.query("a"))?.unwrap();
-//! assert_eq!(memo.body, "hello");
-//! # Ok::<(), statedb::Error>(())
-//! ```
-
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Modules from the bottom up: each uses only modules declared before it
 // (checked by tests/layers.rs; see docs/architecture.md, "Layers"). One
 // per paragraph, so that rustfmt keeps the order.
@@ -91,6 +55,10 @@ mod table;
 // the Db
 mod db;
 
+// the JSON dump of tables
+#[cfg(feature = "json")]
+mod json;
+
 // change iterators
 mod changes;
 
@@ -104,11 +72,14 @@ mod observe;
 mod derive;
 
 pub use changes::{Change, ChangeIterator, Changes};
-pub use db::{Db, JsonTable};
+pub use db::Db;
 pub use derive::{DeriveResult, Derived, derive};
 pub use erased::{ErasedRef, TableHandle};
 pub use error::{DeclareError, Error, Result, TxnError, WriteError};
 pub use index::{Index, KeySet, Query};
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub use json::JsonTable;
 pub use metrics::{DbMetrics, NoopMetrics};
 pub use objects::{Found, Objects};
 pub use observe::{BlockingObserver, Observer};
@@ -143,9 +114,3 @@ const _: () = {
     send::<WriteTxn>();
     send::<ChangeIterator<u32>>();
 };
-
-/// The README's Rust example, compiled and run as a doctest so that it
-/// stays true.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;

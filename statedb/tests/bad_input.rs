@@ -330,6 +330,7 @@ fn c25_initializer_on_table_not_locked() {
     );
 }
 
+#[cfg(feature = "json")]
 #[test]
 fn c26_json_dump_to_failing_writer() {
     struct Broken;
@@ -352,6 +353,7 @@ fn c26_json_dump_to_failing_writer() {
     assert_eq!(source.as_deref(), Some("disk full"));
 }
 
+#[cfg(feature = "json")]
 #[test]
 fn c26b_json_dump_of_an_unserializable_object() {
     #[derive(Debug)]

@@ -526,6 +526,7 @@ fn initializers_gate_initialized() {
     assert!(f.table.initialized(&f.db.read_txn()).unwrap().0);
 }
 
+#[cfg(feature = "json")]
 #[test]
 fn json_dump() {
     let f = fixture("json");

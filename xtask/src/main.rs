@@ -1,7 +1,10 @@
 //! Project automation.
 //!
-//! - `cargo xtask ci`: what CI runs: format check, clippy, tests (with
-//!   doctests), docs, the loom models, and the benchmark harness in smoke
+//! - `cargo xtask ci`: what CI runs: format check, clippy and tests (with
+//!   doctests) with all features, docs, each library crate built without
+//!   its default features and checked for what its default build pulls,
+//!   the examples, the packaged crates built and used by a crate outside
+//!   the workspace, the loom models, and the benchmark harness in smoke
 //!   mode.
 //! - `cargo xtask soak`: the long reconciler fault soak (100k objects,
 //!   2M writes, faults injected) and the bounded-memory runs (100k keys,
@@ -16,17 +19,21 @@
 //!   invariant and change replay, a 2M-key watch storm, a 5M-object
 //!   transaction, a long-lived snapshot under 10M writes, 100k waiters on
 //!   one watch, 10,000 tables); `cargo test` runs them small.
+//! - `cargo xtask package`: the publishing checks of `ci` alone (features,
+//!   examples, packaged crates used from outside the workspace).
 //! - `cargo xtask bench [flags]`: the benchmark harness in release mode;
 //!   flags are passed through (`--quick`, `--smoke`, `--filter S`,
 //!   `--json FILE`).
 
+mod publish;
+
 use std::process::{Command, ExitCode};
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
 }
 
-fn run(what: &str, mut cmd: Command) -> Result<(), String> {
+pub(crate) fn run(what: &str, mut cmd: Command) -> Result<(), String> {
     eprintln!("==> {what}");
     let status = cmd.status().map_err(|e| format!("{what}: {e}"))?;
     if status.success() {
@@ -70,13 +77,13 @@ const LOOM_ENV: [(&str, &str); 2] = [
 
 fn soak() -> Result<(), String> {
     let c = release_test(
-        "reconciler",
+        "rstatedb-reconciler",
         "soak",
         &[("SOAK_OBJECTS", "100000"), ("SOAK_OPS", "2000000")],
     );
     run("reconciler fault soak (100k objects, 2M writes)", c)?;
     let c = release_test(
-        "reconciler",
+        "rstatedb-reconciler",
         "bounded_memory",
         &[("BOUNDED_KEYS", "100000"), ("BOUNDED_WRITES", "10000000")],
     );
@@ -107,7 +114,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
 
 fn stress() -> Result<(), String> {
     let c = release_test(
-        "statedb",
+        "rstatedb",
         "stress",
         &[
             ("STRESS_SECONDS", "60"),
@@ -127,7 +134,7 @@ fn stress() -> Result<(), String> {
 fn loom() -> Result<(), String> {
     let mut c = cargo();
     c.args(["clippy", "--release", "--locked", "--all-targets"])
-        .args(["-p", "part", "-p", "statedb", "-p", "testkit"])
+        .args(["-p", "rstatedb-part", "-p", "rstatedb", "-p", "testkit"])
         .args(["--", "-D", "warnings"])
         .envs(LOOM_ENV);
     run("cargo clippy (cfg loom)", c)?;
@@ -143,19 +150,29 @@ fn ci() -> Result<(), String> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--locked",
         "--",
         "-D",
         "warnings",
     ]);
-    run("cargo clippy", c)?;
+    run("cargo clippy (all features)", c)?;
     let mut c = cargo();
-    c.args(["test", "--workspace", "--locked"]);
-    run("cargo test", c)?;
+    c.args(["test", "--workspace", "--all-features", "--locked"]);
+    run("cargo test (all features)", c)?;
     let mut c = cargo();
-    c.args(["doc", "--workspace", "--no-deps", "--locked"])
-        .env("RUSTDOCFLAGS", "-D warnings");
+    c.args([
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--all-features",
+        "--locked",
+    ])
+    .env("RUSTDOCFLAGS", "-D warnings");
     run("cargo doc", c)?;
+    publish::features()?;
+    publish::examples()?;
+    publish::package()?;
     loom()?;
     bench(&["--smoke".to_string()])
 }
@@ -168,8 +185,11 @@ fn main() -> ExitCode {
         Some("soak") => soak(),
         Some("loom") => loom(),
         Some("stress") => stress(),
+        Some("package") => publish::features()
+            .and_then(|()| publish::examples())
+            .and_then(|()| publish::package()),
         Some("fuzz") => fuzz(&args[1..]),
-        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask stress | cargo xtask loom | cargo xtask fuzz TARGET [SECONDS] | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
+        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask stress | cargo xtask loom | cargo xtask package | cargo xtask fuzz TARGET [SECONDS] | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

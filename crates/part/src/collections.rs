@@ -2,13 +2,11 @@
 //! They use root-only watch trees: cheap to update, compared by content.
 
 use std::fmt;
-use std::marker::PhantomData;
-
-use serde::de::{MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{KeyEncoding, Tree};
+
+#[cfg(feature = "serde")]
+mod serde_impls;
 
 /// A persistent ordered map. Clones share structure; `insert` and `remove`
 /// return a new map and leave `self` unchanged, while the `_mut` forms
@@ -176,46 +174,6 @@ where
     }
 }
 
-impl<K: Serialize, V: Serialize> Serialize for Map<K, V> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.len()))?;
-        for (k, v) in self.iter() {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
-impl<'de, K, V> Deserialize<'de> for Map<K, V>
-where
-    K: Deserialize<'de> + KeyEncoding + Clone + Send + Sync + 'static,
-    V: Deserialize<'de> + Clone + Send + Sync + 'static,
-{
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V_<K, V>(PhantomData<(K, V)>);
-        impl<'de, K, V> Visitor<'de> for V_<K, V>
-        where
-            K: Deserialize<'de> + KeyEncoding + Clone + Send + Sync + 'static,
-            V: Deserialize<'de> + Clone + Send + Sync + 'static,
-        {
-            type Value = Map<K, V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Map<K, V>, A::Error> {
-                let mut txn = Tree::new_root_only_watch().txn();
-                while let Some((k, v)) = a.next_entry::<K, V>()? {
-                    txn.insert(&k.to_key(), (k, v));
-                }
-                Ok(Map {
-                    tree: txn.commit_and_close(),
-                })
-            }
-        }
-        d.deserialize_map(V_(PhantomData))
-    }
-}
-
 /// A persistent ordered set, with [`Set::union`] and [`Set::difference`].
 ///
 /// ```
@@ -364,48 +322,11 @@ impl<T: KeyEncoding + Clone + Send + Sync + 'static> FromIterator<T> for Set<T> 
     }
 }
 
-impl<T: Serialize> Serialize for Set<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.len()))?;
-        for t in self.iter() {
-            seq.serialize_element(t)?;
-        }
-        seq.end()
-    }
-}
-
-impl<'de, T> Deserialize<'de> for Set<T>
-where
-    T: Deserialize<'de> + KeyEncoding + Clone + Send + Sync + 'static,
-{
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V_<T>(PhantomData<T>);
-        impl<'de, T> Visitor<'de> for V_<T>
-        where
-            T: Deserialize<'de> + KeyEncoding + Clone + Send + Sync + 'static,
-        {
-            type Value = Set<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sequence")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Set<T>, A::Error> {
-                let mut txn = Tree::new_root_only_watch().txn();
-                while let Some(t) = a.next_element::<T>()? {
-                    txn.insert(&t.to_key(), t);
-                }
-                Ok(Set {
-                    tree: txn.commit_and_close(),
-                })
-            }
-        }
-        d.deserialize_seq(V_(PhantomData))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(feature = "serde")]
     #[test]
     fn map_persistence_and_serde() {
         let m1: Map<String, u32> = Map::new().insert("x".into(), 1);
@@ -422,6 +343,7 @@ mod tests {
         assert_eq!(m2.get(&"x".into()), Some(&1));
     }
 
+    #[cfg(feature = "serde")]
     #[test]
     fn set_ops_and_serde() {
         let a: Set<i32> = [-5, 0, 7].into_iter().collect();

@@ -30,3 +30,10 @@ mod tree;
 pub use db::db_program;
 pub use encoding::key_encoding;
 pub use tree::tree_program;
+
+/// The workspace README's Rust examples, compiled and run as doctests so
+/// that they stay true (here, in a crate that is not published, because
+/// the README is outside every published crate).
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

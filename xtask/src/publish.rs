@@ -1,0 +1,183 @@
+//! What `cargo xtask ci` checks of the crates we would publish: their
+//! features, their examples, and the packaged crates as a user gets them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{cargo, run};
+
+/// The published library packages, in dependency order.
+const LIBRARIES: [&str; 3] = ["rstatedb-part", "rstatedb", "rstatedb-reconciler"];
+
+/// Crates a default build of each library must not pull.
+const NOT_BY_DEFAULT: [(&str, &[&str]); 3] = [
+    ("rstatedb-part", &["serde", "serde_json"]),
+    (
+        "rstatedb",
+        &["serde", "serde_json", "prometheus", "governor"],
+    ),
+    ("rstatedb-reconciler", &["serde_json", "governor"]),
+];
+
+/// The runnable examples, by package.
+const EXAMPLES: [(&str, &str); 5] = [
+    ("rstatedb-part", "transactions"),
+    ("rstatedb", "tables_and_watches"),
+    ("rstatedb", "change_iterator"),
+    ("rstatedb-reconciler", "minimal"),
+    ("rstatedb-reconciler", "batch"),
+];
+
+/// Each library builds without its default features (every feature is
+/// built and tested by the all-features clippy and test runs), and its
+/// default build does not pull the optional crates.
+pub fn features() -> Result<(), String> {
+    for p in LIBRARIES {
+        let mut c = cargo();
+        c.args([
+            "check",
+            "--locked",
+            "--lib",
+            "--no-default-features",
+            "-p",
+            p,
+        ]);
+        run(&format!("{p} without default features"), c)?;
+    }
+    for (p, banned) in NOT_BY_DEFAULT {
+        let out = cargo()
+            .args([
+                "tree", "--locked", "-e", "normal", "--prefix", "none", "-p", p,
+            ])
+            .output()
+            .map_err(|e| format!("cargo tree: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cargo tree -p {p} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        let pulled: Vec<&str> = tree
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|name| banned.contains(name))
+            .collect();
+        if !pulled.is_empty() {
+            return Err(format!("a default build of {p} pulls {pulled:?}"));
+        }
+        eprintln!("==> a default build of {p} pulls none of {banned:?}");
+    }
+    Ok(())
+}
+
+/// Runs every example.
+pub fn examples() -> Result<(), String> {
+    for (p, example) in EXAMPLES {
+        let mut c = cargo();
+        c.args(["run", "--locked", "-q", "-p", p, "--example", example]);
+        run(&format!("example {p}/{example}"), c)?;
+    }
+    Ok(())
+}
+
+/// Packages the libraries (cargo builds each packaged crate against the
+/// others), unpacks the `.crate` files, and builds and runs a crate
+/// outside the workspace that depends on them the way the README says
+/// and runs the README's example.
+pub fn package() -> Result<(), String> {
+    let root = workspace_root()?;
+    let mut c = cargo();
+    c.args(["package", "--locked"]);
+    for p in LIBRARIES {
+        c.args(["-p", p]);
+    }
+    run("cargo package (the published crates, verified)", c)?;
+
+    let work = root.join("target/package-check");
+    let _ = std::fs::remove_dir_all(&work);
+    let unpacked = work.join("crates");
+    std::fs::create_dir_all(&unpacked).map_err(|e| format!("{}: {e}", unpacked.display()))?;
+    let version = workspace_version(&root)?;
+    let mut patches = String::new();
+    for p in LIBRARIES {
+        let file = root.join(format!("target/package/{p}-{version}.crate"));
+        let mut tar = Command::new("tar");
+        tar.arg("-xzf").arg(&file).arg("-C").arg(&unpacked);
+        run(&format!("unpack {}", file.display()), tar)?;
+        let dir = unpacked.join(format!("{p}-{version}"));
+        patches.push_str(&format!(
+            "{p} = {{ path = {:?} }}\n",
+            dir.display().to_string()
+        ));
+    }
+
+    let readme =
+        std::fs::read_to_string(root.join("README.md")).map_err(|e| format!("README.md: {e}"))?;
+    let dependencies = fenced_block(&readme, "toml")
+        .ok_or("README.md has no ```toml block with the dependency lines")?;
+    let example = fenced_block(&readme, "rust").ok_or("README.md has no ```rust example")?;
+    let consumer = work.join("consumer");
+    std::fs::create_dir_all(consumer.join("src")).map_err(|e| e.to_string())?;
+    let manifest = format!(
+        "[package]\nname = \"consumer\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+         {dependencies}\n\
+         # The unpublished crates come from their unpacked .crate files.\n\
+         [patch.crates-io]\n{patches}\n[workspace]\n"
+    );
+    write(&consumer.join("Cargo.toml"), &manifest)?;
+    write(&consumer.join("src/main.rs"), &example)?;
+    let mut c = cargo();
+    c.args(["run", "--offline", "--manifest-path"])
+        .arg(consumer.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root.join("target/package-check/target"));
+    run("a crate outside the workspace runs the README example", c)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The body of the first ```` ```lang ```` block of a markdown text.
+fn fenced_block(markdown: &str, lang: &str) -> Option<String> {
+    let mut lines = markdown.lines();
+    lines.find(|l| l.trim() == format!("```{lang}"))?;
+    let body: Vec<&str> = lines.take_while(|l| l.trim() != "```").collect();
+    Some(body.join("\n") + "\n")
+}
+
+fn workspace_root() -> Result<PathBuf, String> {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?;
+    Path::new(&manifest)
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "xtask has no parent directory".to_string())
+}
+
+/// `version = "…"` of `[workspace.package]`.
+fn workspace_version(root: &Path) -> Result<String, String> {
+    let toml = std::fs::read_to_string(root.join("Cargo.toml")).map_err(|e| e.to_string())?;
+    toml.lines()
+        .skip_while(|l| l.trim() != "[workspace.package]")
+        .find_map(|l| {
+            let v = l.trim().strip_prefix("version")?.trim().strip_prefix('=')?;
+            Some(v.trim().trim_matches('"').to_string())
+        })
+        .ok_or_else(|| "no version in [workspace.package]".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fenced_block;
+
+    #[test]
+    fn finds_the_first_block_of_a_language() {
+        let md = "text\n```toml\n[dependencies]\na = \"1\"\n```\n```rust\nfn main() {}\n```\n";
+        assert_eq!(
+            fenced_block(md, "toml").unwrap(),
+            "[dependencies]\na = \"1\"\n"
+        );
+        assert_eq!(fenced_block(md, "rust").unwrap(), "fn main() {}\n");
+        assert!(fenced_block(md, "sh").is_none());
+    }
+}
