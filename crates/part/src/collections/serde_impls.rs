@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::{Map, Set};
 use crate::{KeyEncoding, Tree};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<K: Serialize, V: Serialize> Serialize for Map<K, V> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.len()))?;
@@ -21,6 +22,7 @@ impl<K: Serialize, V: Serialize> Serialize for Map<K, V> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de, K, V> Deserialize<'de> for Map<K, V>
 where
     K: Deserialize<'de> + KeyEncoding + Clone + Send + Sync + 'static,
@@ -51,6 +53,7 @@ where
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<T: Serialize> Serialize for Set<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.len()))?;
@@ -61,6 +64,7 @@ impl<T: Serialize> Serialize for Set<T> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de, T> Deserialize<'de> for Set<T>
 where
     T: Deserialize<'de> + KeyEncoding + Clone + Send + Sync + 'static,
