@@ -94,14 +94,15 @@ pub fn package() -> Result<(), String> {
     }
     run("cargo package (the published crates, verified)", c)?;
 
-    let work = root.join("target/package-check");
+    let target = target_dir(&root);
+    let work = target.join("package-check");
     let _ = std::fs::remove_dir_all(&work);
     let unpacked = work.join("crates");
     std::fs::create_dir_all(&unpacked).map_err(|e| format!("{}: {e}", unpacked.display()))?;
     let version = workspace_version(&root)?;
     let mut patches = String::new();
     for p in LIBRARIES {
-        let file = root.join(format!("target/package/{p}-{version}.crate"));
+        let file = target.join(format!("package/{p}-{version}.crate"));
         let mut tar = Command::new("tar");
         tar.arg("-xzf").arg(&file).arg("-C").arg(&unpacked);
         run(&format!("unpack {}", file.display()), tar)?;
@@ -130,7 +131,7 @@ pub fn package() -> Result<(), String> {
     let mut c = cargo();
     c.args(["run", "--offline", "--manifest-path"])
         .arg(consumer.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", root.join("target/package-check/target"));
+        .env("CARGO_TARGET_DIR", work.join("target"));
     run("a crate outside the workspace runs the README example", c)
 }
 
@@ -144,6 +145,14 @@ fn fenced_block(markdown: &str, lang: &str) -> Option<String> {
     lines.find(|l| l.trim() == format!("```{lang}"))?;
     let body: Vec<&str> = lines.take_while(|l| l.trim() != "```").collect();
     Some(body.join("\n") + "\n")
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR` if set, else `target/`.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
 }
 
 fn workspace_root() -> Result<PathBuf, String> {
