@@ -399,6 +399,7 @@ fn c28_map_and_set_removals_of_missing() {
     assert!(!s.remove_mut(&"x".to_string()));
 }
 
+#[cfg(feature = "json")]
 #[test]
 fn c29_set_and_map_from_bad_json() {
     assert!(serde_json::from_str::<part::Set<u32>>("{\"a\":1}").is_err());

@@ -322,11 +322,10 @@ impl<T: KeyEncoding + Clone + Send + Sync + 'static> FromIterator<T> for Set<T> 
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "serde"))]
 mod tests {
     use super::*;
 
-    #[cfg(feature = "serde")]
     #[test]
     fn map_persistence_and_serde() {
         let m1: Map<String, u32> = Map::new().insert("x".into(), 1);
@@ -343,7 +342,6 @@ mod tests {
         assert_eq!(m2.get(&"x".into()), Some(&1));
     }
 
-    #[cfg(feature = "serde")]
     #[test]
     fn set_ops_and_serde() {
         let a: Set<i32> = [-5, 0, 7].into_iter().collect();
