@@ -141,7 +141,45 @@ fn loom() -> Result<(), String> {
     run("loom models", release_test("testkit", "loom", &LOOM_ENV))
 }
 
+/// The Debian packages the build and the tests need: `protoc` for the
+/// etcd client's build, and `etcd` for the etcd tests. Installed with
+/// apt-get when missing (as root, or through sudo).
+fn system_packages() -> Result<(), String> {
+    let has = |cmd: &str| {
+        Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has("etcd") && has("protoc") {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    // A failed update (an offline mirror list) still lets install try.
+    let _ = run("apt-get update", apt(&["update", "-qq"]));
+    run(
+        "apt-get install etcd-server protobuf-compiler",
+        apt(&["install", "-y", "-qq", "etcd-server", "protobuf-compiler"]),
+    )
+    .map_err(|e| format!("{e}: the build needs protoc and the tests etcd (Debian: etcd-server, protobuf-compiler)"))
+}
+
 fn ci() -> Result<(), String> {
+    system_packages()?;
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
     run("cargo fmt --check", c)?;

@@ -3,8 +3,12 @@
 //! retries failures, prunes stray files; an HTTP API edits memos and shows
 //! their status, the database, metrics and health.
 
+#[cfg(feature = "etcd")]
+mod etcd;
 pub mod memo;
 pub mod store;
+#[cfg(feature = "etcd")]
+use etcd::etcd_desired;
 pub mod target;
 
 use std::path::PathBuf;
@@ -46,6 +50,29 @@ pub struct Options {
     pub retry_backoff_min: Duration,
     /// Longest retry delay.
     pub retry_backoff_max: Duration,
+    /// etcd endpoints: when set, memos live in etcd under
+    /// [`Options::etcd_prefix`] (shared by every instance) instead of the
+    /// embedded store.
+    pub etcd: Vec<String>,
+    /// The etcd key prefix of the memos.
+    pub etcd_prefix: String,
+}
+
+/// Where the desired memos live.
+#[derive(Clone, Debug)]
+// One per application: the size of the etcd variant does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Desired {
+    /// The embedded store of this instance.
+    Local,
+    /// etcd, shared by every instance; the table mirrors it.
+    #[cfg(feature = "etcd")]
+    Etcd {
+        /// Writes memos under the prefix.
+        writer: statedb_etcd::Writer,
+        /// The reflector's stats.
+        stats: statedb_etcd::StatsHandle,
+    },
 }
 
 /// Errors while setting up.
@@ -57,6 +84,13 @@ pub enum SetupError {
     /// Database setup failed.
     #[error("database: {0}")]
     Db(#[from] statedb::Error),
+    /// etcd could not be reached.
+    #[cfg(feature = "etcd")]
+    #[error("etcd: {0}")]
+    Etcd(#[from] statedb_etcd::etcd_client::Error),
+    /// `--etcd` was given to a build without etcd support.
+    #[error("this build has no etcd support: build memos with `--features etcd` (needs protoc)")]
+    NoEtcdSupport,
     /// Invalid reconciler settings.
     #[error("reconciler: {0}")]
     Config(#[from] reconciler::ConfigError),
@@ -98,8 +132,11 @@ pub struct App {
     pub registry: prometheus::Registry,
     /// The reconciler handle.
     pub reconciler: Reconciler<Memo>,
-    /// The durable desired state.
+    /// The durable record of written files (and, without etcd, the
+    /// desired memos).
     pub store: Arc<Store>,
+    /// Where the desired memos live.
+    pub desired: Desired,
     /// The file target (for its report of foreign files).
     pub target: FileTarget,
     /// Limits: most memos, most content bytes in all.
@@ -109,7 +146,9 @@ pub struct App {
 }
 
 /// Builds the database, the reconciler and its lifecycle (not started).
-pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
+/// With etcd, connects to it and prepares the reflector that fills the
+/// table.
+pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
     prepare_directory(&opts.directory, opts.force)?;
     // One instance per directory: two would prune each other's files. The
     // lock (flock on the marker) goes with the process, even on kill -9.
@@ -140,28 +179,16 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
     let db = Db::new();
     let memos = MemoTable::new()?;
     db.register_table(&memos.table)?;
-    // The table is filled from the store in one transaction, and only then
-    // initialized: the reconciler's first prune sees every stored memo.
-    {
-        let mut w = db.write_txn(&[&memos.table])?;
-        let init = memos.table.register_initializer(&mut w, "store")?;
-        for (name, content) in store.memos()? {
-            memos.table.insert(
-                &mut w,
-                Memo {
-                    name,
-                    content,
-                    status: Status::pending(),
-                },
-            )?;
-        }
-        init.done(&mut w)?;
-        w.commit();
-    }
+    let lifecycle = Lifecycle::new();
+    let desired = if opts.etcd.is_empty() {
+        fill_from_store(&db, &memos, &store)?;
+        Desired::Local
+    } else {
+        etcd_desired(opts, &db, &memos, &lifecycle).await?
+    };
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(PrometheusMetrics::new(&registry)?);
     let health = Arc::new(HealthReporter::new());
-    let lifecycle = Lifecycle::new();
     let params = reconciler::Params::new(db.clone(), "memos", lifecycle.clone(), health.clone())
         .with_default_metrics(metrics);
     let reconciler = Reconciler::builder(memos.table.clone(), target.clone())
@@ -178,12 +205,43 @@ pub fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
             registry,
             reconciler,
             store,
+            desired,
             target,
             limits: (opts.max_memos, opts.max_total_bytes),
             _lock: lock,
         }),
         lifecycle,
     ))
+}
+
+/// Without the `etcd` feature, `--etcd` is refused.
+#[cfg(not(feature = "etcd"))]
+async fn etcd_desired(
+    _: &Options,
+    _: &Db,
+    _: &MemoTable,
+    _: &Lifecycle,
+) -> Result<Desired, SetupError> {
+    Err(SetupError::NoEtcdSupport)
+}
+
+/// Fills the table from the embedded store in one transaction, and only
+/// then marks it initialized: the reconciler's first prune sees every
+/// stored memo.
+fn fill_from_store(db: &Db, memos: &MemoTable, store: &Store) -> Result<(), SetupError> {
+    let mut w = db.write_txn(&[&memos.table])?;
+    let init = memos.table.register_initializer(&mut w, "store")?;
+    for (name, content) in store.memos()? {
+        let memo = Memo {
+            name,
+            content,
+            status: Status::pending(),
+        };
+        memos.table.insert(&mut w, memo)?;
+    }
+    init.done(&mut w)?;
+    w.commit();
+    Ok(())
 }
 
 fn text(code: StatusCode, body: impl Into<String>) -> Response {
@@ -246,7 +304,12 @@ async fn put_memo(
         content,
         status: Status::pending(),
     };
-    // Durable before it is accepted.
+    // Durable before it is accepted: in etcd (every instance's reflector
+    // then mirrors it), or in the embedded store and the table.
+    #[cfg(feature = "etcd")]
+    if let Desired::Etcd { writer, .. } = &app.desired {
+        return etcd::put(writer, &memo).await;
+    }
     let store = app.store.clone();
     let (n, c) = (memo.name.clone(), memo.content.clone());
     match tokio::task::spawn_blocking(move || store.put_memo(&n, &c)).await {
@@ -307,6 +370,10 @@ async fn empty_name() -> Response {
 async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
     if let Err(e) = validate_name(&name) {
         return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    #[cfg(feature = "etcd")]
+    if let Desired::Etcd { writer, .. } = &app.desired {
+        return etcd::delete(&app, writer, &name).await;
     }
     let store = app.store.clone();
     let n = name.clone();
@@ -452,10 +519,16 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
             foreign.join(", ")
         )
     };
+    let etcd = match &app.desired {
+        Desired::Local => String::new(),
+        #[cfg(feature = "etcd")]
+        Desired::Etcd { writer, stats } => etcd::health_line(writer, stats),
+    };
     match app.health.latest() {
-        Some(r) if r.level == HealthLevel::Ok => {
-            text(StatusCode::OK, format!("OK: {}\n{foreign}", r.message))
-        }
+        Some(r) if r.level == HealthLevel::Ok => text(
+            StatusCode::OK,
+            format!("OK: {}\n{foreign}{etcd}", r.message),
+        ),
         Some(r) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p memos -- --directory /tmp/memos --listen 127.0.0.1:8080
+//! cargo run --release -p memos --features etcd -- --directory /tmp/memos-b --listen 127.0.0.1:8081 \
+//!     --etcd http://127.0.0.1:2379
 //! ```
 
 use std::net::SocketAddr;
@@ -45,6 +47,15 @@ struct Args {
     /// Most bytes of memo content in all (a write past it gets 507).
     #[arg(long, default_value_t = 256 << 20)]
     max_total_bytes: usize,
+    /// Keep the memos in etcd at this URL (repeat or comma-separate for
+    /// several endpoints) instead of the embedded store: every instance
+    /// pointed at the same etcd reconciles the same memos into its own
+    /// directory. Files written are still recorded in --state-dir.
+    #[arg(long, value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// The etcd key prefix of the memos.
+    #[arg(long, default_value = "/memos/")]
+    etcd_prefix: String,
 }
 
 /// How long open connections may take to finish after a shutdown signal.
@@ -81,8 +92,10 @@ async fn run(args: Args) -> Result<(), String> {
         full_reconciliation_interval: args.full_reconciliation_interval,
         retry_backoff_min: args.retry_backoff_min,
         retry_backoff_max: args.retry_backoff_max,
+        etcd: args.etcd,
+        etcd_prefix: args.etcd_prefix,
     };
-    let (app, lifecycle) = memos::build(&opts).map_err(|e| e.to_string())?;
+    let (app, lifecycle) = memos::build(&opts).await.map_err(|e| e.to_string())?;
     lifecycle.start().await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
