@@ -223,7 +223,8 @@ fn ci() -> Result<(), String> {
     publish::examples()?;
     publish::package()?;
     loom()?;
-    bench(&["--smoke".to_string()])
+    bench(&["--smoke".to_string()])?;
+    bench(&["--smoke".to_string(), "--scale".to_string()])
 }
 
 fn main() -> ExitCode {

@@ -2,10 +2,17 @@
 //! enabled, and live bytes while tracking. Off, it costs one relaxed load.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 pub struct Counting;
+
+/// The allocator underneath: mimalloc (feature `mimalloc`, the default)
+/// or the system's.
+#[cfg(feature = "mimalloc")]
+static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(not(feature = "mimalloc"))]
+static INNER: std::alloc::System = std::alloc::System;
 
 static COUNT: AtomicBool = AtomicBool::new(false);
 static TRACK_LIVE: AtomicBool = AtomicBool::new(false);
@@ -31,30 +38,30 @@ fn on_dealloc(size: usize) {
     }
 }
 
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees hold; the counters touch no memory
+// SAFETY: every method forwards to `INNER` with the caller's arguments
+// unchanged, so `INNER`'s guarantees hold; the counters touch no memory
 // handed out.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         on_alloc(layout.size());
         // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
+        unsafe { INNER.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         on_alloc(layout.size());
         // SAFETY: forwarded as is.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { INNER.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         on_dealloc(layout.size());
-        // SAFETY: `ptr` came from `System` through this allocator.
-        unsafe { System.dealloc(ptr, layout) }
+        // SAFETY: `ptr` came from `INNER` through this allocator.
+        unsafe { INNER.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         on_alloc(new_size);
         on_dealloc(layout.size());
-        // SAFETY: forwarded as is; `ptr` came from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        // SAFETY: forwarded as is; `ptr` came from `INNER`.
+        unsafe { INNER.realloc(ptr, layout, new_size) }
     }
 }
 

@@ -8,6 +8,7 @@ mod harness;
 mod lpm_benches;
 mod part_benches;
 mod reconciler_bench;
+mod scale;
 
 use std::process::{Command, ExitCode};
 
@@ -26,16 +27,18 @@ const RECONCILER_ROWS: [(&str, u64); 5] = [
 
 struct Args {
     mode: Mode,
+    scale: bool,
     filter: Option<String>,
     json: Option<String>,
     child: Option<(String, u64)>,
 }
 
-const USAGE: &str = "usage: bench [--quick | --smoke] [--filter SUBSTRING] [--json FILE]";
+const USAGE: &str = "usage: bench [--quick | --smoke] [--scale] [--filter SUBSTRING] [--json FILE]";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
         mode: Mode::Full,
+        scale: false,
         filter: None,
         json: None,
         child: None,
@@ -45,6 +48,7 @@ fn parse() -> Result<Args, String> {
         match a.as_str() {
             "--quick" => args.mode = Mode::Quick,
             "--smoke" => args.mode = Mode::Smoke,
+            "--scale" => args.scale = true,
             "--filter" => args.filter = Some(it.next().ok_or("--filter needs a value")?),
             "--json" => args.json = Some(it.next().ok_or("--json needs a file")?),
             "--child" => {
@@ -98,6 +102,50 @@ fn run_child_process(name: &str, n: u64) -> Result<Row, String> {
     serde_json::from_str(line).map_err(|e| format!("{name}: {e}: {line}"))
 }
 
+/// `--scale`: the scale rows only (see `scale.rs`).
+fn scale_mode(args: &Args) -> ExitCode {
+    let max = match args.mode {
+        Mode::Full => 10_000_000,
+        Mode::Quick => 1_000_000,
+        Mode::Smoke => 10_000,
+    };
+    println!(
+        "{:<28} {:>12} {:>14} {:>10}",
+        "name", "ns/object", "bytes/object", "peakRSS"
+    );
+    let mut rows = Vec::new();
+    for n in scale::sizes(max) {
+        let mut these = scale::db_rows(n);
+        match run_child_process("reconciler_scale", n) {
+            Ok(child) => these.push(scale::reconciler_row(n, &child)),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        for r in these {
+            println!(
+                "{:<28} {:>12.1} {:>14} {:>10}",
+                r.name,
+                r.ns_per_object,
+                r.bytes_per_object
+                    .map_or("-".to_string(), |b| format!("{b:.0}")),
+                r.peak_rss_bytes
+                    .map_or("-".to_string(), |b| format!("{:.0}MB", b as f64 / 1e6)),
+            );
+            rows.push(r);
+        }
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
+        if let Err(e) = std::fs::write(path, json) {
+            eprintln!("cannot write {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(a) => a,
@@ -112,6 +160,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let wanted = |name: &str| args.filter.as_deref().is_none_or(|f| name.contains(f));
+    if args.scale {
+        return scale_mode(&args);
+    }
     println!(
         "{:<36} {:>14} {:>10} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9}",
         "name",
