@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::db_inner::DbInner;
 use crate::erased::{ErasedTable, TableHandle};
 use crate::error::{Result, TxnError};
+use crate::info::TableInfo;
 use crate::metrics::DbMetrics;
 use crate::table::Table;
 use crate::table_inner::POS_BITS;
@@ -114,6 +115,43 @@ impl Db {
             .tables()
             .iter()
             .map(|t| t.name().to_string())
+            .collect()
+    }
+
+    /// Every registered table as of `txn`, in registration order: its
+    /// indexes, object count, revision, whether it is initialized, and its
+    /// graveyard size. For inspection tools.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table};
+    /// let by_id: Index<u32, u32> = Index::unique("id", |o: &u32, k| k.push(o));
+    /// let t = Table::new("ids", &by_id)?;
+    /// let db = Db::new();
+    /// db.register_table(&t)?;
+    /// let mut w = db.write_txn(&[&t])?;
+    /// t.insert(&mut w, 7)?;
+    /// let info = db.tables(&w.commit());
+    /// assert_eq!((info[0].name.as_str(), info[0].objects, info[0].revision), ("ids", 1, 1));
+    /// assert_eq!(info[0].indexes[0].name, "id");
+    /// # Ok::<(), statedb::Error>(())
+    /// ```
+    pub fn tables(&self, txn: &ReadTxn) -> Vec<TableInfo> {
+        let tables = self.inner.tables();
+        tables
+            .iter()
+            .filter_map(|t| {
+                let (_, pos) = t.registration()?;
+                let state = txn.root().get(pos)?;
+                let (objects, revision, initialized) = state.summary();
+                Some(TableInfo {
+                    name: t.name().to_string(),
+                    indexes: t.indexes(),
+                    objects,
+                    revision,
+                    initialized,
+                    graveyard: state.graveyard_len(),
+                })
+            })
             .collect()
     }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 
 use crate::Revision;
 use crate::error::{Result, TxnError};
+use crate::info::IndexInfo;
 use crate::state::{AnyTableState, AnyTableTxn, TableState, TableTxn};
 use crate::sync::{AtomicU64, OwnedLock};
 use crate::table_inner::TableInner;
@@ -34,6 +35,8 @@ pub(crate) trait ErasedTable: Send + Sync {
     fn wants_collection(&self, oldest: Option<Revision>) -> bool;
     /// Asks the holder of the table's lock to collect when it finishes.
     fn request_collection(&self);
+    /// The indexes, primary first.
+    fn indexes(&self) -> Vec<IndexInfo>;
 }
 
 impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
@@ -72,6 +75,20 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
     }
     fn request_collection(&self) {
         self.trackers().request_collection();
+    }
+    fn indexes(&self) -> Vec<IndexInfo> {
+        let primary = IndexInfo {
+            name: self.primary().name(),
+            unique: true,
+            primary: true,
+        };
+        std::iter::once(primary)
+            .chain(self.secondary().iter().map(|i| IndexInfo {
+                name: i.name(),
+                unique: i.is_unique(),
+                primary: false,
+            }))
+            .collect()
     }
 }
 

@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use part::{Key, KeyEncoding, Read, Tree, Watch};
+use part::{Key, KeyEncoding, ParseKeyError, Read, Tree, Watch};
 use smallvec::SmallVec;
 
 /// The keys an object yields for one index (zero, one or many).
@@ -48,7 +48,12 @@ pub(crate) struct IndexInner<Obj> {
     name: &'static str,
     unique: bool,
     keys: Box<KeysFn<Obj>>,
+    /// How a key written as text parses (the key type's
+    /// [`KeyEncoding::parse_key`]), for queries typed by a person.
+    parse: ParseFn,
 }
+
+type ParseFn = fn(&str, &mut Key) -> Result<(), ParseKeyError>;
 
 impl<Obj> IndexInner<Obj> {
     #[inline]
@@ -59,6 +64,12 @@ impl<Obj> IndexInner<Obj> {
     #[inline]
     pub fn is_unique(&self) -> bool {
         self.unique
+    }
+
+    /// A key written as text, encoded.
+    pub fn parse_key(&self, text: &str) -> Result<Key, ParseKeyError> {
+        let mut key = Key::new();
+        (self.parse)(text, &mut key).map(|()| key)
     }
 
     pub fn keys_of(&self, obj: &Obj) -> KeySet {
@@ -129,6 +140,7 @@ impl<Obj, K: KeyEncoding + ?Sized> Index<Obj, K> {
                 name,
                 unique,
                 keys: Box::new(keys),
+                parse: K::parse_key,
             }),
             _key: PhantomData,
         }
@@ -164,6 +176,29 @@ impl<Obj, K: KeyEncoding + ?Sized> Index<Obj, K> {
     /// The keys `obj` yields for this index.
     pub fn object_keys(&self, obj: &Obj) -> KeySet {
         self.inner.keys_of(obj)
+    }
+
+    /// A query for the key written as `text` (`"42"`, `"10.0.0.0/8"`,
+    /// `"web,3"` for a pair; see [`KeyEncoding::parse_key`]): for keys
+    /// typed by a person, in inspection tools.
+    ///
+    /// ```
+    /// use statedb::Index;
+    /// let by_port: Index<(String, u16), u16> = Index::unique("port", |o: &(String, u16), k| k.push(&o.1));
+    /// assert_eq!(by_port.query_text("8080")?.key(), by_port.query(&8080).key());
+    /// assert!(by_port.query_text("http").is_err());
+    /// # Ok::<(), statedb::ParseKeyError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ParseKeyError`] when the text is not a key of the index's type.
+    pub fn query_text(&self, text: &str) -> Result<Query<Obj>, ParseKeyError> {
+        Ok(Query {
+            index: self.inner.name,
+            key: self.inner.parse_key(text)?,
+            _obj: PhantomData,
+        })
     }
 
     /// A query for objects with `key`.

@@ -16,6 +16,9 @@ mod sync;
 // the metrics hook
 mod metrics;
 
+// what a Db says about its tables
+mod info;
+
 // indexes, queries and the query -> tree search mapping
 mod index;
 
@@ -77,13 +80,14 @@ pub use derive::{DeriveResult, Derived, derive};
 pub use erased::{ErasedRef, TableHandle};
 pub use error::{DeclareError, Error, Result, TxnError, WriteError};
 pub use index::{Index, KeySet, Query};
+pub use info::{IndexInfo, TableInfo};
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use json::JsonTable;
 pub use metrics::{DbMetrics, NoopMetrics};
 pub use objects::{Found, Objects};
 pub use observe::{BlockingObserver, Observer};
-pub use part::{Key, KeyEncoding, Watch, WatchSet};
+pub use part::{Key, KeyEncoding, ParseKeyError, Watch, WatchSet};
 pub use table::{Initializer, Table, TableBuilder};
 #[doc(hidden)]
 pub use table_inner::TableInner;

@@ -140,6 +140,8 @@ impl<T: Send + Sync + 'static> TableRead<T> for TableTxn<T> {
 pub(crate) trait AnyTableState: Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn graveyard_len(&self) -> usize;
+    /// (objects, revision, initialized), for inspection.
+    fn summary(&self) -> (usize, Revision, bool);
 }
 
 impl<T: Send + Sync + 'static> AnyTableState for TableState<T> {
@@ -148,6 +150,13 @@ impl<T: Send + Sync + 'static> AnyTableState for TableState<T> {
     }
     fn graveyard_len(&self) -> usize {
         self.graveyard.len()
+    }
+    fn summary(&self) -> (usize, Revision, bool) {
+        (
+            self.primary.len(),
+            self.last_revision,
+            self.pending_initializers.is_empty(),
+        )
     }
 }
 

@@ -27,6 +27,10 @@ impl ReadTxn {
     pub(crate) fn new(db_id: u64, root: Arc<Root>) -> Self {
         ReadTxn { db_id, root }
     }
+
+    pub(crate) fn root(&self) -> &Root {
+        &self.root
+    }
 }
 
 impl std::fmt::Debug for ReadTxn {

@@ -357,3 +357,74 @@ fn composite_keys_need_no_hand_written_bytes() {
     let q = (String::from("eth0"), IpAddr::from([10, 0, 0, 1]));
     assert_eq!(t.get(&r, by_key.query(&q)).unwrap().unwrap().0.vlan, 2);
 }
+
+/// `Db::tables` lists every table with its indexes and state;
+/// `Index::query_text` queries any index with a key typed as text.
+#[test]
+fn tables_are_listed_and_queried_by_keys_given_as_text() {
+    #[derive(Debug)]
+    struct Route {
+        net: ipnet::IpNet,
+        dev: (String, u16),
+    }
+    let by_net: Index<Route, ipnet::IpNet> = Index::unique("net", |r: &Route, k| k.push(&r.net));
+    let by_dev: Index<Route, (String, u16)> =
+        Index::non_unique("dev", |r: &Route, k| k.push(&r.dev));
+    let routes = Table::builder("routes", &by_net)
+        .index(&by_dev)
+        .build()
+        .unwrap();
+    let other = Table::new(
+        "other",
+        &Index::<u8, u8>::unique("id", |o: &u8, k| k.push(o)),
+    )
+    .unwrap();
+    let db = Db::new();
+    db.register_table(&routes).unwrap();
+    db.register_table(&other).unwrap();
+    let mut w = db.write_txn(&[&routes, &other]).unwrap();
+    let mut changes = routes.changes(&mut w).unwrap();
+    let _init = other.register_initializer(&mut w, "later").unwrap();
+    for (net, dev, vlan) in [("10.0.0.0/8", "eth0", 1), ("192.168.0.0/16", "eth0", 2)] {
+        let r = Route {
+            net: net.parse().unwrap(),
+            dev: (dev.to_string(), vlan),
+        };
+        routes.insert(&mut w, r).unwrap();
+    }
+    w.commit();
+    let mut w = db.write_txn(&[&routes]).unwrap();
+    routes
+        .delete(
+            &mut w,
+            &Route {
+                net: "10.0.0.0/8".parse().unwrap(),
+                dev: (String::new(), 0),
+            },
+        )
+        .unwrap();
+    let txn = w.commit();
+
+    let info = db.tables(&txn);
+    assert_eq!(info.len(), 2);
+    let r = &info[0];
+    assert_eq!((r.name.as_str(), r.objects, r.revision), ("routes", 1, 3));
+    assert!(r.initialized);
+    assert_eq!(r.graveyard, 1, "the iterator has not seen the delete");
+    let names: Vec<(&str, bool, bool)> = r
+        .indexes
+        .iter()
+        .map(|i| (i.name, i.unique, i.primary))
+        .collect();
+    assert_eq!(names, [("net", true, true), ("dev", false, false)]);
+    assert!(!info[1].initialized);
+    drop(changes.next(&txn).unwrap());
+
+    let q = by_net.query_text("192.168.0.0/16").unwrap();
+    assert_eq!(routes.get(&txn, q).unwrap().unwrap().0.dev.1, 2);
+    let q = by_dev.query_text("eth0,2").unwrap();
+    assert_eq!(routes.list(&txn, q).unwrap().count(), 1);
+    let e = by_dev.query_text("eth0").unwrap_err();
+    assert!(e.to_string().contains("pair"), "{e}");
+    assert!(by_net.query_text("10.0.0.0/40").is_err());
+}

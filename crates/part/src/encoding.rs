@@ -17,6 +17,83 @@ pub trait KeyEncoding {
         self.encode_key(&mut k);
         k
     }
+
+    /// Parses a key written as text (`"42"`, `"eth0"`, `"10.0.0.0/8"`,
+    /// `"web,3"` for a pair) and appends its encoding to `out`, exactly as
+    /// [`KeyEncoding::encode_key`] of the parsed value would: what
+    /// inspection tools use to query an index by a key typed by a person.
+    ///
+    /// # Errors
+    ///
+    /// [`ParseKeyError`] when the text is not a key of this type, or when
+    /// the type does not say how to parse one (the default).
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        let _ = (text, out);
+        Err(ParseKeyError::unsupported(std::any::type_name::<Self>()))
+    }
+}
+
+/// A key given as text could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseKeyError {
+    message: String,
+}
+
+impl ParseKeyError {
+    /// `text` is not a valid `expected` (a type or format name).
+    pub fn invalid(text: &str, expected: &str) -> Self {
+        ParseKeyError {
+            message: format!("{text:?} is not a valid {expected}"),
+        }
+    }
+
+    /// The key type cannot be parsed from text.
+    pub fn unsupported(type_name: &str) -> Self {
+        ParseKeyError {
+            message: format!("keys of type {type_name} cannot be given as text"),
+        }
+    }
+}
+
+impl std::fmt::Display for ParseKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ParseKeyError {}
+
+/// `T::from_str(text)` then its encoding.
+fn parse_via_from_str<T: std::str::FromStr + KeyEncoding>(
+    text: &str,
+    out: &mut Key,
+    expected: &str,
+) -> Result<(), ParseKeyError> {
+    let value: T = text
+        .trim()
+        .parse()
+        .map_err(|_| ParseKeyError::invalid(text, expected))?;
+    value.encode_key(out);
+    Ok(())
+}
+
+/// Bytes given as text: `0x` then hex digits, or the text's own bytes.
+fn parse_bytes(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+    let Some(hex) = text.strip_prefix("0x") else {
+        out.extend_from_slice(text.as_bytes());
+        return Ok(());
+    };
+    if hex.len() % 2 != 0 {
+        return Err(ParseKeyError::invalid(text, "hex byte string"));
+    }
+    for pair in hex.as_bytes().chunks(2) {
+        let digits = std::str::from_utf8(pair)
+            .map_err(|_| ParseKeyError::invalid(text, "hex byte string"))?;
+        let b = u8::from_str_radix(digits, 16)
+            .map_err(|_| ParseKeyError::invalid(text, "hex byte string"))?;
+        out.push(b);
+    }
+    Ok(())
 }
 
 macro_rules! unsigned {
@@ -25,6 +102,9 @@ macro_rules! unsigned {
             #[inline]
             fn encode_key(&self, out: &mut Key) {
                 out.extend_from_slice(&self.to_be_bytes());
+            }
+            fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+                parse_via_from_str::<$t>(text, out, stringify!($t))
             }
         }
     )*};
@@ -40,6 +120,9 @@ macro_rules! signed {
                 let flipped = (*self as $u) ^ (1 << (<$u>::BITS - 1));
                 out.extend_from_slice(&flipped.to_be_bytes());
             }
+            fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+                parse_via_from_str::<$t>(text, out, stringify!($t))
+            }
         }
     )*};
 }
@@ -49,11 +132,18 @@ impl KeyEncoding for bool {
     fn encode_key(&self, out: &mut Key) {
         out.push(*self as u8);
     }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_via_from_str::<bool>(text, out, "bool")
+    }
 }
 
 impl KeyEncoding for str {
     fn encode_key(&self, out: &mut Key) {
         out.extend_from_slice(self.as_bytes());
+    }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        out.extend_from_slice(text.as_bytes());
+        Ok(())
     }
 }
 
@@ -61,11 +151,18 @@ impl KeyEncoding for String {
     fn encode_key(&self, out: &mut Key) {
         out.extend_from_slice(self.as_bytes());
     }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        str::parse_key(text, out)
+    }
 }
 
 impl KeyEncoding for [u8] {
     fn encode_key(&self, out: &mut Key) {
         out.extend_from_slice(self);
+    }
+    /// `0x` then hex digits, or the text's own bytes.
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_bytes(text, out)
     }
 }
 
@@ -73,11 +170,23 @@ impl KeyEncoding for Vec<u8> {
     fn encode_key(&self, out: &mut Key) {
         out.extend_from_slice(self);
     }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_bytes(text, out)
+    }
 }
 
 impl<const N: usize> KeyEncoding for [u8; N] {
     fn encode_key(&self, out: &mut Key) {
         out.extend_from_slice(self);
+    }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        let mut bytes = Key::new();
+        parse_bytes(text, &mut bytes)?;
+        if bytes.len() != N {
+            return Err(ParseKeyError::invalid(text, &format!("{N}-byte string")));
+        }
+        out.extend_from_slice(&bytes);
+        Ok(())
     }
 }
 
@@ -85,11 +194,17 @@ impl KeyEncoding for Ipv4Addr {
     fn encode_key(&self, out: &mut Key) {
         out.extend_from_slice(&self.octets());
     }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_via_from_str::<Ipv4Addr>(text, out, "IPv4 address")
+    }
 }
 
 impl KeyEncoding for Ipv6Addr {
     fn encode_key(&self, out: &mut Key) {
         out.extend_from_slice(&self.octets());
+    }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_via_from_str::<Ipv6Addr>(text, out, "IPv6 address")
     }
 }
 
@@ -107,6 +222,9 @@ impl KeyEncoding for IpAddr {
             }
         }
     }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_via_from_str::<IpAddr>(text, out, "IP address")
+    }
 }
 
 impl KeyEncoding for SocketAddr {
@@ -114,6 +232,9 @@ impl KeyEncoding for SocketAddr {
     fn encode_key(&self, out: &mut Key) {
         self.ip().encode_key(out);
         self.port().encode_key(out);
+    }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_via_from_str::<SocketAddr>(text, out, "socket address")
     }
 }
 
@@ -133,6 +254,24 @@ fn encode_component<T: KeyEncoding + ?Sized>(part: &T, out: &mut Key) {
     out.extend_from_slice(&[0, 0]);
 }
 
+/// A parsed component of a tuple, escaped and terminated as
+/// [`encode_component`] does.
+fn parse_component<T: KeyEncoding + ?Sized>(
+    text: &str,
+    out: &mut Key,
+) -> Result<(), ParseKeyError> {
+    let mut raw = Key::new();
+    T::parse_key(text, &mut raw)?;
+    for &b in raw.iter() {
+        out.push(b);
+        if b == 0 {
+            out.push(1);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
+    Ok(())
+}
+
 impl<A: KeyEncoding, B: KeyEncoding + ?Sized> KeyEncoding for (A, B) {
     /// Lexicographic by component, as the tuple's `Ord`: every component
     /// but the last is escaped and terminated, so variable-length parts
@@ -140,6 +279,15 @@ impl<A: KeyEncoding, B: KeyEncoding + ?Sized> KeyEncoding for (A, B) {
     fn encode_key(&self, out: &mut Key) {
         encode_component(&self.0, out);
         self.1.encode_key(out);
+    }
+    /// `"a,b"`: split at the first comma (the last component may
+    /// contain commas).
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        let (a, b) = text
+            .split_once(',')
+            .ok_or_else(|| ParseKeyError::invalid(text, "pair `a,b`"))?;
+        parse_component::<A>(a, out)?;
+        B::parse_key(b, out)
     }
 }
 
@@ -150,6 +298,16 @@ impl<A: KeyEncoding, B: KeyEncoding, C: KeyEncoding + ?Sized> KeyEncoding for (A
         encode_component(&self.1, out);
         self.2.encode_key(out);
     }
+    /// `"a,b,c"`: split at the first two commas.
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        let mut parts = text.splitn(3, ',');
+        let (Some(a), Some(b), Some(c)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(ParseKeyError::invalid(text, "triple `a,b,c`"));
+        };
+        parse_component::<A>(a, out)?;
+        parse_component::<B>(b, out)?;
+        C::parse_key(c, out)
+    }
 }
 
 impl KeyEncoding for ipnet::Ipv4Net {
@@ -159,6 +317,9 @@ impl KeyEncoding for ipnet::Ipv4Net {
         self.network().encode_key(out);
         out.push(self.prefix_len());
     }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_via_from_str::<ipnet::Ipv4Net>(text, out, "IPv4 prefix")
+    }
 }
 
 impl KeyEncoding for ipnet::Ipv6Net {
@@ -166,6 +327,9 @@ impl KeyEncoding for ipnet::Ipv6Net {
     fn encode_key(&self, out: &mut Key) {
         self.network().encode_key(out);
         out.push(self.prefix_len());
+    }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_via_from_str::<ipnet::Ipv6Net>(text, out, "IPv6 prefix")
     }
 }
 
@@ -183,11 +347,17 @@ impl KeyEncoding for ipnet::IpNet {
             }
         }
     }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        parse_via_from_str::<ipnet::IpNet>(text, out, "IP prefix")
+    }
 }
 
 impl<T: KeyEncoding + ?Sized> KeyEncoding for &T {
     fn encode_key(&self, out: &mut Key) {
         (**self).encode_key(out);
+    }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        T::parse_key(text, out)
     }
 }
 
@@ -195,11 +365,17 @@ impl<T: KeyEncoding + ?Sized> KeyEncoding for Box<T> {
     fn encode_key(&self, out: &mut Key) {
         (**self).encode_key(out);
     }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        T::parse_key(text, out)
+    }
 }
 
 impl<T: KeyEncoding + ?Sized> KeyEncoding for std::sync::Arc<T> {
     fn encode_key(&self, out: &mut Key) {
         (**self).encode_key(out);
+    }
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
+        T::parse_key(text, out)
     }
 }
 
@@ -254,6 +430,65 @@ mod tests {
             };
             let (x, y) = (net(a, la), net(b, lb));
             prop_assert!(ordered(x, y));
+        }
+    }
+
+    fn parsed<T: KeyEncoding + ?Sized>(text: &str) -> Result<Key, ParseKeyError> {
+        let mut k = Key::new();
+        T::parse_key(text, &mut k).map(|()| k)
+    }
+
+    #[test]
+    fn text_parses_to_the_same_encoding() {
+        assert_eq!(parsed::<u32>("42").unwrap(), 42u32.to_key());
+        assert_eq!(parsed::<i64>("-7").unwrap(), (-7i64).to_key());
+        assert_eq!(parsed::<bool>("true").unwrap(), true.to_key());
+        assert_eq!(parsed::<str>("eth0").unwrap(), "eth0".to_key());
+        assert_eq!(parsed::<String>("a,b").unwrap(), "a,b".to_string().to_key());
+        assert_eq!(parsed::<[u8]>("0x00ff").unwrap()[..], [0, 255]);
+        assert_eq!(parsed::<[u8; 2]>("ab").unwrap()[..], *b"ab");
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(parsed::<IpAddr>("10.1.2.3").unwrap(), ip.to_key());
+        let net: ipnet::IpNet = "10.0.0.0/8".parse().unwrap();
+        assert_eq!(parsed::<ipnet::IpNet>("10.0.0.0/8").unwrap(), net.to_key());
+        let pair = ("web".to_string(), 3u16);
+        assert_eq!(parsed::<(String, u16)>("web,3").unwrap(), pair.to_key());
+        let triple = (1u8, "x".to_string(), "y,z".to_string());
+        assert_eq!(
+            parsed::<(u8, String, String)>("1,x,y,z").unwrap(),
+            triple.to_key()
+        );
+        assert_eq!(parsed::<Box<u8>>("9").unwrap(), 9u8.to_key());
+    }
+
+    #[test]
+    fn bad_text_is_an_error_naming_what_was_expected() {
+        let e = parsed::<u8>("300").unwrap_err();
+        assert_eq!(e.to_string(), "\"300\" is not a valid u8");
+        assert!(parsed::<IpAddr>("10.0.0.300").is_err());
+        assert!(parsed::<ipnet::IpNet>("10.0.0.0/33").is_err());
+        assert!(parsed::<(u8, u8)>("1").is_err());
+        assert!(parsed::<(u8, u8, u8)>("1,2").is_err());
+        assert!(parsed::<[u8]>("0x0").is_err());
+        assert!(parsed::<[u8]>("0xzz").is_err());
+        assert!(parsed::<[u8; 3]>("ab").is_err());
+        struct Opaque;
+        impl KeyEncoding for Opaque {
+            fn encode_key(&self, _: &mut Key) {}
+        }
+        assert!(
+            parsed::<Opaque>("x")
+                .unwrap_err()
+                .to_string()
+                .contains("cannot be given as text")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn integers_round_trip_through_text(a: i64, b: u32) {
+            prop_assert_eq!(parsed::<i64>(&a.to_string()).unwrap(), a.to_key());
+            prop_assert_eq!(parsed::<(u32, i64)>(&format!("{b},{a}")).unwrap(), (b, a).to_key());
         }
     }
 

@@ -1,0 +1,34 @@
+//! What a Db says about its tables, for inspection: names, indexes,
+//! sizes, revisions.
+
+use crate::Revision;
+
+/// One index of a table, as [`TableInfo`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexInfo {
+    /// The index name.
+    pub name: &'static str,
+    /// True for a unique index.
+    pub unique: bool,
+    /// True for the primary index.
+    pub primary: bool,
+}
+
+/// A registered table as one snapshot sees it ([`crate::Db::tables`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableInfo {
+    /// The table name.
+    pub name: String,
+    /// Its indexes, the primary first.
+    pub indexes: Vec<IndexInfo>,
+    /// Number of objects.
+    pub objects: usize,
+    /// The table's revision (of its last insert or delete).
+    pub revision: Revision,
+    /// Whether every registered initializer is done.
+    pub initialized: bool,
+    /// Deleted objects kept for change iterators that have not seen them.
+    pub graveyard: usize,
+}
