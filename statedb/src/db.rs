@@ -109,6 +109,11 @@ impl Db {
         Ok(())
     }
 
+    /// The shared state (for modules above this one).
+    pub(crate) fn inner(&self) -> &Arc<DbInner> {
+        &self.inner
+    }
+
     /// Names of the registered tables, in registration order.
     pub fn table_names(&self) -> Vec<String> {
         self.inner

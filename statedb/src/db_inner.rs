@@ -1,6 +1,7 @@
 //! The shared state behind every handle of one Db: its root, the lock
 //! that orders root swaps, its tables and its metrics.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use crate::erased::ErasedTable;
@@ -16,6 +17,10 @@ pub(crate) struct DbInner {
     commit_lock: Mutex<()>,
     tables: Mutex<Vec<Arc<dyn ErasedTable>>>,
     metrics: Option<Arc<dyn DbMetrics>>,
+    /// Per-table values of modules above this one, by table name (the
+    /// untyped inspection handles of `inspect.rs`), type-erased so that
+    /// this module names nothing above it.
+    extensions: Mutex<Vec<(String, Arc<dyn Any + Send + Sync>)>>,
 }
 
 impl DbInner {
@@ -26,6 +31,7 @@ impl DbInner {
             commit_lock: Mutex::new(()),
             tables: Mutex::new(Vec::new()),
             metrics,
+            extensions: Mutex::new(Vec::new()),
         }
     }
 
@@ -61,5 +67,21 @@ impl DbInner {
 
     pub fn metrics(&self) -> Option<&dyn DbMetrics> {
         self.metrics.as_deref()
+    }
+
+    /// Attaches `value` to table `name` (replacing an earlier one).
+    pub fn set_extension(&self, name: &str, value: Arc<dyn Any + Send + Sync>) {
+        let mut all = self.extensions.lock();
+        all.retain(|(n, _)| n != name);
+        all.push((name.to_string(), value));
+    }
+
+    /// The value attached to table `name`.
+    pub fn extension(&self, name: &str) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.extensions
+            .lock()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     }
 }

@@ -62,6 +62,10 @@ mod db;
 #[cfg(feature = "json")]
 mod json;
 
+// tables by name, untyped, for inspection
+#[cfg(feature = "json")]
+mod inspect;
+
 // change iterators
 mod changes;
 
@@ -81,6 +85,9 @@ pub use erased::{ErasedRef, TableHandle};
 pub use error::{DeclareError, Error, Result, TxnError, WriteError};
 pub use index::{Index, KeySet, Query};
 pub use info::{IndexInfo, TableInfo};
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub use inspect::{AnyObject, AnyTable, InspectError, QueryOp, TextQuery, rows};
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use json::JsonTable;

@@ -33,6 +33,11 @@ impl<T> Objects<T> {
             inner: ObjectsInner::One(o),
         }
     }
+    /// A query's first match as results.
+    pub(crate) fn from_found(found: Found<T>) -> Self {
+        Self::one(found.map(|(data, revision)| Object { data, revision }))
+    }
+
     pub(crate) fn iter(i: OwnedIter<Object<T>>) -> Self {
         Objects {
             inner: ObjectsInner::Iter(i),

@@ -105,6 +105,20 @@ impl<T: Send + Sync + 'static> Table<T> {
             .collect()
     }
 
+    /// A query on the index named `index` for a key written as text; an
+    /// unknown index name is a parse error naming it.
+    pub(crate) fn query_text(
+        &self,
+        index: &str,
+        text: &str,
+    ) -> Result<Query<T>, part::ParseKeyError> {
+        let inner = std::iter::once(self.inner.primary())
+            .chain(self.inner.secondary().iter().map(|i| &**i))
+            .find(|i| i.name() == index)
+            .ok_or_else(|| part::ParseKeyError::invalid(index, "index name"))?;
+        Ok(Query::new(inner.name(), inner.parse_key(text)?))
+    }
+
     /// A query on the primary index for `obj`'s own primary key.
     pub fn primary_query(&self, obj: &T) -> Option<Query<T>> {
         let keys = self.inner.primary().keys_of(obj);

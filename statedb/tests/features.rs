@@ -428,3 +428,103 @@ fn tables_are_listed_and_queried_by_keys_given_as_text() {
     assert!(e.to_string().contains("pair"), "{e}");
     assert!(by_net.query_text("10.0.0.0/40").is_err());
 }
+
+/// Tables by name, untyped: every query kind with keys given as text, the
+/// errors, and only tables registered as inspectable.
+#[cfg(feature = "json")]
+#[test]
+fn inspectable_tables_answer_untyped_queries_by_name() {
+    use statedb::{InspectError, QueryOp, TextQuery};
+
+    #[derive(serde::Serialize)]
+    struct Host {
+        name: String,
+        port: u16,
+    }
+    let by_name: Index<Host, str> = Index::unique("name", |h: &Host, k| k.push(h.name.as_str()));
+    let by_port: Index<Host, u16> = Index::non_unique("port", |h: &Host, k| k.push(&h.port));
+    let hosts = Table::builder("hosts", &by_name)
+        .index(&by_port)
+        .build()
+        .unwrap();
+    let hidden = Table::new(
+        "hidden",
+        &Index::<u8, u8>::unique("id", |o: &u8, k| k.push(o)),
+    )
+    .unwrap();
+    let db = Db::new();
+    db.register_inspectable(&hosts).unwrap();
+    db.register_table(&hidden).unwrap();
+    let mut w = db.write_txn(&[&hosts]).unwrap();
+    for (name, port) in [("alpha", 80), ("beta", 443), ("beta2", 80), ("gamma", 8080)] {
+        let h = Host {
+            name: name.into(),
+            port,
+        };
+        hosts.insert(&mut w, h).unwrap();
+    }
+    let txn = w.commit();
+    assert!(
+        db.table_by_name("hidden").is_none(),
+        "not registered as inspectable"
+    );
+    assert!(db.table_by_name("nope").is_none());
+    let t = db.table_by_name("hosts").unwrap();
+    assert_eq!(t.info(&txn).unwrap().objects, 4);
+    let names = |objs: Vec<statedb::AnyObject>| -> Vec<String> {
+        objs.iter()
+            .map(|o| o.json["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(t.all(&txn).unwrap()),
+        ["alpha", "beta", "beta2", "gamma"]
+    );
+    let q = |index: Option<&str>, op, key: &str| TextQuery {
+        index: index.map(str::to_string),
+        op,
+        key: key.to_string(),
+    };
+    assert_eq!(
+        names(t.query(&txn, &q(None, QueryOp::Get, "beta")).unwrap()),
+        ["beta"]
+    );
+    assert_eq!(
+        names(t.query(&txn, &q(None, QueryOp::Prefix, "beta")).unwrap()),
+        ["beta", "beta2"]
+    );
+    assert_eq!(
+        names(
+            t.query(&txn, &q(None, QueryOp::LowerBound, "beta2"))
+                .unwrap()
+        ),
+        ["beta2", "gamma"]
+    );
+    assert_eq!(
+        names(
+            t.query(&txn, &q(Some("port"), QueryOp::List, "80"))
+                .unwrap()
+        ),
+        ["alpha", "beta2"]
+    );
+    assert!(
+        t.query(&txn, &q(None, QueryOp::Get, "zeta"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        t.query(&txn, &q(Some("color"), QueryOp::List, "red")),
+        Err(InspectError::UnknownIndex { .. })
+    ));
+    let e = t
+        .query(&txn, &q(Some("port"), QueryOp::List, "http"))
+        .unwrap_err();
+    assert!(
+        matches!(&e, InspectError::BadKey { index, .. } if index == "port"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("u16"), "{e}");
+    let (header, rows) = statedb::rows(&t.all(&txn).unwrap());
+    assert_eq!(header, ["name", "port"]);
+    assert_eq!(rows[3], ["gamma", "8080"]);
+}

@@ -1,0 +1,362 @@
+//! Tables by name, untyped (feature `json`): queries with keys given as
+//! text and objects rendered as JSON and as rows of columns, for
+//! inspection tools. Typed access is unaffected; a table takes part once
+//! registered with [`Db::register_inspectable`].
+
+use std::any::Any;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::Revision;
+use crate::db::Db;
+use crate::error::TxnError;
+use crate::index::Query;
+use crate::info::TableInfo;
+use crate::objects::Objects;
+use crate::table::Table;
+use crate::txn::ReadTxn;
+
+/// How an [`AnyTable::query`] searches its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryOp {
+    /// The first object with the key.
+    Get,
+    /// Every object with the key.
+    List,
+    /// Objects whose key starts with the key.
+    Prefix,
+    /// Objects whose key is at or above the key, in key order.
+    LowerBound,
+}
+
+impl std::str::FromStr for QueryOp {
+    type Err = InspectError;
+    /// `get`, `list`, `prefix` or `lower_bound`.
+    fn from_str(s: &str) -> Result<Self, InspectError> {
+        match s {
+            "get" => Ok(QueryOp::Get),
+            "list" => Ok(QueryOp::List),
+            "prefix" => Ok(QueryOp::Prefix),
+            "lower_bound" => Ok(QueryOp::LowerBound),
+            other => Err(InspectError::UnknownOp(other.to_string())),
+        }
+    }
+}
+
+/// An untyped query: index (the primary when `None`), operation, key as
+/// text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextQuery {
+    /// The index name; `None`: the primary index.
+    pub index: Option<String>,
+    /// The operation.
+    pub op: QueryOp,
+    /// The key, as text (see [`crate::Index::query_text`]).
+    pub key: String,
+}
+
+/// Errors of the untyped access.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InspectError {
+    /// The table has no index of that name.
+    #[error("table {table:?} has no index {index:?}")]
+    UnknownIndex {
+        /// Table name.
+        table: String,
+        /// Index name.
+        index: String,
+    },
+    /// The operation is not one of get, list, prefix, lower_bound.
+    #[error("unknown query operation {0:?} (get, list, prefix or lower_bound)")]
+    UnknownOp(String),
+    /// The key text does not parse as the index's key type.
+    #[error("bad key for index {index:?}: {reason}")]
+    BadKey {
+        /// Index name.
+        index: String,
+        /// Why.
+        reason: String,
+    },
+    /// An object could not be rendered as JSON.
+    #[error("object of table {table:?} cannot be rendered as JSON: {reason}")]
+    Render {
+        /// Table name.
+        table: String,
+        /// Why.
+        reason: String,
+    },
+    /// The table is not usable with this transaction.
+    #[error(transparent)]
+    Txn(#[from] TxnError),
+}
+
+/// An object as the untyped access hands it out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnyObject {
+    /// The object's revision.
+    pub revision: Revision,
+    /// The object as JSON.
+    pub json: Value,
+}
+
+/// What the untyped access needs of a table.
+trait Inspect: Send + Sync {
+    fn name(&self) -> &str;
+    fn query(
+        &self,
+        txn: &ReadTxn,
+        query: Option<&TextQuery>,
+    ) -> Result<Vec<AnyObject>, InspectError>;
+}
+
+struct Inspector<T> {
+    table: Table<T>,
+}
+
+/// The handle stored in the Db (an `Arc<dyn Inspect>` is sized, so it can
+/// go through `Any`).
+struct Handle(Arc<dyn Inspect>);
+
+impl<T: serde::Serialize + Send + Sync + 'static> Inspector<T> {
+    fn render(&self, objects: Objects<T>) -> Result<Vec<AnyObject>, InspectError> {
+        objects
+            .map(|(obj, revision)| {
+                let json = serde_json::to_value(&*obj).map_err(|e| InspectError::Render {
+                    table: self.table.name().to_string(),
+                    reason: e.to_string(),
+                })?;
+                Ok(AnyObject { revision, json })
+            })
+            .collect()
+    }
+
+    fn text_query(&self, q: &TextQuery) -> Result<Query<T>, InspectError> {
+        let names = self.table.index_names();
+        let index = match &q.index {
+            None => names[0],
+            Some(name) => names.iter().copied().find(|n| n == name).ok_or_else(|| {
+                InspectError::UnknownIndex {
+                    table: self.table.name().to_string(),
+                    index: name.clone(),
+                }
+            })?,
+        };
+        self.table
+            .query_text(index, &q.key)
+            .map_err(|e| InspectError::BadKey {
+                index: index.to_string(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
+    fn name(&self) -> &str {
+        self.table.name()
+    }
+
+    fn query(
+        &self,
+        txn: &ReadTxn,
+        query: Option<&TextQuery>,
+    ) -> Result<Vec<AnyObject>, InspectError> {
+        let Some(q) = query else {
+            return self.render(self.table.all(txn)?);
+        };
+        let tq = self.text_query(q)?;
+        let objects = match q.op {
+            QueryOp::Get => Objects::from_found(self.table.get(txn, tq)?),
+            QueryOp::List => self.table.list(txn, tq)?,
+            QueryOp::Prefix => self.table.prefix(txn, tq)?.0,
+            QueryOp::LowerBound => self.table.lower_bound(txn, tq)?.0,
+        };
+        self.render(objects)
+    }
+}
+
+/// A table found by name: untyped queries, objects as JSON.
+#[derive(Clone)]
+pub struct AnyTable {
+    db: Db,
+    inner: Arc<dyn Inspect>,
+}
+
+impl std::fmt::Debug for AnyTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyTable")
+            .field("name", &self.inner.name())
+            .finish()
+    }
+}
+
+impl AnyTable {
+    /// The table name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The table as `txn` sees it: indexes, size, revision.
+    pub fn info(&self, txn: &ReadTxn) -> Option<TableInfo> {
+        self.db
+            .tables(txn)
+            .into_iter()
+            .find(|t| t.name == self.inner.name())
+    }
+
+    /// Every object, in primary key order.
+    ///
+    /// # Errors
+    ///
+    /// [`InspectError::Render`] for an object serde cannot render;
+    /// [`InspectError::Txn`] for a transaction of another Db.
+    pub fn all(&self, txn: &ReadTxn) -> Result<Vec<AnyObject>, InspectError> {
+        self.inner.query(txn, None)
+    }
+
+    /// The objects a query with a key given as text finds.
+    ///
+    /// # Errors
+    ///
+    /// [`InspectError::UnknownIndex`], [`InspectError::BadKey`] (the
+    /// reason names what the text should have been), and as
+    /// [`AnyTable::all`].
+    pub fn query(&self, txn: &ReadTxn, query: &TextQuery) -> Result<Vec<AnyObject>, InspectError> {
+        self.inner.query(txn, Some(query))
+    }
+}
+
+/// Objects as rows of named columns: the fields of the JSON objects (in
+/// the order first seen), each cell the field's text (strings as they
+/// are, anything else as JSON). A non-object value is one column `value`.
+pub fn rows(objects: &[AnyObject]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header: Vec<String> = Vec::new();
+    for o in objects {
+        match &o.json {
+            Value::Object(map) => {
+                for k in map.keys() {
+                    if !header.contains(k) {
+                        header.push(k.clone());
+                    }
+                }
+            }
+            _ if !header.iter().any(|h| h == "value") => header.push("value".to_string()),
+            _ => {}
+        }
+    }
+    let cell = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let rows = objects
+        .iter()
+        .map(|o| {
+            header
+                .iter()
+                .map(|h| match &o.json {
+                    Value::Object(map) => cell(map.get(h)),
+                    other if h == "value" => cell(Some(other)),
+                    _ => String::new(),
+                })
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+impl Db {
+    /// Registers `table` like [`Db::register_table`] and makes it
+    /// available by name, untyped ([`Db::table_by_name`]): its objects are
+    /// rendered with `serde`.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, QueryOp, Table, TextQuery};
+    /// #[derive(serde::Serialize)]
+    /// struct Host { name: String, port: u16 }
+    /// let by_name: Index<Host, str> = Index::unique("name", |h: &Host, k| k.push(h.name.as_str()));
+    /// let by_port: Index<Host, u16> = Index::non_unique("port", |h: &Host, k| k.push(&h.port));
+    /// let hosts = Table::builder("hosts", &by_name).index(&by_port).build()?;
+    /// let db = Db::new();
+    /// db.register_inspectable(&hosts)?;
+    /// let mut w = db.write_txn(&[&hosts])?;
+    /// hosts.insert(&mut w, Host { name: "a".into(), port: 80 })?;
+    /// let txn = w.commit();
+    ///
+    /// let t = db.table_by_name("hosts").unwrap();
+    /// let q = TextQuery { index: Some("port".into()), op: QueryOp::List, key: "80".into() };
+    /// let found = t.query(&txn, &q)?;
+    /// assert_eq!(found[0].json["name"], "a");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::register_table`].
+    pub fn register_inspectable<T: serde::Serialize + Send + Sync + 'static>(
+        &self,
+        table: &Table<T>,
+    ) -> Result<(), TxnError> {
+        self.register_table(table)?;
+        let inspect: Arc<dyn Inspect> = Arc::new(Inspector {
+            table: table.clone(),
+        });
+        let handle: Arc<dyn Any + Send + Sync> = Arc::new(Handle(inspect));
+        self.inner().set_extension(table.name(), handle);
+        Ok(())
+    }
+
+    /// The table registered as `name` with [`Db::register_inspectable`].
+    pub fn table_by_name(&self, name: &str) -> Option<AnyTable> {
+        let any = self.inner().extension(name)?;
+        let handle = any.downcast_ref::<Handle>()?;
+        Some(AnyTable {
+            db: self.clone(),
+            inner: handle.0.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_take_the_fields_in_order_and_render_cells() {
+        let objects = vec![
+            AnyObject {
+                revision: 1,
+                json: serde_json::json!({"name": "a", "port": 80}),
+            },
+            AnyObject {
+                revision: 2,
+                json: serde_json::json!({"name": "b", "tags": ["x"]}),
+            },
+        ];
+        let (header, rows) = rows(&objects);
+        assert_eq!(header, ["name", "port", "tags"]);
+        assert_eq!(rows[0], ["a", "80", ""]);
+        assert_eq!(rows[1], ["b", "", "[\"x\"]"]);
+        let (header, rows) = super::rows(&[AnyObject {
+            revision: 1,
+            json: serde_json::json!(7),
+        }]);
+        assert_eq!(
+            (header, rows),
+            (vec!["value".to_string()], vec![vec!["7".to_string()]])
+        );
+    }
+
+    #[test]
+    fn ops_parse_from_text() {
+        assert_eq!(
+            "lower_bound".parse::<QueryOp>().unwrap(),
+            QueryOp::LowerBound
+        );
+        assert!(matches!(
+            "scan".parse::<QueryOp>(),
+            Err(InspectError::UnknownOp(_))
+        ));
+    }
+}
