@@ -101,6 +101,22 @@ pub struct AnyObject {
     pub json: Value,
 }
 
+/// One change of an object, untyped ([`AnyTable::changes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnyChange {
+    /// Revision of the change.
+    pub revision: Revision,
+    /// True for a delete (the object as it was).
+    pub deleted: bool,
+    /// The object as JSON.
+    pub json: Value,
+}
+
+/// The changes of a table as a stream; dropping it releases its change
+/// iterator (and the deleted objects kept for it).
+pub type AnyChanges =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<AnyChange, InspectError>> + Send>>;
+
 /// What the untyped access needs of a table.
 trait Inspect: Send + Sync {
     fn name(&self) -> &str;
@@ -109,6 +125,7 @@ trait Inspect: Send + Sync {
         txn: &ReadTxn,
         query: Option<&TextQuery>,
     ) -> Result<Vec<AnyObject>, InspectError>;
+    fn changes(&self, db: &Db, after: Revision) -> Result<AnyChanges, InspectError>;
 }
 
 struct Inspector<T> {
@@ -157,6 +174,15 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
         self.table.name()
     }
 
+    fn changes(&self, db: &Db, after: Revision) -> Result<AnyChanges, InspectError> {
+        let observer = self.table.observe(db)?;
+        Ok(Box::pin(Untyped {
+            table: self.table.name().to_string(),
+            observer,
+            after,
+        }))
+    }
+
     fn query(
         &self,
         txn: &ReadTxn,
@@ -173,6 +199,47 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
             QueryOp::LowerBound => self.table.lower_bound(txn, tq)?.0,
         };
         self.render(objects)
+    }
+}
+
+/// An [`crate::Observer`] rendering its changes as JSON, skipping those at
+/// or below `after`.
+struct Untyped<T: Send + Sync + 'static> {
+    table: String,
+    observer: crate::observe::Observer<T>,
+    after: Revision,
+}
+
+impl<T: serde::Serialize + Send + Sync + 'static> futures_core::Stream for Untyped<T> {
+    type Item = Result<AnyChange, InspectError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            let change = match std::pin::Pin::new(&mut this.observer).poll_next(cx) {
+                Poll::Ready(Some(c)) => c,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            if change.revision <= this.after {
+                continue;
+            }
+            let rendered = serde_json::to_value(&*change.object)
+                .map(|json| AnyChange {
+                    revision: change.revision,
+                    deleted: change.deleted,
+                    json,
+                })
+                .map_err(|e| InspectError::Render {
+                    table: this.table.clone(),
+                    reason: e.to_string(),
+                });
+            return Poll::Ready(Some(rendered));
+        }
     }
 }
 
@@ -213,6 +280,24 @@ impl AnyTable {
     /// [`InspectError::Txn`] for a transaction of another Db.
     pub fn all(&self, txn: &ReadTxn) -> Result<Vec<AnyObject>, InspectError> {
         self.inner.query(txn, None)
+    }
+
+    /// The table's changes as a stream: every upsert and delete after
+    /// revision `after` (`None`: after the table's revision now, so only
+    /// what comes next), in revision order. With `Some(r)`, objects
+    /// changed after `r` and still present come first as upserts; deletes
+    /// from before the stream started are not known. Dropping the stream
+    /// releases its change iterator.
+    ///
+    /// # Errors
+    ///
+    /// [`InspectError::Txn`] if the table is locked by this thread.
+    pub fn changes(&self, after: Option<Revision>) -> Result<AnyChanges, InspectError> {
+        let after = match after {
+            Some(r) => r,
+            None => self.info(&self.db.read_txn()).map_or(0, |i| i.revision),
+        };
+        self.inner.changes(&self.db, after)
     }
 
     /// The objects a query with a key given as text finds.

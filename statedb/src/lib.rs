@@ -62,10 +62,6 @@ mod db;
 #[cfg(feature = "json")]
 mod json;
 
-// tables by name, untyped, for inspection
-#[cfg(feature = "json")]
-mod inspect;
-
 // change iterators
 mod changes;
 
@@ -78,6 +74,10 @@ mod observe;
 // tables derived from tables
 mod derive;
 
+// tables by name, untyped, for inspection
+#[cfg(feature = "json")]
+mod inspect;
+
 pub use changes::{Change, ChangeIterator, Changes};
 pub use db::Db;
 pub use derive::{DeriveResult, Derived, derive};
@@ -87,7 +87,9 @@ pub use index::{Index, KeySet, Query};
 pub use info::{IndexInfo, TableInfo};
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
-pub use inspect::{AnyObject, AnyTable, InspectError, QueryOp, TextQuery, rows};
+pub use inspect::{
+    AnyChange, AnyChanges, AnyObject, AnyTable, InspectError, QueryOp, TextQuery, rows,
+};
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use json::JsonTable;

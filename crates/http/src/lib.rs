@@ -1,0 +1,305 @@
+#![doc = include_str!("../README.md")]
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableInfo, TextQuery};
+
+/// The read-only inspection API of `db`, to mount in one's own server
+/// (`Router::nest("/statedb", statedb_http::router(db))`):
+///
+/// - `GET /tables`: every table with its indexes, object count, revision,
+///   initialized flag and graveyard size.
+/// - `GET /tables/{name}`: the objects of a table registered with
+///   `Db::register_inspectable`; `?index=…&key=…&op=get|list|prefix|lower_bound`
+///   for a query (the key as text), `limit`, `reverse`, and
+///   `format=json` (default), `ndjson` or `table`.
+/// - `GET /tables/{name}/changes`: upserts and deletes as they happen (or
+///   after `?from=REVISION`), as newline-delimited JSON (default) or
+///   `format=sse`, with a heartbeat every `heartbeat_ms` (default 15 s).
+///
+/// Errors are JSON `{"error": "…"}`: 404 for an unknown table or index,
+/// 400 for a key, operation or format that does not parse.
+pub fn router(db: Db) -> Router {
+    Router::new()
+        .route("/tables", get(list_tables))
+        .route("/tables/{name}", get(table_objects))
+        .route("/tables/{name}/changes", get(table_changes))
+        .with_state(db)
+}
+
+#[derive(Serialize)]
+struct IndexJson {
+    name: &'static str,
+    unique: bool,
+    primary: bool,
+}
+
+#[derive(Serialize)]
+struct TableJson {
+    name: String,
+    indexes: Vec<IndexJson>,
+    objects: usize,
+    revision: u64,
+    initialized: bool,
+    graveyard: usize,
+}
+
+impl From<TableInfo> for TableJson {
+    fn from(t: TableInfo) -> Self {
+        TableJson {
+            name: t.name,
+            indexes: t
+                .indexes
+                .iter()
+                .map(|i| IndexJson {
+                    name: i.name,
+                    unique: i.unique,
+                    primary: i.primary,
+                })
+                .collect(),
+            objects: t.objects,
+            revision: t.revision,
+            initialized: t.initialized,
+            graveyard: t.graveyard,
+        }
+    }
+}
+
+/// An error answered as JSON.
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    let body = serde_json::json!({ "error": message.to_string() });
+    (status, axum::Json(body)).into_response()
+}
+
+fn inspect_error(e: InspectError) -> Response {
+    let status = match &e {
+        InspectError::UnknownIndex { .. } => StatusCode::NOT_FOUND,
+        InspectError::Render { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, e)
+}
+
+/// The table called `name`, or the 404 answer.
+fn table(db: &Db, name: &str) -> Result<AnyTable, Box<Response>> {
+    db.table_by_name(name).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("no table {name:?} (or it is not registered as inspectable)"),
+        ))
+    })
+}
+
+async fn list_tables(State(db): State<Db>) -> Response {
+    let tables: Vec<TableJson> = db
+        .tables(&db.read_txn())
+        .into_iter()
+        .map(TableJson::from)
+        .collect();
+    axum::Json(tables).into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ObjectsQuery {
+    index: Option<String>,
+    key: Option<String>,
+    op: Option<String>,
+    limit: Option<usize>,
+    reverse: bool,
+    format: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ObjectJson<'a> {
+    revision: u64,
+    object: &'a serde_json::Value,
+}
+
+async fn table_objects(
+    State(db): State<Db>,
+    Path(name): Path<String>,
+    Query(q): Query<ObjectsQuery>,
+) -> Response {
+    let t = match table(&db, &name) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let txn = db.read_txn();
+    let found = match (&q.key, &q.op) {
+        (None, None) if q.index.is_none() => t.all(&txn),
+        (None, _) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "a query needs `key` (and `op`, default get)",
+            );
+        }
+        (Some(key), op) => {
+            let op = match op.as_deref().unwrap_or("get").parse::<QueryOp>() {
+                Ok(op) => op,
+                Err(e) => return inspect_error(e),
+            };
+            let query = TextQuery {
+                index: q.index.clone(),
+                op,
+                key: key.clone(),
+            };
+            t.query(&txn, &query)
+        }
+    };
+    let mut objects = match found {
+        Ok(o) => o,
+        Err(e) => return inspect_error(e),
+    };
+    if q.reverse {
+        objects.reverse();
+    }
+    if let Some(limit) = q.limit {
+        objects.truncate(limit);
+    }
+    render(&objects, q.format.as_deref().unwrap_or("json"))
+}
+
+fn object_json(o: &AnyObject) -> ObjectJson<'_> {
+    ObjectJson {
+        revision: o.revision,
+        object: &o.json,
+    }
+}
+
+fn render(objects: &[AnyObject], format: &str) -> Response {
+    let json = object_json;
+    match format {
+        "json" => axum::Json(objects.iter().map(json).collect::<Vec<_>>()).into_response(),
+        "ndjson" => {
+            let mut body = String::new();
+            for o in objects {
+                body.push_str(&serde_json::to_string(&json(o)).unwrap_or_default());
+                body.push('\n');
+            }
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+        }
+        "table" => {
+            let (header_row, rows) = statedb::rows(objects);
+            (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                aligned(&header_row, &rows),
+            )
+                .into_response()
+        }
+        other => error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown format {other:?} (json, ndjson or table)"),
+        ),
+    }
+}
+
+/// Columns padded to their widest cell, upper-case header first.
+pub fn aligned(header_row: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header_row.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = String>| {
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(&mut header_row.iter().map(|h| h.to_uppercase()));
+    for row in rows {
+        out.push_str(&line(&mut row.iter().cloned()));
+    }
+    out
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChangesQuery {
+    from: Option<u64>,
+    format: Option<String>,
+    heartbeat_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    revision: u64,
+    deleted: bool,
+    object: &'a serde_json::Value,
+}
+
+fn change_line(c: &AnyChange) -> String {
+    serde_json::to_string(&ChangeJson {
+        revision: c.revision,
+        deleted: c.deleted,
+        object: &c.json,
+    })
+    .unwrap_or_default()
+}
+
+async fn table_changes(
+    State(db): State<Db>,
+    Path(name): Path<String>,
+    Query(q): Query<ChangesQuery>,
+) -> Response {
+    let t = match table(&db, &name) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let heartbeat = Duration::from_millis(q.heartbeat_ms.unwrap_or(15_000).max(10));
+    let changes = match t.changes(q.from) {
+        Ok(c) => c,
+        Err(e) => return inspect_error(e),
+    };
+    // The stream holds the change iterator; when the client goes away,
+    // hyper drops the body (at the latest on the next heartbeat write),
+    // and with it the iterator.
+    match q.format.as_deref().unwrap_or("ndjson") {
+        "ndjson" => {
+            let lines = changes.map(|c| match c {
+                Ok(c) => change_line(&c) + "\n",
+                Err(e) => serde_json::json!({ "error": e.to_string() }).to_string() + "\n",
+            });
+            let ticks = futures::stream::unfold((), move |()| async move {
+                tokio::time::sleep(heartbeat).await;
+                Some(("{\"heartbeat\":true}\n".to_string(), ()))
+            });
+            let body = futures::stream::select(lines, ticks).map(Ok::<_, Infallible>);
+            (
+                [(header::CONTENT_TYPE, "application/x-ndjson")],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response()
+        }
+        "sse" => {
+            let events = changes.map(|c| {
+                Ok::<_, Infallible>(match c {
+                    Ok(c) => Event::default()
+                        .event(if c.deleted { "delete" } else { "upsert" })
+                        .id(c.revision.to_string())
+                        .data(change_line(&c)),
+                    Err(e) => Event::default().event("error").data(e.to_string()),
+                })
+            });
+            Sse::new(events)
+                .keep_alive(KeepAlive::new().interval(heartbeat))
+                .into_response()
+        }
+        other => error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown format {other:?} (ndjson or sse)"),
+        ),
+    }
+}
