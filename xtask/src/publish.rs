@@ -87,6 +87,8 @@ pub fn examples() -> Result<(), String> {
 /// and runs the README's example.
 pub fn package() -> Result<(), String> {
     let root = workspace_root()?;
+    let version = workspace_version(&root)?;
+    forget_earlier_packages(&version);
     let mut c = cargo();
     c.args(["package", "--locked"]);
     for p in LIBRARIES {
@@ -99,7 +101,6 @@ pub fn package() -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&work);
     let unpacked = work.join("crates");
     std::fs::create_dir_all(&unpacked).map_err(|e| format!("{}: {e}", unpacked.display()))?;
-    let version = workspace_version(&root)?;
     let mut patches = String::new();
     for p in LIBRARIES {
         let file = target.join(format!("package/{p}-{version}.crate"));
@@ -133,6 +134,31 @@ pub fn package() -> Result<(), String> {
         .arg(consumer.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", work.join("target"));
     run("a crate outside the workspace runs the README example", c)
+}
+
+/// Cargo unpacks the crates it verifies against into its registry cache,
+/// keyed by the temporary registry's path and the version, and reuses
+/// them: a second run with the same target directory and version would
+/// verify against the first run's sources. These crates are not
+/// published, so every copy there comes from an earlier run of this
+/// check: remove them.
+fn forget_earlier_packages(version: &str) {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(home) = home else { return };
+    for kind in ["src", "cache"] {
+        let Ok(registries) = std::fs::read_dir(home.join("registry").join(kind)) else {
+            continue;
+        };
+        for registry in registries.flatten() {
+            for p in LIBRARIES {
+                let dir = registry.path().join(format!("{p}-{version}"));
+                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_file(registry.path().join(format!("{p}-{version}.crate")));
+            }
+        }
+    }
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
