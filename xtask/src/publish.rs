@@ -88,7 +88,8 @@ pub fn examples() -> Result<(), String> {
 pub fn package() -> Result<(), String> {
     let root = workspace_root()?;
     let version = workspace_version(&root)?;
-    forget_earlier_packages(&version);
+    let target = target_dir(&root);
+    forget_earlier_packages(&version, &target);
     let mut c = cargo();
     c.args(["package", "--locked"]);
     for p in LIBRARIES {
@@ -96,7 +97,6 @@ pub fn package() -> Result<(), String> {
     }
     run("cargo package (the published crates, verified)", c)?;
 
-    let target = target_dir(&root);
     let work = target.join("package-check");
     let _ = std::fs::remove_dir_all(&work);
     let unpacked = work.join("crates");
@@ -137,12 +137,30 @@ pub fn package() -> Result<(), String> {
 }
 
 /// Cargo unpacks the crates it verifies against into its registry cache,
-/// keyed by the temporary registry's path and the version, and reuses
-/// them: a second run with the same target directory and version would
-/// verify against the first run's sources. These crates are not
-/// published, so every copy there comes from an earlier run of this
-/// check: remove them.
-fn forget_earlier_packages(version: &str) {
+/// keyed by the temporary registry's path and the version, and builds them
+/// in `target/package`, where a registry crate of the same version counts
+/// as unchanged: a second run with the same target directory and version
+/// would verify against the first run's sources and build. These crates
+/// are not published, so every copy comes from an earlier run of this
+/// check: remove them, and the packaging directory.
+fn forget_earlier_packages(version: &str, target: &Path) {
+    let _ = std::fs::remove_dir_all(target.join("package"));
+    // Their build in the shared target directory counts as fresh too:
+    // forgetting the fingerprints of our three crates rebuilds them (a
+    // few seconds), from whichever source each build now names.
+    if let Ok(entries) = std::fs::read_dir(target.join("debug/.fingerprint")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = LIBRARIES.iter().any(|p| {
+                name.strip_prefix(p)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|hash| hash.chars().all(|c| c.is_ascii_hexdigit()))
+            });
+            if ours {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
