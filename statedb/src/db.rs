@@ -110,6 +110,7 @@ impl Db {
     }
 
     /// The shared state (for modules above this one).
+    #[cfg(feature = "json")]
     pub(crate) fn inner(&self) -> &Arc<DbInner> {
         &self.inner
     }

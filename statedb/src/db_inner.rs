@@ -1,6 +1,7 @@
 //! The shared state behind every handle of one Db: its root, the lock
 //! that orders root swaps, its tables and its metrics.
 
+#[cfg(feature = "json")]
 use std::any::Any;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ pub(crate) struct DbInner {
     commit_lock: Mutex<()>,
     tables: Mutex<Vec<Arc<dyn ErasedTable>>>,
     metrics: Option<Arc<dyn DbMetrics>>,
+    #[cfg(feature = "json")]
     /// Per-table values of modules above this one, by table name (the
     /// untyped inspection handles of `inspect.rs`), type-erased so that
     /// this module names nothing above it.
@@ -31,6 +33,7 @@ impl DbInner {
             commit_lock: Mutex::new(()),
             tables: Mutex::new(Vec::new()),
             metrics,
+            #[cfg(feature = "json")]
             extensions: Mutex::new(Vec::new()),
         }
     }
@@ -70,6 +73,7 @@ impl DbInner {
     }
 
     /// Attaches `value` to table `name` (replacing an earlier one).
+    #[cfg(feature = "json")]
     pub fn set_extension(&self, name: &str, value: Arc<dyn Any + Send + Sync>) {
         let mut all = self.extensions.lock();
         all.retain(|(n, _)| n != name);
@@ -77,6 +81,7 @@ impl DbInner {
     }
 
     /// The value attached to table `name`.
+    #[cfg(feature = "json")]
     pub fn extension(&self, name: &str) -> Option<Arc<dyn Any + Send + Sync>> {
         self.extensions
             .lock()

@@ -34,6 +34,7 @@ impl<T> Objects<T> {
         }
     }
     /// A query's first match as results.
+    #[cfg(feature = "json")]
     pub(crate) fn from_found(found: Found<T>) -> Self {
         Self::one(found.map(|(data, revision)| Object { data, revision }))
     }

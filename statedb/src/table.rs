@@ -107,6 +107,7 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     /// A query on the index named `index` for a key written as text; an
     /// unknown index name is a parse error naming it.
+    #[cfg(feature = "json")]
     pub(crate) fn query_text(
         &self,
         index: &str,
