@@ -106,6 +106,11 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
         txn: &impl ReadTxnLike,
     ) -> Result<(Changes<'a, T>, Watch), TxnError> {
         let view = txn.committed_view(self.table.inner())?;
+        if let Some(m) = self.db.metrics() {
+            let seen = self.last_upsert.max(self.last_delete);
+            let behind = view.last_revision().saturating_sub(seen);
+            m.change_iterator_lag(self.table.name(), behind);
+        }
         let revisions = view.revision_tree();
         let watch = revisions.root_watch();
         // A snapshot from before registration may hold objects whose

@@ -16,6 +16,10 @@ mod sync;
 // the metrics hook
 mod metrics;
 
+// the metrics in a Prometheus registry
+#[cfg(feature = "prometheus")]
+mod prometheus_metrics;
+
 // what a Db says about its tables
 mod info;
 
@@ -97,6 +101,9 @@ pub use metrics::{DbMetrics, NoopMetrics};
 pub use objects::{Found, Objects};
 pub use observe::{BlockingObserver, Observer};
 pub use part::{Key, KeyEncoding, ParseKeyError, Watch, WatchSet};
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use prometheus_metrics::PrometheusDbMetrics;
 pub use table::{Initializer, Table, TableBuilder};
 #[doc(hidden)]
 pub use table_inner::TableInner;

@@ -22,6 +22,16 @@ pub trait DbMetrics: Send + Sync + 'static {
     fn table_contents(&self, table: &str, objects: usize, graveyard: usize, revision: Revision) {
         let _ = (table, objects, graveyard, revision);
     }
+    /// A write transaction over `tables` was aborted (or dropped without
+    /// a commit).
+    fn write_txn_aborted(&self, tables: &[&str]) {
+        let _ = tables;
+    }
+    /// A change iterator of `table` read the table `behind` revisions
+    /// after the last change it had seen (its lag when it looked).
+    fn change_iterator_lag(&self, table: &str, behind: Revision) {
+        let _ = (table, behind);
+    }
 }
 
 /// Metrics that record nothing.

@@ -143,6 +143,11 @@ impl Drop for WriteTxn {
     /// collection requested while we held a lock runs now.
     fn drop(&mut self) {
         let locked = std::mem::take(&mut self.locked);
+        // A clean-up commit (no start time) is not the user's abort.
+        if let (Some(m), Some(_), false) = (self.db.metrics(), self.started, locked.is_empty()) {
+            let names: Vec<&str> = locked.iter().map(|l| l.txn.name()).collect();
+            m.write_txn_aborted(&names);
+        }
         let mut tables = Vec::with_capacity(locked.len());
         for l in locked {
             l.txn.abort();

@@ -25,17 +25,25 @@ fn declared_order() -> Vec<String> {
 fn reexports() -> HashMap<String, String> {
     let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
     let mut out = HashMap::new();
-    for line in lib.lines() {
-        let Some(rest) = line.trim().strip_prefix("pub use ") else {
+    // One statement per item, however rustfmt wrapped it.
+    let statements: Vec<String> = lib
+        .split(';')
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    for statement in &statements {
+        let Some(rest) = statement
+            .rsplit("pub use ")
+            .next()
+            .filter(|_| statement.contains("pub use "))
+        else {
             continue;
         };
-        let rest = rest.trim_end_matches(';');
         let Some((module, names)) = rest.split_once("::") else {
             continue;
         };
-        let names = names.trim_start_matches('{').trim_end_matches('}');
-        for name in names.split(',') {
-            out.insert(name.trim().to_string(), module.to_string());
+        let names = names.trim().trim_start_matches('{').trim_end_matches('}');
+        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            out.insert(name.to_string(), module.to_string());
         }
     }
     out
@@ -53,20 +61,36 @@ fn module_files(name: &str) -> Vec<PathBuf> {
     files
 }
 
-/// The crate modules a file names as `crate::m`, outside comments.
+/// The crate modules (or re-exported names) a file names as `crate::m`
+/// or `crate::{a, b}`, outside comments and unit-test modules (tests may
+/// use the whole crate).
 fn uses(file: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(file).unwrap();
+    let code: Vec<&str> = text
+        .lines()
+        .take_while(|l| l.trim() != "#[cfg(test)]")
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect();
+    let code = code.join(" ");
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
     let mut out = Vec::new();
-    for line in text.lines() {
-        let code = line.split("//").next().unwrap_or("");
-        let mut rest = code;
-        while let Some(i) = rest.find("crate::") {
-            rest = &rest[i + "crate::".len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            out.push(name);
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let inner = group.split('}').next().unwrap_or("");
+            out.extend(
+                inner
+                    .split(',')
+                    .map(|n| ident(n.trim()))
+                    .filter(|n| !n.is_empty()),
+            );
+        } else {
+            out.push(ident(rest));
         }
     }
     out

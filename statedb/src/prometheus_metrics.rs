@@ -1,0 +1,213 @@
+//! The Db's metrics in a Prometheus registry (feature `prometheus`).
+
+use std::time::Duration;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use crate::Revision;
+use crate::metrics::DbMetrics;
+
+/// [`DbMetrics`] registered in a `prometheus::Registry`, labelled by
+/// `table`:
+///
+/// - `statedb_write_txn_duration_seconds` (histogram: from the start of
+///   `write_txn`, lock wait included, to the commit, once per table of the
+///   transaction)
+/// - `statedb_table_lock_wait_seconds` (histogram)
+/// - `statedb_write_txn_commits_total`, `statedb_write_txn_aborts_total`
+///   (counters)
+/// - `statedb_table_objects`, `statedb_table_revision`,
+///   `statedb_table_graveyard_objects` (gauges, after each commit)
+/// - `statedb_change_iterator_lag_revisions` (gauge: how many revisions a
+///   change iterator was behind when it last read)
+///
+/// ```
+/// use std::sync::Arc;
+/// use statedb::{Db, Index, PrometheusDbMetrics, Table};
+/// let registry = prometheus::Registry::new();
+/// let db = Db::with_metrics(Arc::new(PrometheusDbMetrics::new(&registry)?));
+/// let t = Table::new("ids", &Index::<u32, u32>::unique("id", |o: &u32, k| k.push(o)))?;
+/// db.register_table(&t)?;
+/// let mut w = db.write_txn(&[&t])?;
+/// t.insert(&mut w, 1)?;
+/// w.commit();
+/// let names: Vec<String> = registry.gather().iter().map(|f| f.name().to_string()).collect();
+/// assert!(names.contains(&"statedb_table_objects".to_string()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub struct PrometheusDbMetrics {
+    txn_duration: HistogramVec,
+    lock_wait: HistogramVec,
+    commits: IntCounterVec,
+    aborts: IntCounterVec,
+    objects: IntGaugeVec,
+    revision: IntGaugeVec,
+    graveyard: IntGaugeVec,
+    lag: IntGaugeVec,
+}
+
+impl std::fmt::Debug for PrometheusDbMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusDbMetrics")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Buckets from 1 µs to about 4 s.
+fn buckets() -> Vec<f64> {
+    prometheus::exponential_buckets(1e-6, 4.0, 12).unwrap_or_default()
+}
+
+impl PrometheusDbMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    ///
+    /// # Errors
+    ///
+    /// A metric of the same name is already registered there.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let histogram = |name: &str, help: &str| {
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets()),
+                &["table"],
+            )
+        };
+        let counter =
+            |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["table"]);
+        let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["table"]);
+        let m = PrometheusDbMetrics {
+            txn_duration: histogram(
+                "statedb_write_txn_duration_seconds",
+                "Write transaction duration, lock wait included",
+            )?,
+            lock_wait: histogram(
+                "statedb_table_lock_wait_seconds",
+                "Time a write transaction waited for a table lock",
+            )?,
+            commits: counter(
+                "statedb_write_txn_commits_total",
+                "Committed write transactions",
+            )?,
+            aborts: counter(
+                "statedb_write_txn_aborts_total",
+                "Aborted write transactions",
+            )?,
+            objects: gauge("statedb_table_objects", "Objects in the table")?,
+            revision: gauge("statedb_table_revision", "The table's revision")?,
+            graveyard: gauge(
+                "statedb_table_graveyard_objects",
+                "Deleted objects kept for change iterators",
+            )?,
+            lag: gauge(
+                "statedb_change_iterator_lag_revisions",
+                "Revisions a change iterator was behind when it last read",
+            )?,
+        };
+        registry.register(Box::new(m.txn_duration.clone()))?;
+        registry.register(Box::new(m.lock_wait.clone()))?;
+        registry.register(Box::new(m.commits.clone()))?;
+        registry.register(Box::new(m.aborts.clone()))?;
+        registry.register(Box::new(m.objects.clone()))?;
+        registry.register(Box::new(m.revision.clone()))?;
+        registry.register(Box::new(m.graveyard.clone()))?;
+        registry.register(Box::new(m.lag.clone()))?;
+        Ok(m)
+    }
+}
+
+fn gauge_value(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl DbMetrics for PrometheusDbMetrics {
+    fn write_txn_duration(&self, tables: &[&str], duration: Duration) {
+        for t in tables {
+            self.txn_duration
+                .with_label_values(&[*t])
+                .observe(duration.as_secs_f64());
+            self.commits.with_label_values(&[*t]).inc();
+        }
+    }
+    fn table_lock_wait(&self, table: &str, wait: Duration) {
+        self.lock_wait
+            .with_label_values(&[table])
+            .observe(wait.as_secs_f64());
+    }
+    fn table_contents(&self, table: &str, objects: usize, graveyard: usize, revision: Revision) {
+        self.objects
+            .with_label_values(&[table])
+            .set(gauge_value(objects as u64));
+        self.graveyard
+            .with_label_values(&[table])
+            .set(gauge_value(graveyard as u64));
+        self.revision
+            .with_label_values(&[table])
+            .set(gauge_value(revision));
+    }
+    fn write_txn_aborted(&self, tables: &[&str]) {
+        for t in tables {
+            self.aborts.with_label_values(&[*t]).inc();
+        }
+    }
+    fn change_iterator_lag(&self, table: &str, behind: Revision) {
+        self.lag
+            .with_label_values(&[table])
+            .set(gauge_value(behind));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use prometheus::Encoder;
+
+    use super::*;
+    use crate::{Db, Index, Table};
+
+    #[test]
+    fn records_commits_aborts_contents_and_iterator_lag() {
+        let registry = Registry::new();
+        let db = Db::with_metrics(Arc::new(PrometheusDbMetrics::new(&registry).unwrap()));
+        let t = Table::new(
+            "ids",
+            &Index::<u32, u32>::unique("id", |o: &u32, k| k.push(o)),
+        )
+        .unwrap();
+        db.register_table(&t).unwrap();
+        let mut w = db.write_txn(&[&t]).unwrap();
+        let mut changes = t.changes(&mut w).unwrap();
+        for i in 0..3 {
+            t.insert(&mut w, i).unwrap();
+        }
+        w.commit();
+        let mut w = db.write_txn(&[&t]).unwrap();
+        t.delete(&mut w, &0).unwrap();
+        w.commit();
+        let w = db.write_txn(&[&t]).unwrap();
+        w.abort();
+        drop(changes.next(&db.read_txn()).unwrap());
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut buf)
+            .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        for line in [
+            "statedb_write_txn_commits_total{table=\"ids\"} 2",
+            "statedb_write_txn_aborts_total{table=\"ids\"} 1",
+            "statedb_table_objects{table=\"ids\"} 2",
+            "statedb_table_revision{table=\"ids\"} 4",
+            "statedb_table_graveyard_objects{table=\"ids\"} 1",
+            "statedb_change_iterator_lag_revisions{table=\"ids\"} 4",
+            "statedb_write_txn_duration_seconds_count{table=\"ids\"} 2",
+            "statedb_table_lock_wait_seconds_count{table=\"ids\"} 3",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(
+            PrometheusDbMetrics::new(&registry).is_err(),
+            "registered twice"
+        );
+    }
+}
