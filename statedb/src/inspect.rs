@@ -125,7 +125,8 @@ trait Inspect: Send + Sync {
         txn: &ReadTxn,
         query: Option<&TextQuery>,
     ) -> Result<Vec<AnyObject>, InspectError>;
-    fn changes(&self, db: &Db, after: Revision) -> Result<AnyChanges, InspectError>;
+    /// Changes after `after`; `None`: after the table's revision now.
+    fn changes(&self, db: &Db, after: Option<Revision>) -> Result<AnyChanges, InspectError>;
 }
 
 struct Inspector<T> {
@@ -174,7 +175,11 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
         self.table.name()
     }
 
-    fn changes(&self, db: &Db, after: Revision) -> Result<AnyChanges, InspectError> {
+    fn changes(&self, db: &Db, after: Option<Revision>) -> Result<AnyChanges, InspectError> {
+        let after = match after {
+            Some(r) => r,
+            None => self.table.revision(&db.read_txn())?,
+        };
         let observer = self.table.observe(db)?;
         Ok(Box::pin(Untyped {
             table: self.table.name().to_string(),
@@ -293,10 +298,6 @@ impl AnyTable {
     ///
     /// [`InspectError::Txn`] if the table is locked by this thread.
     pub fn changes(&self, after: Option<Revision>) -> Result<AnyChanges, InspectError> {
-        let after = match after {
-            Some(r) => r,
-            None => self.info(&self.db.read_txn()).map_or(0, |i| i.revision),
-        };
         self.inner.changes(&self.db, after)
     }
 

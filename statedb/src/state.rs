@@ -291,14 +291,17 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         Ok(())
     }
 
-    /// Checks `guard` against the object stored under `pk`; `Ok(false)`
-    /// when a guarded delete finds nothing to delete.
-    #[inline]
-    fn check_guard(&self, pk: &[u8], guard: Guard, deleting: bool) -> Result<bool, WriteError> {
+    /// Checks `guard` against `current`, the object stored under the key;
+    /// `Ok(false)` when a guarded delete finds nothing to delete.
+    fn check_guard(
+        current: Option<&Object<T>>,
+        guard: Guard,
+        deleting: bool,
+    ) -> Result<bool, WriteError> {
         let Guard::Revision(expected) = guard else {
             return Ok(true);
         };
-        match self.primary.get(pk) {
+        match current {
             None if deleting => Ok(false),
             None => Err(WriteError::ObjectNotFound),
             Some(cur) if cur.revision != expected => Err(WriteError::RevisionNotEqual {
@@ -323,23 +326,28 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
     where
         F: FnOnce(&T, &T) -> T,
     {
-        self.check_guard(&pk, guard, false)?;
-        // Only a merge needs the stored object here: a plain insert does
-        // not pay for a second lookup.
-        let obj = match merge {
-            Some(merge) => match self.primary.get(&pk) {
-                Some(old) => {
-                    let merged = Arc::new(merge(&old.data, &obj));
-                    if self.primary_key(&merged)? != pk {
-                        return Err(WriteError::PrimaryKeyChanged(self.table.name().to_string()));
-                    }
-                    merged
-                }
-                None => obj,
-            },
-            None => obj,
+        // One lookup of the stored object serves the guard, the merge and
+        // the secondary indexes; a plain insert into a table without
+        // secondary indexes needs none.
+        let needs_current =
+            !matches!(guard, Guard::None) || merge.is_some() || !self.secondary.is_empty();
+        let current = if needs_current {
+            self.primary.get(&pk).cloned()
+        } else {
+            None
         };
-        self.insert_unguarded(pk, obj)
+        Self::check_guard(current.as_ref(), guard, false)?;
+        let obj = match (merge, &current) {
+            (Some(merge), Some(old)) => {
+                let merged = Arc::new(merge(&old.data, &obj));
+                if self.primary_key(&merged)? != pk {
+                    return Err(WriteError::PrimaryKeyChanged(self.table.name().to_string()));
+                }
+                merged
+            }
+            _ => obj,
+        };
+        self.insert_unguarded(pk, obj, current.map(|o| o.data))
     }
 
     /// [`TableTxn::upsert_with_key`] with the key taken from `obj`.
@@ -358,12 +366,19 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
     }
 
     #[inline]
-    fn insert_unguarded(&mut self, pk: Key, data: Arc<T>) -> Result<Option<Object<T>>, WriteError> {
+    /// Inserts `data` under `pk`; `old` is the stored object (looked up by
+    /// the caller whenever the table has secondary indexes).
+    #[inline]
+    fn insert_unguarded(
+        &mut self,
+        pk: Key,
+        data: Arc<T>,
+        old: Option<Arc<T>>,
+    ) -> Result<Option<Object<T>>, WriteError> {
         // Run every user key function before changing anything, so that a
         // panic in one leaves this table's trees consistent.
         let mut index_keys: Vec<(KeySet, KeySet)> = Vec::new();
         if !self.secondary.is_empty() {
-            let old = self.primary.get(&pk).map(|o| o.data.clone());
             for i in 0..self.secondary.len() {
                 let new_keys = self.secondary_keys(i, &data, &pk);
                 if self.table.secondary()[i].is_unique() {
@@ -405,7 +420,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
     /// returns it, or `None` if there was none.
     pub fn delete(&mut self, obj: &T, guard: Guard) -> Result<Option<Object<T>>, WriteError> {
         let pk = self.primary_key(obj)?;
-        if !self.check_guard(&pk, guard, true)? {
+        if !Self::check_guard(self.primary.get(&pk), guard, true)? {
             return Ok(None);
         }
         Ok(self.delete_key(&pk))

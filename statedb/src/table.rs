@@ -332,8 +332,15 @@ impl<T: Send + Sync + 'static> Table<T> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index_name())?;
         let key = range_search_key(pos.unique(), q.into_key());
-        let (it, _) = view.tree(pos).prefix_owned(&key);
-        let watch = view.watch_tree(pos).prefix(&key).1;
+        let (it, watch) = view.tree(pos).prefix_owned(&key);
+        // A write transaction's own tree gives watches that would never
+        // close if it aborts: take them from its base snapshot (one more
+        // search); a snapshot's own search already gave the right one.
+        let watch = if view.is_snapshot() {
+            watch
+        } else {
+            view.watch_tree(pos).prefix(&key).1
+        };
         Ok((Objects::iter(it), watch))
     }
 

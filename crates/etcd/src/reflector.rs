@@ -291,15 +291,20 @@ impl<T: Send + Sync + 'static> ReflectorLoop<T> {
         let revision = resp.header().map_or(0, |h| h.revision());
         let mut listed: Reflected<T> = HashMap::with_capacity(resp.kvs().len());
         for kv in resp.kvs() {
+            // Unchanged since the last list: keep the object (and its row)
+            // without decoding the value again.
+            let key = String::from_utf8_lossy(kv.key());
+            if let Some(name) = key.strip_prefix(self.reflector.prefix.as_str())
+                && let Some((rev, old)) = current.get(name)
+                && *rev == kv.mod_revision()
+            {
+                listed.insert(name.to_string(), (*rev, old.clone()));
+                continue;
+            }
             let Some((name, obj)) = self.decode(kv.key(), kv.value()) else {
                 continue;
             };
-            // Unchanged since the last list: keep the object (and its row).
-            let entry = match current.get(&name) {
-                Some((rev, old)) if *rev == kv.mod_revision() => (*rev, old.clone()),
-                _ => (kv.mod_revision(), Arc::new(obj)),
-            };
-            listed.insert(name, entry);
+            listed.insert(name, (kv.mod_revision(), Arc::new(obj)));
         }
         let table = self.reflector.table.clone();
         let mut w = self.db.write_txn(&[&table]).map_err(|e| e.to_string())?;

@@ -71,6 +71,13 @@ impl<K, V> Map<K, V> {
 impl<K: KeyEncoding, V> Map<K, V> {
     /// The value of `key`.
     pub fn get(&self, key: &K) -> Option<&V> {
+        self.get_as(key)
+    }
+
+    /// The value under a key given as another type that encodes the same
+    /// way (a `&str` for a `String` key), so that a lookup need not build
+    /// a `K`.
+    pub fn get_as<Q: KeyEncoding + ?Sized>(&self, key: &Q) -> Option<&V> {
         self.tree.get(&key.to_key()).map(|(_, v)| v)
     }
     /// True if `key` is present.
@@ -325,6 +332,14 @@ impl<T: KeyEncoding + Clone + Send + Sync + 'static> FromIterator<T> for Set<T> 
 #[cfg(all(test, feature = "serde"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_as_looks_up_by_a_key_that_encodes_the_same() {
+        let m: Map<String, u32> = Map::new().insert("a".to_string(), 1);
+        assert_eq!(m.get_as("a"), Some(&1));
+        assert_eq!(m.get_as("b"), None);
+        assert_eq!(m.get(&"a".to_string()), Some(&1));
+    }
 
     #[test]
     fn map_persistence_and_serde() {
