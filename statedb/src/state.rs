@@ -368,7 +368,6 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
     #[inline]
     /// Inserts `data` under `pk`; `old` is the stored object (looked up by
     /// the caller whenever the table has secondary indexes).
-    #[inline]
     fn insert_unguarded(
         &mut self,
         pk: Key,
