@@ -92,6 +92,29 @@ pub enum InspectError {
     Txn(#[from] TxnError),
 }
 
+/// An object's own columns for inspection tools' tables, in place of the
+/// default (one column per field of its JSON form, see [`rows`]).
+/// Registered with [`Db::register_inspectable_rows`].
+///
+/// ```
+/// use statedb::TableRow;
+/// struct Route { prefix: String, via: String, metric: u32 }
+/// impl TableRow for Route {
+///     fn table_header() -> Vec<String> {
+///         vec!["prefix".into(), "via".into(), "metric".into()]
+///     }
+///     fn table_row(&self) -> Vec<String> {
+///         vec![self.prefix.clone(), self.via.clone(), self.metric.to_string()]
+///     }
+/// }
+/// ```
+pub trait TableRow {
+    /// The column names.
+    fn table_header() -> Vec<String>;
+    /// One cell per column of [`TableRow::table_header`].
+    fn table_row(&self) -> Vec<String>;
+}
+
 /// An object as the untyped access hands it out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnyObject {
@@ -99,6 +122,8 @@ pub struct AnyObject {
     pub revision: Revision,
     /// The object as JSON.
     pub json: Value,
+    /// Its [`TableRow`] cells, if its table was registered with them.
+    pub cells: Option<Vec<String>>,
 }
 
 /// One change of an object, untyped ([`AnyTable::changes`]).
@@ -110,12 +135,55 @@ pub struct AnyChange {
     pub deleted: bool,
     /// The object as JSON.
     pub json: Value,
+    /// Its [`TableRow`] cells, if its table was registered with them.
+    pub cells: Option<Vec<String>>,
 }
 
-/// The changes of a table as a stream; dropping it releases its change
-/// iterator (and the deleted objects kept for it).
-pub type AnyChanges =
-    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<AnyChange, InspectError>> + Send>>;
+/// The changes of a table as a stream ([`AnyTable::changes`]); dropping it
+/// releases its change iterator (and the deleted objects kept for it).
+pub struct AnyChanges {
+    resync: bool,
+    after: Revision,
+    stream:
+        std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<AnyChange, InspectError>> + Send>>,
+}
+
+impl std::fmt::Debug for AnyChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyChanges")
+            .field("resync", &self.resync)
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AnyChanges {
+    /// True when the stream could not resume where it was asked to (a
+    /// delete happened after that revision, or the revision is ahead of
+    /// the table's, as after a restart): it replays the whole table
+    /// instead, so a consumer that mirrors it must first forget what it
+    /// holds.
+    pub fn resync(&self) -> bool {
+        self.resync
+    }
+
+    /// The revision the stream starts after: changes come with higher
+    /// revisions.
+    pub fn after(&self) -> Revision {
+        self.after
+    }
+}
+
+impl futures_core::Stream for AnyChanges {
+    type Item = Result<AnyChange, InspectError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.stream.as_mut().poll_next(cx)
+    }
+}
 
 /// What the untyped access needs of a table.
 trait Inspect: Send + Sync {
@@ -127,10 +195,47 @@ trait Inspect: Send + Sync {
     ) -> Result<Vec<AnyObject>, InspectError>;
     /// Changes after `after`; `None`: after the table's revision now.
     fn changes(&self, db: &Db, after: Option<Revision>) -> Result<AnyChanges, InspectError>;
+    /// The [`TableRow`] header, if registered with one.
+    fn header(&self) -> Option<Vec<String>>;
 }
 
 struct Inspector<T> {
     table: Table<T>,
+    /// [`TableRow`], when registered with it.
+    rows: Option<Rows<T>>,
+}
+
+struct Rows<T> {
+    header: fn() -> Vec<String>,
+    cells: fn(&T) -> Vec<String>,
+}
+
+impl<T> Clone for Rows<T> {
+    fn clone(&self) -> Self {
+        Rows {
+            header: self.header,
+            cells: self.cells,
+        }
+    }
+}
+
+/// Renders objects as JSON (and [`TableRow`] cells).
+struct Renderer<T> {
+    table: String,
+    rows: Option<Rows<T>>,
+}
+
+impl<T: serde::Serialize> Renderer<T> {
+    fn json(&self, obj: &T) -> Result<Value, InspectError> {
+        serde_json::to_value(obj).map_err(|e| InspectError::Render {
+            table: self.table.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn cells(&self, obj: &T) -> Option<Vec<String>> {
+        self.rows.as_ref().map(|r| (r.cells)(obj))
+    }
 }
 
 /// The handle stored in the Db (an `Arc<dyn Inspect>` is sized, so it can
@@ -138,14 +243,22 @@ struct Inspector<T> {
 struct Handle(Arc<dyn Inspect>);
 
 impl<T: serde::Serialize + Send + Sync + 'static> Inspector<T> {
+    fn renderer(&self) -> Renderer<T> {
+        Renderer {
+            table: self.table.name().to_string(),
+            rows: self.rows.clone(),
+        }
+    }
+
     fn render(&self, objects: Objects<T>) -> Result<Vec<AnyObject>, InspectError> {
+        let r = self.renderer();
         objects
             .map(|(obj, revision)| {
-                let json = serde_json::to_value(&*obj).map_err(|e| InspectError::Render {
-                    table: self.table.name().to_string(),
-                    reason: e.to_string(),
-                })?;
-                Ok(AnyObject { revision, json })
+                Ok(AnyObject {
+                    revision,
+                    json: r.json(&obj)?,
+                    cells: r.cells(&obj),
+                })
             })
             .collect()
     }
@@ -175,17 +288,34 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
         self.table.name()
     }
 
+    fn header(&self) -> Option<Vec<String>> {
+        self.rows.as_ref().map(|r| (r.header)())
+    }
+
     fn changes(&self, db: &Db, after: Option<Revision>) -> Result<AnyChanges, InspectError> {
-        let after = match after {
-            Some(r) => r,
-            None => self.table.revision(&db.read_txn())?,
+        // The observer starts and the table is read in one write
+        // transaction, so nothing changes in between.
+        let mut w = db.write_txn(&[&self.table])?;
+        let observer = self.table.observe_in(db, &mut w)?;
+        let now = self.table.revision(&w)?;
+        let last_delete = self.table.last_delete_revision(&w)?;
+        w.abort();
+        let (after, resync) = match after {
+            None => (now, false),
+            // A delete after `r` is gone for good, and a revision ahead of
+            // the table's was of another incarnation: replay everything.
+            Some(r) if last_delete > r || r > now => (0, true),
+            Some(r) => (r, false),
         };
-        let observer = self.table.observe(db)?;
-        Ok(Box::pin(Untyped {
-            table: self.table.name().to_string(),
-            observer,
+        Ok(AnyChanges {
+            resync,
             after,
-        }))
+            stream: Box::pin(Untyped {
+                renderer: self.renderer(),
+                observer,
+                after,
+            }),
+        })
     }
 
     fn query(
@@ -210,7 +340,7 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
 /// An [`crate::Observer`] rendering its changes as JSON, skipping those at
 /// or below `after`.
 struct Untyped<T: Send + Sync + 'static> {
-    table: String,
+    renderer: Renderer<T>,
     observer: crate::observe::Observer<T>,
     after: Revision,
 }
@@ -233,16 +363,12 @@ impl<T: serde::Serialize + Send + Sync + 'static> futures_core::Stream for Untyp
             if change.revision <= this.after {
                 continue;
             }
-            let rendered = serde_json::to_value(&*change.object)
-                .map(|json| AnyChange {
-                    revision: change.revision,
-                    deleted: change.deleted,
-                    json,
-                })
-                .map_err(|e| InspectError::Render {
-                    table: this.table.clone(),
-                    reason: e.to_string(),
-                });
+            let rendered = this.renderer.json(&change.object).map(|json| AnyChange {
+                revision: change.revision,
+                deleted: change.deleted,
+                json,
+                cells: this.renderer.cells(&change.object),
+            });
             return Poll::Ready(Some(rendered));
         }
     }
@@ -290,15 +416,39 @@ impl AnyTable {
     /// The table's changes as a stream: every upsert and delete after
     /// revision `after` (`None`: after the table's revision now, so only
     /// what comes next), in revision order. With `Some(r)`, objects
-    /// changed after `r` and still present come first as upserts; deletes
-    /// from before the stream started are not known. Dropping the stream
-    /// releases its change iterator.
+    /// changed after `r` and still present come first as upserts. If a
+    /// delete happened after `r` (it cannot be replayed) or `r` is ahead
+    /// of the table, the stream replays the whole table instead and says
+    /// so with [`AnyChanges::resync`]. Dropping the stream releases its
+    /// change iterator.
     ///
     /// # Errors
     ///
     /// [`InspectError::Txn`] if the table is locked by this thread.
     pub fn changes(&self, after: Option<Revision>) -> Result<AnyChanges, InspectError> {
         self.inner.changes(&self.db, after)
+    }
+
+    /// The [`TableRow`] column names, if the table was registered with
+    /// [`Db::register_inspectable_rows`].
+    pub fn header(&self) -> Option<Vec<String>> {
+        self.inner.header()
+    }
+
+    /// Objects of this table as rows of named columns: its [`TableRow`]
+    /// header and cells if registered with them, else [`rows`] (the JSON
+    /// fields).
+    pub fn rows(&self, objects: &[AnyObject]) -> (Vec<String>, Vec<Vec<String>>) {
+        match self.header() {
+            Some(header) => {
+                let rows = objects
+                    .iter()
+                    .map(|o| o.cells.clone().unwrap_or_default())
+                    .collect();
+                (header, rows)
+            }
+            None => rows(objects),
+        }
     }
 
     /// The objects a query with a key given as text finds.
@@ -384,9 +534,35 @@ impl Db {
         &self,
         table: &Table<T>,
     ) -> Result<(), TxnError> {
+        self.register_with(table, None)
+    }
+
+    /// [`Db::register_inspectable`], with the object's own columns
+    /// ([`TableRow`]) for tables of text.
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::register_table`].
+    pub fn register_inspectable_rows<T>(&self, table: &Table<T>) -> Result<(), TxnError>
+    where
+        T: serde::Serialize + TableRow + Send + Sync + 'static,
+    {
+        let rows = Rows {
+            header: T::table_header,
+            cells: T::table_row,
+        };
+        self.register_with(table, Some(rows))
+    }
+
+    fn register_with<T: serde::Serialize + Send + Sync + 'static>(
+        &self,
+        table: &Table<T>,
+        rows: Option<Rows<T>>,
+    ) -> Result<(), TxnError> {
         self.register_table(table)?;
         let inspect: Arc<dyn Inspect> = Arc::new(Inspector {
             table: table.clone(),
+            rows,
         });
         let handle: Arc<dyn Any + Send + Sync> = Arc::new(Handle(inspect));
         self.inner().set_extension(table.name(), handle);
@@ -414,10 +590,12 @@ mod tests {
             AnyObject {
                 revision: 1,
                 json: serde_json::json!({"name": "a", "port": 80}),
+                cells: None,
             },
             AnyObject {
                 revision: 2,
                 json: serde_json::json!({"name": "b", "tags": ["x"]}),
+                cells: None,
             },
         ];
         let (header, rows) = rows(&objects);
@@ -427,6 +605,7 @@ mod tests {
         let (header, rows) = super::rows(&[AnyObject {
             revision: 1,
             json: serde_json::json!(7),
+            cells: None,
         }]);
         assert_eq!(
             (header, rows),

@@ -92,7 +92,7 @@ pub use info::{IndexInfo, TableInfo};
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use inspect::{
-    AnyChange, AnyChanges, AnyObject, AnyTable, InspectError, QueryOp, TextQuery, rows,
+    AnyChange, AnyChanges, AnyObject, AnyTable, InspectError, QueryOp, TableRow, TextQuery, rows,
 };
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]

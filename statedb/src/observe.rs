@@ -12,6 +12,7 @@ use crate::changes::{Change, ChangeIterator};
 use crate::db::Db;
 use crate::error::{Result, TxnError};
 use crate::table::Table;
+use crate::txn::WriteTxn;
 
 /// The changes of a table as a stream: first every object in the table as
 /// an upsert, then each later upsert and delete in revision order; made by
@@ -70,11 +71,17 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// takes the table's lock for a moment).
     pub fn observe(&self, db: &Db) -> Result<Observer<T>, TxnError> {
         let mut w = db.write_txn(&[self])?;
-        let iter = self.changes(&mut w)?;
+        let observer = self.observe_in(db, &mut w);
         w.abort();
+        observer
+    }
+
+    /// [`Table::observe`] within a write transaction on the table, so the
+    /// caller can read the table as it was when the observer started.
+    pub(crate) fn observe_in(&self, db: &Db, w: &mut WriteTxn) -> Result<Observer<T>, TxnError> {
         Ok(Observer {
             db: db.clone(),
-            iter,
+            iter: self.changes(w)?,
             buffer: VecDeque::new(),
             watch: None,
         })

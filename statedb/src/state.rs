@@ -29,6 +29,8 @@ pub(crate) struct TableState<T> {
     graveyard: Graveyard<T>,
     /// Last revision assigned in this table.
     last_revision: Revision,
+    /// Revision of the last delete (0: none yet).
+    last_delete: Revision,
     pending_initializers: PendingInitializers,
 }
 
@@ -40,6 +42,7 @@ impl<T> Clone for TableState<T> {
             secondary: self.secondary.clone(),
             graveyard: self.graveyard.clone(),
             last_revision: self.last_revision,
+            last_delete: self.last_delete,
             pending_initializers: self.pending_initializers.clone(),
         }
     }
@@ -53,6 +56,7 @@ impl<T> TableState<T> {
             secondary: (0..secondaries).map(|_| Tree::new()).collect(),
             graveyard: Graveyard::new(),
             last_revision: 0,
+            last_delete: 0,
             pending_initializers: Arc::new(Vec::new()),
         }
     }
@@ -81,6 +85,7 @@ pub(crate) trait TableRead<T> {
     fn graveyard_by_revision(&self) -> Tree<Object<T>>;
     fn graveyard_len(&self) -> usize;
     fn last_revision(&self) -> Revision;
+    fn last_delete(&self) -> Revision;
     fn pending_initializers(&self) -> &[(u64, String)];
 }
 
@@ -104,6 +109,9 @@ impl<T: Send + Sync + 'static> TableRead<T> for TableState<T> {
     }
     fn last_revision(&self) -> Revision {
         self.last_revision
+    }
+    fn last_delete(&self) -> Revision {
+        self.last_delete
     }
     fn pending_initializers(&self) -> &[(u64, String)] {
         &self.pending_initializers
@@ -130,6 +138,9 @@ impl<T: Send + Sync + 'static> TableRead<T> for TableTxn<T> {
     }
     fn last_revision(&self) -> Revision {
         self.last_revision
+    }
+    fn last_delete(&self) -> Revision {
+        self.last_delete
     }
     fn pending_initializers(&self) -> &[(u64, String)] {
         &self.pending_initializers
@@ -181,6 +192,7 @@ pub(crate) struct TableTxn<T> {
     secondary: Vec<Txn<Object<T>>>,
     graveyard: GraveyardTxn<T>,
     last_revision: Revision,
+    last_delete: Revision,
     /// The table's revision when the transaction started.
     base_revision: Revision,
     pending_initializers: PendingInitializers,
@@ -215,6 +227,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             secondary: state.secondary.iter().map(|t| t.txn()).collect(),
             graveyard: state.graveyard.txn(),
             last_revision: state.last_revision,
+            last_delete: state.last_delete,
             base_revision: state.last_revision,
             pending_initializers: state.pending_initializers.clone(),
         }
@@ -445,6 +458,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             .collect();
         self.primary.delete(pk);
         self.last_revision += 1;
+        self.last_delete = self.last_revision;
         self.revision.delete(&old.revision.to_be_bytes());
         for (i, keys) in index_keys.iter().enumerate() {
             for k in keys.iter() {
@@ -506,6 +520,7 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
             secondary,
             graveyard,
             last_revision: this.last_revision,
+            last_delete: this.last_delete,
             pending_initializers: this.pending_initializers,
         };
         let stats = TableStats {

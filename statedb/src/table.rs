@@ -402,6 +402,17 @@ impl<T: Send + Sync + 'static> Table<T> {
         Ok(self.view(txn)?.last_revision())
     }
 
+    /// The revision of the table's last delete (0 if it never had one).
+    /// A reader that saw the table at revision `r` has missed no delete
+    /// when this is at or below `r`.
+    ///
+    /// # Errors
+    ///
+    /// [`TxnError`] if the table is not registered with `txn`'s Db.
+    pub fn last_delete_revision(&self, txn: &impl ReadTxnLike) -> Result<Revision, TxnError> {
+        Ok(self.view(txn)?.last_delete())
+    }
+
     /// Number of objects.
     pub fn num_objects(&self, txn: &impl ReadTxnLike) -> Result<usize, TxnError> {
         Ok(self.view(txn)?.num_objects())

@@ -104,6 +104,10 @@ impl<'t, T: Send + Sync + 'static> View<'t, T> {
         read!(self, |s| s.last_revision())
     }
 
+    pub(crate) fn last_delete(&self) -> Revision {
+        read!(self, |s| s.last_delete())
+    }
+
     pub(crate) fn num_objects(&self) -> usize {
         read!(self, |s| s.index(IndexPos::Primary).len())
     }

@@ -21,10 +21,14 @@ use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableIn
 /// - `GET /tables/{name}`: the objects of a table registered with
 ///   `Db::register_inspectable`; `?index=…&key=…&op=get|list|prefix|lower_bound`
 ///   for a query (the key as text), `limit`, `reverse`, and
-///   `format=json` (default), `ndjson` or `table`.
+///   `format=json` (default), `ndjson`, `table` (aligned text) or `rows`
+///   (JSON `{"header", "rows", "revisions"}`, the columns of `table`).
 /// - `GET /tables/{name}/changes`: upserts and deletes as they happen (or
 ///   after `?from=REVISION`), as newline-delimited JSON (default) or
 ///   `format=sse`, with a heartbeat every `heartbeat_ms` (default 15 s).
+///   A stream that cannot resume after `from` (a delete since, or a
+///   revision ahead of the table's) starts with `{"resync":true}` (SSE
+///   event `resync`) and replays the whole table.
 ///
 /// Errors are JSON `{"error": "…"}`: 404 for an unknown table or index,
 /// 400 for a key, operation or format that does not parse.
@@ -51,11 +55,15 @@ struct TableJson {
     revision: u64,
     initialized: bool,
     graveyard: usize,
+    /// The `TableRow` columns, if the table has its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    columns: Option<Vec<String>>,
 }
 
-impl From<TableInfo> for TableJson {
-    fn from(t: TableInfo) -> Self {
+impl TableJson {
+    fn new(t: TableInfo, columns: Option<Vec<String>>) -> Self {
         TableJson {
+            columns,
             name: t.name,
             indexes: t
                 .indexes
@@ -103,7 +111,10 @@ async fn list_tables(State(db): State<Db>) -> Response {
     let tables: Vec<TableJson> = db
         .tables(&db.read_txn())
         .into_iter()
-        .map(TableJson::from)
+        .map(|t| {
+            let columns = db.table_by_name(&t.name).and_then(|a| a.header());
+            TableJson::new(t, columns)
+        })
         .collect();
     axum::Json(tables).into_response()
 }
@@ -123,6 +134,8 @@ struct ObjectsQuery {
 struct ObjectJson<'a> {
     revision: u64,
     object: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cells: Option<&'a Vec<String>>,
 }
 
 async fn table_objects(
@@ -166,17 +179,18 @@ async fn table_objects(
     if let Some(limit) = q.limit {
         objects.truncate(limit);
     }
-    render(&objects, q.format.as_deref().unwrap_or("json"))
+    render(&t, &objects, q.format.as_deref().unwrap_or("json"))
 }
 
 fn object_json(o: &AnyObject) -> ObjectJson<'_> {
     ObjectJson {
         revision: o.revision,
         object: &o.json,
+        cells: o.cells.as_ref(),
     }
 }
 
-fn render(objects: &[AnyObject], format: &str) -> Response {
+fn render(t: &AnyTable, objects: &[AnyObject], format: &str) -> Response {
     let json = object_json;
     match format {
         "json" => axum::Json(objects.iter().map(json).collect::<Vec<_>>()).into_response(),
@@ -189,16 +203,26 @@ fn render(objects: &[AnyObject], format: &str) -> Response {
             ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
         }
         "table" => {
-            let (header_row, rows) = statedb::rows(objects);
+            let (header_row, rows) = t.rows(objects);
             (
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
                 aligned(&header_row, &rows),
             )
                 .into_response()
         }
+        "rows" => {
+            let (header_row, rows) = t.rows(objects);
+            let revisions: Vec<u64> = objects.iter().map(|o| o.revision).collect();
+            axum::Json(serde_json::json!({
+                "header": header_row,
+                "rows": rows,
+                "revisions": revisions,
+            }))
+            .into_response()
+        }
         other => error(
             StatusCode::BAD_REQUEST,
-            format!("unknown format {other:?} (json, ndjson or table)"),
+            format!("unknown format {other:?} (json, ndjson, table or rows)"),
         ),
     }
 }
@@ -238,6 +262,8 @@ struct ChangeJson<'a> {
     revision: u64,
     deleted: bool,
     object: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cells: Option<&'a Vec<String>>,
 }
 
 fn change_line(c: &AnyChange) -> String {
@@ -245,9 +271,14 @@ fn change_line(c: &AnyChange) -> String {
         revision: c.revision,
         deleted: c.deleted,
         object: &c.json,
+        cells: c.cells.as_ref(),
     })
     .unwrap_or_default()
 }
+
+/// The line (or SSE data) that starts a stream which replays the whole
+/// table because it could not resume where asked.
+const RESYNC_LINE: &str = "{\"resync\":true}";
 
 async fn table_changes(
     State(db): State<Db>,
@@ -266,12 +297,14 @@ async fn table_changes(
     // The stream holds the change iterator; when the client goes away,
     // hyper drops the body (at the latest on the next heartbeat write),
     // and with it the iterator.
+    let resync = changes.resync();
     match q.format.as_deref().unwrap_or("ndjson") {
         "ndjson" => {
-            let lines = changes.map(|c| match c {
+            let first = resync.then(|| format!("{RESYNC_LINE}\n"));
+            let lines = futures::stream::iter(first).chain(changes.map(|c| match c {
                 Ok(c) => change_line(&c) + "\n",
                 Err(e) => serde_json::json!({ "error": e.to_string() }).to_string() + "\n",
-            });
+            }));
             let ticks = futures::stream::unfold((), move |()| async move {
                 tokio::time::sleep(heartbeat).await;
                 Some(("{\"heartbeat\":true}\n".to_string(), ()))
@@ -284,7 +317,9 @@ async fn table_changes(
                 .into_response()
         }
         "sse" => {
-            let events = changes.map(|c| {
+            let first = resync
+                .then(|| Ok::<_, Infallible>(Event::default().event("resync").data(RESYNC_LINE)));
+            let events = futures::stream::iter(first).chain(changes.map(|c| {
                 Ok::<_, Infallible>(match c {
                     Ok(c) => Event::default()
                         .event(if c.deleted { "delete" } else { "upsert" })
@@ -292,7 +327,7 @@ async fn table_changes(
                         .data(change_line(&c)),
                     Err(e) => Event::default().event("error").data(e.to_string()),
                 })
-            });
+            }));
             Sse::new(events)
                 .keep_alive(KeepAlive::new().interval(heartbeat))
                 .into_response()

@@ -133,6 +133,12 @@ async fn lists_tables_and_queries_objects_in_every_format() {
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines[0], "NAME   PORT");
     assert_eq!(lines[2], "beta   443");
+    let (code, body) = get(s.addr, "/statedb/tables/hosts?format=rows&limit=2").await;
+    assert_eq!(code, 200);
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows["header"], serde_json::json!(["name", "port"]));
+    assert_eq!(rows["rows"][1], serde_json::json!(["beta", "443"]));
+    assert_eq!(rows["revisions"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -186,11 +192,31 @@ async fn changes_stream_as_ndjson_and_sse() {
         "from now: no older objects: {seen}"
     );
 
-    // From a revision: what changed after it comes first.
+    // From a revision with only upserts since: what changed after it.
+    let txn = s.db.read_txn();
+    let now = s.hosts.revision(&txn).unwrap();
+    {
+        let mut w = s.db.write_txn(&[&s.hosts]).unwrap();
+        s.hosts.insert(&mut w, host("epsilon", 7)).unwrap();
+        w.commit();
+    }
+    let mut stream =
+        open_stream(s.addr, &format!("/statedb/tables/hosts/changes?from={now}")).await;
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "\"name\":\"epsilon\"").await;
+    assert!(
+        !seen.contains("resync") && !seen.contains("delta"),
+        "{seen}"
+    );
+
+    // From a revision before the delete of alpha: the stream cannot
+    // replay that delete, so it says resync and replays the table.
     let mut stream = open_stream(s.addr, "/statedb/tables/hosts/changes?from=2&format=sse").await;
     let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "event: resync").await;
     read_until(&mut stream, &mut seen, "event: upsert").await;
     read_until(&mut stream, &mut seen, "\"name\":\"gamma\"").await;
+    read_until(&mut stream, &mut seen, "\"name\":\"beta\"").await;
     assert!(!seen.contains("\"name\":\"alpha\""), "{seen}");
     assert!(seen.contains("data: {"), "{seen}");
 }
