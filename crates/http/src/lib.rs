@@ -26,9 +26,10 @@ use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableIn
 /// - `GET /tables/{name}/changes`: upserts and deletes as they happen (or
 ///   after `?from=REVISION`), as newline-delimited JSON (default) or
 ///   `format=sse`, with a heartbeat every `heartbeat_ms` (default 15 s).
-///   A stream that cannot resume after `from` (a delete since, or a
-///   revision ahead of the table's) starts with `{"resync":true}` (SSE
-///   event `resync`) and replays the whole table.
+///   The first line (SSE event `start`) is `{"after": R, "resync": B}`:
+///   changes follow with revisions above `R`. A stream that cannot resume
+///   after `from` (a delete since, or a revision ahead of the table's)
+///   says `"resync": true` and replays the whole table.
 ///
 /// Errors are JSON `{"error": "…"}`: 404 for an unknown table or index,
 /// 400 for a key, operation or format that does not parse.
@@ -276,9 +277,12 @@ fn change_line(c: &AnyChange) -> String {
     .unwrap_or_default()
 }
 
-/// The line (or SSE data) that starts a stream which replays the whole
-/// table because it could not resume where asked.
-const RESYNC_LINE: &str = "{\"resync\":true}";
+/// The first line of a change stream (SSE event `start`): the revision it
+/// starts after, and whether it replays the whole table because it could
+/// not resume where asked.
+fn start_line(c: &statedb::AnyChanges) -> String {
+    serde_json::json!({ "after": c.after(), "resync": c.resync() }).to_string()
+}
 
 async fn table_changes(
     State(db): State<Db>,
@@ -297,14 +301,15 @@ async fn table_changes(
     // The stream holds the change iterator; when the client goes away,
     // hyper drops the body (at the latest on the next heartbeat write),
     // and with it the iterator.
-    let resync = changes.resync();
+    let start = start_line(&changes);
     match q.format.as_deref().unwrap_or("ndjson") {
         "ndjson" => {
-            let first = resync.then(|| format!("{RESYNC_LINE}\n"));
-            let lines = futures::stream::iter(first).chain(changes.map(|c| match c {
-                Ok(c) => change_line(&c) + "\n",
-                Err(e) => serde_json::json!({ "error": e.to_string() }).to_string() + "\n",
-            }));
+            let lines = futures::stream::once(async move { start + "\n" }).chain(changes.map(
+                |c| match c {
+                    Ok(c) => change_line(&c) + "\n",
+                    Err(e) => serde_json::json!({ "error": e.to_string() }).to_string() + "\n",
+                },
+            ));
             let ticks = futures::stream::unfold((), move |()| async move {
                 tokio::time::sleep(heartbeat).await;
                 Some(("{\"heartbeat\":true}\n".to_string(), ()))
@@ -317,9 +322,8 @@ async fn table_changes(
                 .into_response()
         }
         "sse" => {
-            let first = resync
-                .then(|| Ok::<_, Infallible>(Event::default().event("resync").data(RESYNC_LINE)));
-            let events = futures::stream::iter(first).chain(changes.map(|c| {
+            let first = Ok::<_, Infallible>(Event::default().event("start").data(start));
+            let events = futures::stream::once(async move { first }).chain(changes.map(|c| {
                 Ok::<_, Infallible>(match c {
                     Ok(c) => Event::default()
                         .event(if c.deleted { "delete" } else { "upsert" })
