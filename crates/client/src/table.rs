@@ -3,8 +3,8 @@
 use std::marker::PhantomData;
 
 use reqwest::Url;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ClientError;
 
@@ -18,7 +18,7 @@ pub struct Client {
 }
 
 /// One index of a [`TableSummary`].
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexSummary {
     /// Index name (what `index=` takes).
     pub name: String,
@@ -29,7 +29,7 @@ pub struct IndexSummary {
 }
 
 /// A table as `GET /tables` lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSummary {
     /// Table name.
     pub name: String,
@@ -44,19 +44,19 @@ pub struct TableSummary {
     /// Deleted objects kept for change iterators.
     pub graveyard: usize,
     /// The table's own columns, if it has them (else the JSON fields).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
 }
 
 /// An object of a remote table with its revision.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RemoteObject<T> {
     /// The object's revision.
     pub revision: u64,
     /// The object.
     pub object: T,
     /// Its cells under the table's own columns, if it has them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cells: Option<Vec<String>>,
 }
 

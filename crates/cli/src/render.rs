@@ -1,0 +1,106 @@
+//! Output: aligned columns, JSON or YAML.
+
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+use statedb_client::{Client, ClientError, Op, TableSummary};
+
+use crate::Output;
+
+/// How to print.
+#[derive(Clone, Copy, Debug)]
+pub struct Format {
+    pub output: Output,
+    pub width: Option<u16>,
+}
+
+impl Format {
+    /// Columns with an upper-case header, no borders, fit to the width.
+    pub fn table(&self, header: &[String], rows: &[Vec<String>]) -> String {
+        let mut t = Table::new();
+        t.load_style(comfy_table::presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(header.iter().map(|h| h.to_uppercase()));
+        if let Some(w) = self.width {
+            t.set_width(w);
+        }
+        for row in rows {
+            t.add_row(row.clone());
+        }
+        for c in t.column_iter_mut() {
+            c.set_padding((0, 2));
+        }
+        let mut out = t.trim_fmt();
+        out.push('\n');
+        out
+    }
+
+    /// `value` as pretty JSON or YAML.
+    pub fn document<V: Serialize>(&self, value: &V) -> String {
+        match self.output {
+            Output::Yaml => serde_yaml_ng::to_string(value).unwrap_or_else(|e| format!("# {e}\n")),
+            _ => serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\"")) + "\n",
+        }
+    }
+
+    pub fn tables(&self, tables: &[TableSummary]) -> String {
+        if self.output != Output::Table {
+            return self.document(&tables);
+        }
+        let header = [
+            "name",
+            "objects",
+            "revision",
+            "initialized",
+            "graveyard",
+            "indexes",
+        ]
+        .map(String::from);
+        let rows: Vec<Vec<String>> = tables
+            .iter()
+            .map(|t| {
+                let indexes: Vec<String> = t
+                    .indexes
+                    .iter()
+                    .map(|i| match (i.primary, i.unique) {
+                        (true, _) => format!("{} (primary)", i.name),
+                        (false, true) => format!("{} (unique)", i.name),
+                        (false, false) => i.name.clone(),
+                    })
+                    .collect();
+                vec![
+                    t.name.clone(),
+                    t.objects.to_string(),
+                    t.revision.to_string(),
+                    t.initialized.to_string(),
+                    t.graveyard.to_string(),
+                    indexes.join(", "),
+                ]
+            })
+            .collect();
+        self.table(&header, &rows)
+    }
+
+    /// The objects of `table` a query finds (all without one).
+    pub async fn objects(
+        &self,
+        client: &Client,
+        table: &str,
+        index: Option<&str>,
+        query: Option<(Op, &str)>,
+        limit: Option<usize>,
+    ) -> Result<String, ClientError> {
+        let remote = client.table::<serde_json::Value>(table);
+        if self.output == Output::Table {
+            let rows = remote.rows(index, query, limit).await?;
+            return Ok(self.table(&rows.header, &rows.rows));
+        }
+        let mut found = match query {
+            Some((op, key)) => remote.query(index, op, key).await?,
+            None => remote.all().await?,
+        };
+        if let Some(l) = limit {
+            found.truncate(l);
+        }
+        Ok(self.document(&found))
+    }
+}
