@@ -120,6 +120,9 @@ pub trait TableRow {
 pub struct AnyObject {
     /// The object's revision.
     pub revision: Revision,
+    /// Its primary key as the index encodes it: an identity for tools
+    /// that track objects across changes.
+    pub key: Vec<u8>,
     /// The object as JSON.
     pub json: Value,
     /// Its [`TableRow`] cells, if its table was registered with them.
@@ -133,6 +136,8 @@ pub struct AnyChange {
     pub revision: Revision,
     /// True for a delete (the object as it was).
     pub deleted: bool,
+    /// Its primary key as the index encodes it (see [`AnyObject::key`]).
+    pub key: Vec<u8>,
     /// The object as JSON.
     pub json: Value,
     /// Its [`TableRow`] cells, if its table was registered with them.
@@ -221,14 +226,21 @@ impl<T> Clone for Rows<T> {
 
 /// Renders objects as JSON (and [`TableRow`] cells).
 struct Renderer<T> {
-    table: String,
+    table: Table<T>,
     rows: Option<Rows<T>>,
 }
 
-impl<T: serde::Serialize> Renderer<T> {
+impl<T: serde::Serialize + Send + Sync + 'static> Renderer<T> {
+    fn key(&self, obj: &T) -> Vec<u8> {
+        self.table
+            .primary_query(obj)
+            .map(|q| q.key().to_vec())
+            .unwrap_or_default()
+    }
+
     fn json(&self, obj: &T) -> Result<Value, InspectError> {
         serde_json::to_value(obj).map_err(|e| InspectError::Render {
-            table: self.table.clone(),
+            table: self.table.name().to_string(),
             reason: e.to_string(),
         })
     }
@@ -245,7 +257,7 @@ struct Handle(Arc<dyn Inspect>);
 impl<T: serde::Serialize + Send + Sync + 'static> Inspector<T> {
     fn renderer(&self) -> Renderer<T> {
         Renderer {
-            table: self.table.name().to_string(),
+            table: self.table.clone(),
             rows: self.rows.clone(),
         }
     }
@@ -256,6 +268,7 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspector<T> {
             .map(|(obj, revision)| {
                 Ok(AnyObject {
                     revision,
+                    key: r.key(&obj),
                     json: r.json(&obj)?,
                     cells: r.cells(&obj),
                 })
@@ -366,6 +379,7 @@ impl<T: serde::Serialize + Send + Sync + 'static> futures_core::Stream for Untyp
             let rendered = this.renderer.json(&change.object).map(|json| AnyChange {
                 revision: change.revision,
                 deleted: change.deleted,
+                key: this.renderer.key(&change.object),
                 json,
                 cells: this.renderer.cells(&change.object),
             });
@@ -589,11 +603,13 @@ mod tests {
         let objects = vec![
             AnyObject {
                 revision: 1,
+                key: Vec::new(),
                 json: serde_json::json!({"name": "a", "port": 80}),
                 cells: None,
             },
             AnyObject {
                 revision: 2,
+                key: Vec::new(),
                 json: serde_json::json!({"name": "b", "tags": ["x"]}),
                 cells: None,
             },
@@ -604,6 +620,7 @@ mod tests {
         assert_eq!(rows[1], ["b", "", "[\"x\"]"]);
         let (header, rows) = super::rows(&[AnyObject {
             revision: 1,
+            key: Vec::new(),
             json: serde_json::json!(7),
             cells: None,
         }]);

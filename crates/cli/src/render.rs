@@ -101,6 +101,11 @@ impl Format {
         if let Some(l) = limit {
             found.truncate(l);
         }
-        Ok(self.document(&found))
+        // The hex primary key is for programs; people read the object.
+        let shown: Vec<serde_json::Value> = found
+            .into_iter()
+            .map(|o| serde_json::json!({ "revision": o.revision, "object": o.object }))
+            .collect();
+        Ok(self.document(&shown))
     }
 }

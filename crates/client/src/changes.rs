@@ -153,6 +153,8 @@ impl<T: DeserializeOwned + Send + 'static> RemoteTable<T> {
 #[derive(Deserialize)]
 struct ChangeLine<T> {
     revision: u64,
+    #[serde(default)]
+    key: String,
     deleted: bool,
     object: T,
     #[serde(default)]
@@ -291,6 +293,7 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
                     self.advance(c.revision);
                     let o = RemoteObject {
                         revision: c.revision,
+                        key: c.key,
                         object: c.object,
                         cells: c.cells,
                     };

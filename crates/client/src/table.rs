@@ -53,6 +53,10 @@ pub struct TableSummary {
 pub struct RemoteObject<T> {
     /// The object's revision.
     pub revision: u64,
+    /// Its primary key, hex-encoded: an identity to track it by across
+    /// changes (a mirror keys its map by it).
+    #[serde(default)]
+    pub key: String,
     /// The object.
     pub object: T,
     /// Its cells under the table's own columns, if it has them.

@@ -25,7 +25,10 @@ use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableIn
 ///   (JSON `{"header", "rows", "revisions"}`, the columns of `table`).
 /// - `GET /tables/{name}/changes`: upserts and deletes as they happen (or
 ///   after `?from=REVISION`), as newline-delimited JSON (default) or
-///   `format=sse`, with a heartbeat every `heartbeat_ms` (default 15 s).
+///   `format=sse`, with a heartbeat every `heartbeat_ms` (default 15 s);
+///   an SSE client reconnecting with `Last-Event-ID` resumes after it.
+///   Each object and change carries `key`, its primary key as hex: an
+///   identity to track it by.
 ///   The first line (SSE event `start`) is `{"after": R, "resync": B}`:
 ///   changes follow with revisions above `R`. A stream that cannot resume
 ///   after `from` (a delete since, or a revision ahead of the table's)
@@ -83,6 +86,16 @@ impl TableJson {
     }
 }
 
+/// A primary key as lower-case hex: an opaque identity of the object.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
 /// An error answered as JSON.
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     let body = serde_json::json!({ "error": message.to_string() });
@@ -134,6 +147,7 @@ struct ObjectsQuery {
 #[derive(Serialize)]
 struct ObjectJson<'a> {
     revision: u64,
+    key: String,
     object: &'a serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     cells: Option<&'a Vec<String>>,
@@ -186,6 +200,7 @@ async fn table_objects(
 fn object_json(o: &AnyObject) -> ObjectJson<'_> {
     ObjectJson {
         revision: o.revision,
+        key: hex(&o.key),
         object: &o.json,
         cells: o.cells.as_ref(),
     }
@@ -261,6 +276,7 @@ struct ChangesQuery {
 #[derive(Serialize)]
 struct ChangeJson<'a> {
     revision: u64,
+    key: String,
     deleted: bool,
     object: &'a serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -270,6 +286,7 @@ struct ChangeJson<'a> {
 fn change_line(c: &AnyChange) -> String {
     serde_json::to_string(&ChangeJson {
         revision: c.revision,
+        key: hex(&c.key),
         deleted: c.deleted,
         object: &c.json,
         cells: c.cells.as_ref(),
@@ -288,13 +305,19 @@ async fn table_changes(
     State(db): State<Db>,
     Path(name): Path<String>,
     Query(q): Query<ChangesQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let t = match table(&db, &name) {
         Ok(t) => t,
         Err(r) => return *r,
     };
     let heartbeat = Duration::from_millis(q.heartbeat_ms.unwrap_or(15_000).max(10));
-    let changes = match t.changes(q.from) {
+    // An EventSource reconnecting says where it was with Last-Event-ID.
+    let last_event = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let changes = match t.changes(last_event.or(q.from)) {
         Ok(c) => c,
         Err(e) => return inspect_error(e),
     };

@@ -210,6 +210,17 @@ async fn changes_stream_as_ndjson_and_sse() {
     );
     assert!(!seen.contains("delta"), "{seen}");
 
+    // An EventSource reconnecting: Last-Event-ID is where it resumes.
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let req = format!(
+        "GET /statedb/tables/hosts/changes?format=sse HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {now}\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "\"name\":\"epsilon\"").await;
+    assert!(seen.contains(&format!("\"after\":{now}")), "{seen}");
+    assert!(seen.contains("\"key\":\""), "{seen}");
+
     // From a revision before the delete of alpha: the stream cannot
     // replay that delete, so it says resync and replays the table.
     let mut stream = open_stream(s.addr, "/statedb/tables/hosts/changes?from=2&format=sse").await;
