@@ -102,10 +102,20 @@ impl Format {
             found.truncate(l);
         }
         // The hex primary key is for programs; people read the object.
-        let shown: Vec<serde_json::Value> = found
-            .into_iter()
-            .map(|o| serde_json::json!({ "revision": o.revision, "object": o.object }))
+        let shown: Vec<Shown<'_>> = found
+            .iter()
+            .map(|o| Shown {
+                revision: o.revision,
+                object: &o.object,
+            })
             .collect();
         Ok(self.document(&shown))
     }
+}
+
+/// An object as people read it: its revision and itself.
+#[derive(Serialize)]
+struct Shown<'a> {
+    revision: u64,
+    object: &'a serde_json::Value,
 }
