@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod ui;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+
 use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableInfo, TextQuery};
 
 /// The read-only inspection API of `db`, to mount in one's own server
@@ -34,6 +37,11 @@ use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableIn
 ///   after `from` (a delete since, or a revision ahead of the table's)
 ///   says `"resync": true` and replays the whole table.
 ///
+/// - `GET /ui`: a web view: the tables, and one table as a sortable,
+///   filterable grid that follows its changes live (rows flash when they
+///   change, deleted rows fade out), the object as JSON on click. The
+///   page, script and style are embedded in the binary.
+///
 /// Errors are JSON `{"error": "…"}`: 404 for an unknown table or index,
 /// 400 for a key, operation or format that does not parse.
 pub fn router(db: Db) -> Router {
@@ -41,6 +49,10 @@ pub fn router(db: Db) -> Router {
         .route("/tables", get(list_tables))
         .route("/tables/{name}", get(table_objects))
         .route("/tables/{name}/changes", get(table_changes))
+        .route("/ui", get(ui::page))
+        .route("/ui/", get(ui::page))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/style.css", get(ui::style))
         .with_state(db)
 }
 
