@@ -19,6 +19,9 @@ use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableIn
 /// The read-only inspection API of `db`, to mount in one's own server
 /// (`Router::nest("/statedb", statedb_http::router(db))`):
 ///
+/// - `GET /` (where the router is mounted): every inspectable table's
+///   objects, `{"table": [object, …], …}`, or with `?format=table` each
+///   table as aligned text under a `# name` line.
 /// - `GET /tables`: every table with its indexes, object count, revision,
 ///   initialized flag and graveyard size.
 /// - `GET /tables/{name}`: the objects of a table registered with
@@ -46,6 +49,7 @@ use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableIn
 /// 400 for a key, operation or format that does not parse.
 pub fn router(db: Db) -> Router {
     Router::new()
+        .route("/", get(dump))
         .route("/tables", get(list_tables))
         .route("/tables/{name}", get(table_objects))
         .route("/tables/{name}/changes", get(table_changes))
@@ -143,6 +147,54 @@ async fn list_tables(State(db): State<Db>) -> Response {
         })
         .collect();
     axum::Json(tables).into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DumpQuery {
+    format: Option<String>,
+}
+
+async fn dump(State(db): State<Db>, Query(q): Query<DumpQuery>) -> Response {
+    let txn = db.read_txn();
+    let mut tables = Vec::new();
+    for info in db.tables(&txn) {
+        let Some(t) = db.table_by_name(&info.name) else {
+            continue; // not inspectable
+        };
+        match t.all(&txn) {
+            Ok(objects) => tables.push((t, objects)),
+            Err(e) => return inspect_error(e),
+        }
+    }
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => {
+            let map: serde_json::Map<String, serde_json::Value> = tables
+                .into_iter()
+                .map(|(t, objects)| {
+                    let objects = objects.into_iter().map(|o| o.json).collect();
+                    (t.name().to_string(), serde_json::Value::Array(objects))
+                })
+                .collect();
+            axum::Json(map).into_response()
+        }
+        "table" => {
+            let mut out = String::new();
+            for (i, (t, objects)) in tables.iter().enumerate() {
+                if i > 0 {
+                    out.push('\n');
+                }
+                let (header_row, rows) = t.rows(objects);
+                out.push_str(&format!("# {}\n", t.name()));
+                out.push_str(&aligned(&header_row, &rows));
+            }
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response()
+        }
+        other => error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown format {other:?} (json or table)"),
+        ),
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -139,6 +139,24 @@ async fn lists_tables_and_queries_objects_in_every_format() {
     assert_eq!(rows["header"], serde_json::json!(["name", "port"]));
     assert_eq!(rows["rows"][1], serde_json::json!(["beta", "443"]));
     assert_eq!(rows["revisions"].as_array().unwrap().len(), 2);
+
+    // The dump at the mount point: inspectable tables only.
+    let (code, body) = get(s.addr, "/statedb").await;
+    assert_eq!(code, 200, "{body}");
+    let dump: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        dump["hosts"][1],
+        serde_json::json!({"name": "beta", "port": 443})
+    );
+    assert!(dump.get("hidden").is_none(), "{body}");
+    let (code, body) = get(s.addr, "/statedb?format=table").await;
+    assert_eq!(code, 200);
+    assert!(
+        body.starts_with("# hosts\nNAME   PORT\nalpha  80\n"),
+        "{body}"
+    );
+    let (code, _) = get(s.addr, "/statedb?format=xml").await;
+    assert_eq!(code, 400);
 }
 
 #[tokio::test]
@@ -270,4 +288,18 @@ async fn a_client_going_away_releases_the_change_iterator() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         i += 1;
     }
+}
+
+#[tokio::test]
+async fn the_web_view_is_served_with_its_assets() {
+    let s = setup().await;
+    let (code, page) = get(s.addr, "/statedb/ui").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("data-base=\"/statedb/\""), "{page}");
+    let (code, script) = get(s.addr, "/statedb/ui/app.js").await;
+    assert_eq!(code, 200);
+    assert!(script.contains("EventSource"));
+    let (code, style) = get(s.addr, "/statedb/ui/style.css").await;
+    assert_eq!(code, 200);
+    assert!(style.contains("@keyframes"));
 }
