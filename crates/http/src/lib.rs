@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableInfo, TextQuery};
 
 /// The read-only inspection API of `db`, to mount in one's own server
-/// (`Router::nest("/statedb", statedb_http::router(db))`):
+/// (`Router::nest("/statedb", statedb_http::router(db))`; it fits a
+/// router of any state):
 ///
 /// - `GET /` (where the router is mounted): every inspectable table's
 ///   objects, `{"table": [object, …], …}`, or with `?format=table` each
@@ -47,7 +48,7 @@ use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableIn
 ///
 /// Errors are JSON `{"error": "…"}`: 404 for an unknown table or index,
 /// 400 for a key, operation or format that does not parse.
-pub fn router(db: Db) -> Router {
+pub fn router<S: Clone + Send + Sync + 'static>(db: Db) -> Router<S> {
     Router::new()
         .route("/", get(dump))
         .route("/tables", get(list_tables))

@@ -180,6 +180,10 @@ function flash(tr) {
 function updateCount() {
   const live = [...state.rows.values()].filter((r) => !r.removal).length;
   $("#count").textContent = state.table ? live + (live === 1 ? " object" : " objects") : "";
+  // The open table's count in the list follows live too.
+  for (const a of document.querySelectorAll("#tables a")) {
+    if (a.dataset.table === state.table) a.querySelector(".n").textContent = live;
+  }
 }
 
 // ---- sorting, filtering, detail ----------------------------------------
@@ -241,9 +245,11 @@ function showDetail(change) {
 
 // ---- wiring ----------------------------------------------------------------
 
-$("#filter").addEventListener("input", () => {
-  for (const tr of $("#grid tbody").children) applyFilter(tr);
-});
+for (const ev of ["input", "change", "search"]) {
+  $("#filter").addEventListener(ev, () => {
+    for (const tr of $("#grid tbody").children) applyFilter(tr);
+  });
+}
 $("#close").addEventListener("click", () => {
   $("#detail").hidden = true;
   state.selected = null;

@@ -178,7 +178,7 @@ pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> 
     let target = FileTarget::open(&opts.directory, store.clone())?;
     let db = Db::new();
     let memos = MemoTable::new()?;
-    db.register_table(&memos.table)?;
+    db.register_inspectable_rows(&memos.table)?;
     let lifecycle = Lifecycle::new();
     let desired = if opts.etcd.is_empty() {
         fill_from_store(&db, &memos, &store)?;
@@ -459,48 +459,6 @@ async fn get_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> Resp
     }
 }
 
-#[derive(Deserialize)]
-struct DumpQuery {
-    format: Option<String>,
-}
-
-async fn dump(State(app): State<Arc<App>>, Query(q): Query<DumpQuery>) -> Response {
-    let txn = app.db.read_txn();
-    match q.format.as_deref() {
-        None | Some("json") => {
-            let mut out = Vec::new();
-            match app.db.write_json(&txn, &[&app.memos.table], &mut out) {
-                Ok(()) => ([(header::CONTENT_TYPE, "application/json")], out).into_response(),
-                Err(e) => internal(e),
-            }
-        }
-        Some("table") => {
-            let Ok(all) = app.memos.table.all(&txn) else {
-                return internal("memos table missing");
-            };
-            let mut out = format!(
-                "{:<32} {:<8} {:<7} {:>8}  {}\n",
-                "name", "status", "delete", "bytes", "error"
-            );
-            for (m, _) in all {
-                out.push_str(&format!(
-                    "{:<32} {:<8} {:<7} {:>8}  {}\n",
-                    m.name,
-                    m.status.kind.as_str(),
-                    m.status.delete,
-                    m.content.len(),
-                    m.status.error.as_deref().unwrap_or("")
-                ));
-            }
-            text(StatusCode::OK, out)
-        }
-        Some(other) => text(
-            StatusCode::BAD_REQUEST,
-            format!("unknown format {other:?} (json or table)\n"),
-        ),
-    }
-}
-
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut out = String::new();
     match prometheus::TextEncoder::new().encode_utf8(&app.registry.gather(), &mut out) {
@@ -557,7 +515,7 @@ pub fn router(app: Arc<App>, listen: std::net::SocketAddr) -> Router {
             "/memos/{name}",
             get(get_memo).post(put_memo).delete(delete_memo),
         )
-        .route("/statedb", get(dump))
+        .nest("/statedb", statedb_http::router(app.db.clone()))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/reconcile", post(reconcile))

@@ -15,6 +15,26 @@ pub struct Memo {
     pub status: Status,
 }
 
+/// The memo's columns in inspection tools (`sdb show memos`, the web
+/// view, `/statedb?format=table`): the content's size, not the content.
+impl statedb::TableRow for Memo {
+    fn table_header() -> Vec<String> {
+        ["name", "status", "delete", "bytes", "error"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn table_row(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.status.kind.as_str().to_string(),
+            self.status.delete.to_string(),
+            self.content.len().to_string(),
+            self.status.error.clone().unwrap_or_default(),
+        ]
+    }
+}
+
 /// Largest memo body accepted, in bytes.
 pub const MAX_CONTENT: usize = 1 << 20;
 
