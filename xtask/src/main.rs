@@ -151,7 +151,9 @@ fn system_packages() -> Result<(), String> {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if has("etcd") && has("protoc") {
+    // etcd for the etcd tests, protoc for etcd-client's build, chromium
+    // and its WebDriver for the web view's browser test.
+    if has("etcd") && has("protoc") && has("chromium") && has("chromedriver") {
         return Ok(());
     }
     let root = Command::new("id")
@@ -172,8 +174,16 @@ fn system_packages() -> Result<(), String> {
     // A failed update (an offline mirror list) still lets install try.
     let _ = run("apt-get update", apt(&["update", "-qq"]));
     run(
-        "apt-get install etcd-server protobuf-compiler",
-        apt(&["install", "-y", "-qq", "etcd-server", "protobuf-compiler"]),
+        "apt-get install etcd-server protobuf-compiler chromium chromium-driver",
+        apt(&[
+            "install",
+            "-y",
+            "-qq",
+            "etcd-server",
+            "protobuf-compiler",
+            "chromium",
+            "chromium-driver",
+        ]),
     )
     .map_err(|e| format!("{e}: the build needs protoc and the tests etcd (Debian: etcd-server, protobuf-compiler)"))
 }
