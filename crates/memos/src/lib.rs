@@ -506,7 +506,9 @@ async fn reconcile(State(app): State<Arc<App>>) -> Response {
 }
 
 /// The HTTP API, answering only requests addressed to `listen` (see
-/// [`browser_guard`]).
+/// [`browser_guard`]): the memos, `/statedb` (the inspection API of
+/// `rstatedb-http`: dump, tables, queries, change streams, and the web
+/// view at `/statedb/ui`), metrics, health and a reconcile trigger.
 pub fn router(app: Arc<App>, listen: std::net::SocketAddr) -> Router {
     Router::new()
         .route("/memos", get(list_memos))

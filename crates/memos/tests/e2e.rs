@@ -56,6 +56,21 @@ fn create_update_delete_reach_the_disk() {
         "{}",
         table.body
     );
+    // The inspection API under /statedb: the memo's own columns, queries
+    // by index with text keys.
+    assert!(table.body.starts_with("# memos\nNAME"), "{}", table.body);
+    let tables: serde_json::Value =
+        serde_json::from_str(&s.req("GET", "/statedb/tables", b"").body).unwrap();
+    assert_eq!(tables[0]["name"], "memos");
+    assert_eq!(tables[0]["columns"][3], "bytes");
+    let found = s.req("GET", "/statedb/tables/memos?key=t&format=table", b"");
+    assert_eq!(found.status, 200);
+    assert!(
+        found.body.lines().nth(1).unwrap().starts_with("t "),
+        "{}",
+        found.body
+    );
+    assert_eq!(s.req("GET", "/statedb/ui", b"").status, 200);
 }
 
 #[test]
