@@ -51,9 +51,12 @@ pub(crate) struct IndexInner<Obj> {
     /// How a key written as text parses (the key type's
     /// [`KeyEncoding::parse_key`]), for queries typed by a person.
     parse: ParseFn,
+    /// How a prefix written as text parses ([`KeyEncoding::parse_prefix`]).
+    parse_prefix: ParsePrefixFn,
 }
 
 type ParseFn = fn(&str, &mut Key) -> Result<(), ParseKeyError>;
+type ParsePrefixFn = fn(&str, &mut Key) -> Result<Option<part::KeyFilter>, ParseKeyError>;
 
 impl<Obj> IndexInner<Obj> {
     #[inline]
@@ -70,6 +73,18 @@ impl<Obj> IndexInner<Obj> {
     pub fn parse_key(&self, text: &str) -> Result<Key, ParseKeyError> {
         let mut key = Key::new();
         (self.parse)(text, &mut key).map(|()| key)
+    }
+
+    /// A prefix written as text: the byte prefix to search, and the
+    /// filter the keys found must pass, if the key type has one.
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub fn parse_prefix(
+        &self,
+        text: &str,
+    ) -> Result<(Key, Option<part::KeyFilter>), ParseKeyError> {
+        let mut key = Key::new();
+        let filter = (self.parse_prefix)(text, &mut key)?;
+        Ok((key, filter))
     }
 
     pub fn keys_of(&self, obj: &Obj) -> KeySet {
@@ -141,6 +156,7 @@ impl<Obj, K: KeyEncoding + ?Sized> Index<Obj, K> {
                 unique,
                 keys: Box::new(keys),
                 parse: K::parse_key,
+                parse_prefix: K::parse_prefix,
             }),
             _key: PhantomData,
         }

@@ -24,7 +24,8 @@ pub enum QueryOp {
     Get,
     /// Every object with the key.
     List,
-    /// Objects whose key starts with the key.
+    /// Objects whose key starts with the key; on an IP prefix index, the
+    /// networks within the prefix (`10.0.0.0/8` finds `10.1.0.0/16`).
     Prefix,
     /// Objects whose key is at or above the key, in key order.
     LowerBound,
@@ -276,23 +277,49 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspector<T> {
             .collect()
     }
 
-    fn text_query(&self, q: &TextQuery) -> Result<Query<T>, InspectError> {
+    /// The index a query names (the primary when it names none).
+    fn index_name(&self, q: &TextQuery) -> Result<&'static str, InspectError> {
         let names = self.table.index_names();
-        let index = match &q.index {
-            None => names[0],
+        match &q.index {
+            None => Ok(names[0]),
             Some(name) => names.iter().copied().find(|n| n == name).ok_or_else(|| {
                 InspectError::UnknownIndex {
                     table: self.table.name().to_string(),
                     index: name.clone(),
                 }
-            })?,
-        };
+            }),
+        }
+    }
+
+    fn bad_key(index: &str, e: part::ParseKeyError) -> InspectError {
+        InspectError::BadKey {
+            index: index.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn text_query(&self, q: &TextQuery) -> Result<Query<T>, InspectError> {
+        let index = self.index_name(q)?;
         self.table
             .query_text(index, &q.key)
-            .map_err(|e| InspectError::BadKey {
-                index: index.to_string(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| Self::bad_key(index, e))
+    }
+
+    /// A prefix search with a prefix given as text; key types with their
+    /// own notion of prefix filter what the byte prefix finds.
+    fn text_prefix(&self, txn: &ReadTxn, q: &TextQuery) -> Result<Objects<T>, InspectError> {
+        let index = self.index_name(q)?;
+        let (query, keep) = self
+            .table
+            .prefix_text(index, &q.key)
+            .map_err(|e| Self::bad_key(index, e))?;
+        let (found, _) = self.table.prefix(txn, query)?;
+        Ok(match keep {
+            None => found,
+            Some(keep) => {
+                Objects::from_vec(found.into_objects().filter(|o| keep(&o.data)).collect())
+            }
+        })
     }
 }
 
@@ -339,12 +366,11 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
         let Some(q) = query else {
             return self.render(self.table.all(txn)?);
         };
-        let tq = self.text_query(q)?;
         let objects = match q.op {
-            QueryOp::Get => Objects::from_found(self.table.get(txn, tq)?),
-            QueryOp::List => self.table.list(txn, tq)?,
-            QueryOp::Prefix => self.table.prefix(txn, tq)?.0,
-            QueryOp::LowerBound => self.table.lower_bound(txn, tq)?.0,
+            QueryOp::Get => Objects::from_found(self.table.get(txn, self.text_query(q)?)?),
+            QueryOp::List => self.table.list(txn, self.text_query(q)?)?,
+            QueryOp::Prefix => self.text_prefix(txn, q)?,
+            QueryOp::LowerBound => self.table.lower_bound(txn, self.text_query(q)?)?.0,
         };
         self.render(objects)
     }

@@ -640,3 +640,69 @@ async fn change_streams_resume_or_resync() {
     let next = c.next().await.unwrap().unwrap();
     assert_eq!((next.json, next.deleted), (1.into(), true));
 }
+
+/// A prefix given as text on an IP prefix index, unique or not, finds the
+/// networks within it.
+#[cfg(feature = "json")]
+#[test]
+fn text_prefix_on_ip_prefix_indexes_finds_networks_within() {
+    use statedb::{QueryOp, TextQuery};
+
+    #[derive(serde::Serialize)]
+    struct Route {
+        id: u32,
+        #[serde(skip)]
+        dst: IpNet,
+    }
+    let by_id: Index<Route, u32> = Index::unique("id", |r: &Route, k| k.push(&r.id));
+    let by_dst: Index<Route, IpNet> = Index::non_unique("dst", |r: &Route, k| k.push(&r.dst));
+    let routes = Table::builder("routes", &by_id)
+        .index(&by_dst)
+        .build()
+        .unwrap();
+    let db = Db::new();
+    db.register_inspectable(&routes).unwrap();
+    let mut w = db.write_txn(&[&routes]).unwrap();
+    for (id, dst) in [
+        (1, "10.0.0.0/8"),
+        (2, "10.1.0.0/16"),
+        (3, "10.1.0.0/16"),
+        (4, "10.0.0.0/7"),
+        (5, "11.0.0.0/8"),
+        (6, "2001:db8::/32"),
+    ] {
+        let r = Route {
+            id,
+            dst: dst.parse().unwrap(),
+        };
+        routes.insert(&mut w, r).unwrap();
+    }
+    let txn = w.commit();
+    let t = db.table_by_name("routes").unwrap();
+    let ids = |key: &str| -> Vec<u64> {
+        let q = TextQuery {
+            index: Some("dst".into()),
+            op: QueryOp::Prefix,
+            key: key.into(),
+        };
+        let mut v: Vec<u64> = t
+            .query(&txn, &q)
+            .unwrap()
+            .iter()
+            .map(|o| o.json["id"].as_u64().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids("10.0.0.0/8"), [1, 2, 3]);
+    assert_eq!(ids("10.1.0.0/16"), [2, 3]);
+    assert_eq!(ids("8.0.0.0/5"), [1, 2, 3, 4, 5]);
+    assert_eq!(ids("2001:db8::/16"), [6]);
+    assert!(ids("192.168.0.0/16").is_empty());
+    let bad = TextQuery {
+        index: Some("dst".into()),
+        op: QueryOp::Prefix,
+        key: "10.0.0.0/33".into(),
+    };
+    assert!(t.query(&txn, &bad).is_err());
+}

@@ -115,6 +115,14 @@ async fn tables_show_and_get_print_aligned_columns() {
     assert!(ok, "{err}");
     assert_eq!(out, "NAME   PORT\nalpha  80\nbeta   443\ngamma  80\n");
 
+    // A prefix on an IP-prefix index: the networks within it.
+    let (ok, out, err) = sdb(&s.url, &["get", "routes", "prefix", "10.0.0.0/8"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "DESTINATION  GATEWAY\n10.0.0.0/8   via eth0\n10.1.0.0/16  via eth1\n"
+    );
+
     // The routes' own columns; a query on an IP-prefix index.
     let (ok, out, err) = sdb(&s.url, &["get", "routes", "lower_bound", "10.1.0.0/16"]).await;
     assert!(ok, "{err}");

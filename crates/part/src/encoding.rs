@@ -31,7 +31,24 @@ pub trait KeyEncoding {
         let _ = (text, out);
         Err(ParseKeyError::unsupported(std::any::type_name::<Self>()))
     }
+
+    /// Parses a key written as text for a *prefix* search: appends the
+    /// bytes every matching key starts with, and returns a filter the
+    /// encoded keys found must also pass, for key types whose prefix is
+    /// not a byte prefix of the encoding. IP prefixes use it: the prefix
+    /// `10.0.0.0/8` finds every network within it (`10.1.0.0/16`, …).
+    /// The default is [`KeyEncoding::parse_key`] without a filter.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyEncoding::parse_key`].
+    fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
+        Self::parse_key(text, out).map(|()| None)
+    }
 }
+
+/// A test on encoded keys ([`KeyEncoding::parse_prefix`]).
+pub type KeyFilter = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
 /// A key given as text could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +81,13 @@ impl std::fmt::Display for ParseKeyError {
 impl std::error::Error for ParseKeyError {}
 
 /// `T::from_str(text)` then its encoding.
+/// `text` parsed with `FromStr`, or the error naming `expected`.
+fn parse_text<T: std::str::FromStr>(text: &str, expected: &str) -> Result<T, ParseKeyError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ParseKeyError::invalid(text, expected))
+}
+
 fn parse_via_from_str<T: std::str::FromStr + KeyEncoding>(
     text: &str,
     out: &mut Key,
@@ -320,6 +344,11 @@ impl KeyEncoding for ipnet::Ipv4Net {
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<ipnet::Ipv4Net>(text, out, "IPv4 prefix")
     }
+    /// The networks within the given one.
+    fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
+        let net: ipnet::Ipv4Net = parse_text(text, "IPv4 prefix")?;
+        Ok(Some(networks_within(net.into(), None, out)))
+    }
 }
 
 impl KeyEncoding for ipnet::Ipv6Net {
@@ -330,6 +359,11 @@ impl KeyEncoding for ipnet::Ipv6Net {
     }
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<ipnet::Ipv6Net>(text, out, "IPv6 prefix")
+    }
+    /// The networks within the given one.
+    fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
+        let net: ipnet::Ipv6Net = parse_text(text, "IPv6 prefix")?;
+        Ok(Some(networks_within(net.into(), None, out)))
     }
 }
 
@@ -350,6 +384,49 @@ impl KeyEncoding for ipnet::IpNet {
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<ipnet::IpNet>(text, out, "IP prefix")
     }
+    /// The networks within the given one.
+    fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
+        let net: ipnet::IpNet = parse_text(text, "IP prefix")?;
+        let tag = if net.addr().is_ipv4() { 4 } else { 6 };
+        Ok(Some(networks_within(net, Some(tag), out)))
+    }
+}
+
+/// The search for networks within `net`: the family tag (if the encoding
+/// has one) and the address bytes the prefix covers whole, then a filter
+/// that decodes each key found and keeps those `net` contains.
+fn networks_within(net: ipnet::IpNet, tag: Option<u8>, out: &mut Key) -> KeyFilter {
+    let net = net.trunc();
+    let octets: Vec<u8> = match net.network() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    if let Some(t) = tag {
+        out.push(t);
+    }
+    out.extend_from_slice(&octets[..usize::from(net.prefix_len() / 8)]);
+    Box::new(move |key: &[u8]| {
+        let body = match tag {
+            Some(t) => match key.split_first() {
+                Some((first, rest)) if *first == t => rest,
+                _ => return false,
+            },
+            None => key,
+        };
+        decode_network(body).is_some_and(|n| net.contains(&n))
+    })
+}
+
+/// An encoded network (address bytes, then prefix length) decoded.
+fn decode_network(key: &[u8]) -> Option<ipnet::IpNet> {
+    match key {
+        [a, b, c, d, len] => ipnet::IpNet::new(IpAddr::from([*a, *b, *c, *d]), *len).ok(),
+        [addr @ .., len] if addr.len() == 16 => {
+            let octets: [u8; 16] = addr.try_into().ok()?;
+            ipnet::IpNet::new(IpAddr::from(octets), *len).ok()
+        }
+        _ => None,
+    }
 }
 
 impl<T: KeyEncoding + ?Sized> KeyEncoding for &T {
@@ -358,6 +435,9 @@ impl<T: KeyEncoding + ?Sized> KeyEncoding for &T {
     }
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         T::parse_key(text, out)
+    }
+    fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
+        T::parse_prefix(text, out)
     }
 }
 
@@ -368,6 +448,9 @@ impl<T: KeyEncoding + ?Sized> KeyEncoding for Box<T> {
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         T::parse_key(text, out)
     }
+    fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
+        T::parse_prefix(text, out)
+    }
 }
 
 impl<T: KeyEncoding + ?Sized> KeyEncoding for std::sync::Arc<T> {
@@ -377,12 +460,56 @@ impl<T: KeyEncoding + ?Sized> KeyEncoding for std::sync::Arc<T> {
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         T::parse_key(text, out)
     }
+    fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
+        T::parse_prefix(text, out)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// An IP prefix given as text for a prefix search finds the networks
+    /// within it: a byte prefix of the whole octets it covers, then a
+    /// filter for the rest.
+    #[test]
+    fn ip_prefixes_search_the_networks_within() {
+        let key = |n: &str| n.parse::<ipnet::IpNet>().unwrap().to_key();
+        let mut out = Key::new();
+        let keep = ipnet::IpNet::parse_prefix("10.0.0.0/8", &mut out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&out[..], [4, 10]);
+        for inside in ["10.0.0.0/8", "10.1.0.0/16", "10.255.255.255/32"] {
+            assert!(keep(&key(inside)), "{inside}");
+        }
+        for outside in ["10.0.0.0/7", "11.0.0.0/8", "0.0.0.0/0", "::/0"] {
+            assert!(!keep(&key(outside)), "{outside}");
+        }
+        // Not byte-aligned: the byte prefix is shorter, the filter exact.
+        let mut out = Key::new();
+        let keep = ipnet::IpNet::parse_prefix("10.64.0.0/10", &mut out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&out[..], [4, 10]);
+        assert!(keep(&key("10.96.0.0/12")));
+        assert!(!keep(&key("10.128.0.0/10")));
+        // Without the family tag, and IPv6.
+        let mut out = Key::new();
+        let keep = ipnet::Ipv6Net::parse_prefix("2001:db8::/32", &mut out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&out[..], [0x20, 0x01, 0x0d, 0xb8]);
+        let v6 = |n: &str| n.parse::<ipnet::Ipv6Net>().unwrap().to_key();
+        assert!(keep(&v6("2001:db8:1::/48")));
+        assert!(!keep(&v6("2001:db9::/32")));
+        assert!(!keep(b"garbage"));
+        // Other key types: a plain byte prefix, and bad text an error.
+        let mut out = Key::new();
+        assert!(str::parse_prefix("web", &mut out).unwrap().is_none());
+        assert!(ipnet::IpNet::parse_prefix("10.0.0.0/99", &mut Key::new()).is_err());
+    }
 
     fn ordered<T: KeyEncoding + Ord>(a: T, b: T) -> bool {
         a.cmp(&b) == a.to_key().cmp(&b.to_key())

@@ -10,7 +10,7 @@ mod txn;
 mod watch;
 
 pub use collections::{Map, Set};
-pub use encoding::{KeyEncoding, ParseKeyError};
+pub use encoding::{KeyEncoding, KeyFilter, ParseKeyError};
 pub use node::Key;
 pub use read::Read;
 pub use tree::{Iter, OwnedIter, OwnedRevIter, Tree};
