@@ -72,6 +72,9 @@ mod changes;
 // reverse, count and longest-prefix queries
 mod queries;
 
+// queries that lend objects instead of counting references
+mod borrowed;
+
 // changes as a Stream
 mod observe;
 
@@ -98,7 +101,7 @@ pub use inspect::{
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use json::JsonTable;
 pub use metrics::{DbMetrics, NoopMetrics};
-pub use objects::{Found, Objects};
+pub use objects::{Found, Objects, Refs};
 pub use observe::{BlockingObserver, Observer};
 pub use part::{Key, KeyEncoding, ParseKeyError, Watch, WatchSet};
 #[cfg(feature = "prometheus")]

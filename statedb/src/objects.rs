@@ -92,3 +92,49 @@ impl<T> Iterator for Objects<T> {
         n
     }
 }
+
+/// Iterator over query results that lends `(&T, revision)` for as long as
+/// the transaction it reads is borrowed: no reference counting per object
+/// (see [`crate::Table::all_ref`]). `.map(|(o, r)| (o.clone(), r))` or the
+/// owning queries give owned results.
+pub struct Refs<'t, T> {
+    inner: RefsInner<'t, T>,
+}
+
+enum RefsInner<'t, T> {
+    One(Option<&'t Object<T>>),
+    Iter(part::Iter<'t, Object<T>>),
+}
+
+impl<'t, T> Refs<'t, T> {
+    pub(crate) fn one(o: Option<&'t Object<T>>) -> Self {
+        Refs {
+            inner: RefsInner::One(o),
+        }
+    }
+
+    pub(crate) fn iter(i: part::Iter<'t, Object<T>>) -> Self {
+        Refs {
+            inner: RefsInner::Iter(i),
+        }
+    }
+}
+
+impl<'t, T> Iterator for Refs<'t, T> {
+    type Item = (&'t T, Revision);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let o = match &mut self.inner {
+            RefsInner::One(o) => o.take(),
+            RefsInner::Iter(i) => i.next().map(|(_, o)| o),
+        };
+        o.map(|o| (&*o.data, o.revision))
+    }
+}
+
+impl<T> std::fmt::Debug for Refs<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refs").finish_non_exhaustive()
+    }
+}

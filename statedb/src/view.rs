@@ -1,6 +1,6 @@
 //! What queries read from: a table as one transaction sees it.
 
-use part::{Read, Tree, Watch};
+use part::{Iter, Read, Tree, Watch};
 
 use crate::Revision;
 use crate::error::{Result, TxnError};
@@ -80,6 +80,27 @@ impl<'t, T: Send + Sync + 'static> View<'t, T> {
     pub(crate) fn first(&self, pos: IndexPos, key: &[u8]) -> Option<Object<T>> {
         read!(self, |s| first_exact(s.index(pos), pos.unique(), key)
             .cloned())
+    }
+
+    /// First object matching `key` exactly, borrowed for the life of the
+    /// transaction.
+    #[inline]
+    pub(crate) fn first_ref(&self, pos: IndexPos, key: &[u8]) -> Option<&'t Object<T>> {
+        read!(self, |s| first_exact(s.index(pos), pos.unique(), key))
+    }
+
+    /// Objects of `pos` from `start` on (`prefix`: only keys starting
+    /// with it), borrowed for the life of the transaction.
+    #[inline]
+    pub(crate) fn iter_ref(&self, pos: IndexPos, key: &[u8], prefix: bool) -> Iter<'t, Object<T>> {
+        read!(self, |s| {
+            let tree = s.index(pos);
+            if prefix {
+                tree.prefix_iter(key)
+            } else {
+                tree.lower_bound(key)
+            }
+        })
     }
 
     /// The tree to take `pos`'s watches from.

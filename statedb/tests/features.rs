@@ -706,3 +706,104 @@ fn text_prefix_on_ip_prefix_indexes_finds_networks_within() {
     };
     assert!(t.query(&txn, &bad).is_err());
 }
+
+/// The lending queries find exactly what the owning ones find, on a
+/// snapshot and in a write transaction (which sees its own writes).
+#[test]
+fn lending_queries_match_the_owning_ones() {
+    #[derive(Debug, PartialEq)]
+    struct Host {
+        name: String,
+        port: u16,
+    }
+    let by_name: Index<Host, str> = Index::unique("name", |h: &Host, k| k.push(h.name.as_str()));
+    let by_port: Index<Host, u16> = Index::non_unique("port", |h: &Host, k| k.push(&h.port));
+    let hosts = Table::builder("hosts", &by_name)
+        .index(&by_port)
+        .build()
+        .unwrap();
+    let db = Db::new();
+    db.register_table(&hosts).unwrap();
+    let mut w = db.write_txn(&[&hosts]).unwrap();
+    for (i, name) in ["a", "ab", "abc", "b", "ba", "c"].iter().enumerate() {
+        let h = Host {
+            name: name.to_string(),
+            port: 80 + (i % 2) as u16,
+        };
+        hosts.insert(&mut w, h).unwrap();
+    }
+    let txn = w.commit();
+    let mut w = db.write_txn(&[&hosts]).unwrap();
+    let h = Host {
+        name: "aa".into(),
+        port: 80,
+    };
+    hosts.insert(&mut w, h).unwrap();
+    hosts
+        .delete(
+            &mut w,
+            &Host {
+                name: "b".into(),
+                port: 0,
+            },
+        )
+        .unwrap();
+
+    fn same<'t>(
+        owned: statedb::Objects<Host>,
+        lent: impl Iterator<Item = (&'t Host, u64)>,
+    ) -> usize {
+        let owned: Vec<(String, u64)> = owned.map(|(h, r)| (h.name.clone(), r)).collect();
+        let lent: Vec<(String, u64)> = lent.map(|(h, r)| (h.name.clone(), r)).collect();
+        assert_eq!(owned, lent);
+        owned.len()
+    }
+    macro_rules! check {
+        ($txn:expr, $all:expr) => {{
+            let t = $txn;
+            assert_eq!(same(hosts.all(t).unwrap(), hosts.all_ref(t).unwrap()), $all);
+            for port in [80u16, 81, 82] {
+                same(
+                    hosts.list(t, by_port.query(&port)).unwrap(),
+                    hosts.list_ref(t, by_port.query(&port)).unwrap(),
+                );
+            }
+            for key in ["", "a", "ab", "b", "z"] {
+                same(
+                    hosts.prefix(t, by_name.query(key)).unwrap().0,
+                    hosts.prefix_ref(t, by_name.query(key)).unwrap(),
+                );
+                same(
+                    hosts.lower_bound(t, by_name.query(key)).unwrap().0,
+                    hosts.lower_bound_ref(t, by_name.query(key)).unwrap(),
+                );
+                same(
+                    hosts.list(t, by_name.query(key)).unwrap(),
+                    hosts.list_ref(t, by_name.query(key)).unwrap(),
+                );
+                let owned = hosts.get(t, by_name.query(key)).unwrap();
+                let lent = hosts.get_ref(t, by_name.query(key)).unwrap();
+                assert_eq!(
+                    owned.map(|(h, r)| (h.name.clone(), r)),
+                    lent.map(|(h, r)| (h.name.clone(), r))
+                );
+            }
+            same(
+                hosts.prefix(t, by_port.query(&80)).unwrap().0,
+                hosts.prefix_ref(t, by_port.query(&80)).unwrap(),
+            );
+        }};
+    }
+    check!(&txn, 6);
+    check!(&w, 6); // "aa" in, "b" out: its own writes
+    assert!(hosts.get_ref(&w, by_name.query("b")).unwrap().is_none());
+    assert_eq!(
+        hosts
+            .get_ref(&w, by_name.query("aa"))
+            .unwrap()
+            .unwrap()
+            .0
+            .port,
+        80
+    );
+}

@@ -6,8 +6,15 @@ use std::process::Command;
 
 use crate::{cargo, run};
 
-/// The published library packages, in dependency order.
-const LIBRARIES: [&str; 3] = ["rstatedb-part", "rstatedb", "rstatedb-reconciler"];
+/// The published packages (the libraries and `sdb`), in dependency order.
+const LIBRARIES: [&str; 6] = [
+    "rstatedb-part",
+    "rstatedb",
+    "rstatedb-reconciler",
+    "rstatedb-http",
+    "rstatedb-client",
+    "rstatedb-cli",
+];
 
 /// Crates a default build of each package must not pull. memos: the
 /// README's main demo must build on a machine without `protoc`, which the
@@ -149,7 +156,7 @@ pub fn package() -> Result<(), String> {
 fn forget_earlier_packages(version: &str, target: &Path) {
     let _ = std::fs::remove_dir_all(target.join("package"));
     // Their build in the shared target directory counts as fresh too:
-    // forgetting the fingerprints of our three crates rebuilds them (a
+    // forgetting the fingerprints of our crates rebuilds them (a
     // few seconds), from whichever source each build now names.
     if let Ok(entries) = std::fs::read_dir(target.join("debug/.fingerprint")) {
         for entry in entries.flatten() {

@@ -87,6 +87,8 @@ fn write_txn_case(n: u64, with_tags: bool) -> crate::harness::Body {
 }
 
 /// A table of ids 0..n; one read txn; per round, look up each id in order.
+/// Lookups lend the object (`get_ref`), as the reference hands out a
+/// pointer; the `_owned` rows take an `Arc` per object (`get`).
 fn sequential_lookup_case(n: u64) -> crate::harness::Body {
     let f = filled(n);
     let txn = f.db.read_txn();
@@ -94,10 +96,55 @@ fn sequential_lookup_case(n: u64) -> crate::harness::Body {
         timed(|| {
             for _ in 0..iters {
                 for i in 0..n {
-                    black_box(f.table.get(&txn, f.id.query(&i)).expect("get"));
+                    black_box(f.table.get_ref(&txn, f.id.query(&i)).expect("get"));
                 }
             }
             iters * n
+        })
+    })
+}
+
+fn random_lookup_case(owned: bool) -> crate::harness::Body {
+    let f = filled(1000);
+    let ids = shuffled(1000);
+    Box::new(move |iters| {
+        timed(|| {
+            for _ in 0..iters {
+                let txn = f.db.read_txn();
+                for &i in &ids {
+                    if owned {
+                        black_box(f.table.get(&txn, f.id.query(&i)).expect("get"));
+                    } else {
+                        black_box(f.table.get_ref(&txn, f.id.query(&i)).expect("get"));
+                    }
+                }
+            }
+            iters * 1000
+        })
+    })
+}
+
+fn full_iteration_case(owned: bool) -> crate::harness::Body {
+    let f = filled(100_000);
+    Box::new(move |iters| {
+        timed(|| {
+            for _ in 0..iters {
+                let txn = f.db.read_txn();
+                let mut expect = 0;
+                if owned {
+                    for (o, _) in f.table.all(&txn).expect("all") {
+                        assert_eq!(o.id, expect);
+                        expect += 1;
+                    }
+                } else {
+                    for (o, _) in f.table.all_ref(&txn).expect("all") {
+                        assert_eq!(o.id, expect);
+                        expect += 1;
+                    }
+                }
+                assert_eq!(expect, 100_000);
+            }
+            iters * 100_000
         })
     })
 }
@@ -213,40 +260,14 @@ pub fn cases() -> Vec<Case> {
             })
         })
     }));
-    v.push(case("db_random_lookup", || {
-        let f = filled(1000);
-        let ids = shuffled(1000);
-        Box::new(move |iters| {
-            timed(|| {
-                for _ in 0..iters {
-                    let txn = f.db.read_txn();
-                    for &i in &ids {
-                        black_box(f.table.get(&txn, f.id.query(&i)).expect("get"));
-                    }
-                }
-                iters * 1000
-            })
-        })
-    }));
+    v.push(case("db_random_lookup", || random_lookup_case(false)));
+    v.push(case("db_random_lookup_owned", || random_lookup_case(true)));
     v.push(case("db_sequential_lookup", || {
         sequential_lookup_case(1000)
     }));
-    v.push(case("db_full_iteration_all", || {
-        let f = filled(100_000);
-        Box::new(move |iters| {
-            timed(|| {
-                for _ in 0..iters {
-                    let txn = f.db.read_txn();
-                    let mut expect = 0;
-                    for (o, _) in f.table.all(&txn).expect("all") {
-                        assert_eq!(o.id, expect);
-                        expect += 1;
-                    }
-                    assert_eq!(expect, 100_000);
-                }
-                iters * 100_000
-            })
-        })
+    v.push(case("db_full_iteration_all", || full_iteration_case(false)));
+    v.push(case("db_full_iteration_all_owned", || {
+        full_iteration_case(true)
     }));
     v.push(case("db_full_iteration_get", || {
         sequential_lookup_case(100_000)
