@@ -38,16 +38,18 @@ const EXAMPLES: [(&str, &str); 5] = [
     ("rstatedb-reconciler", "batch"),
 ];
 
-/// Each library builds without its default features (every feature is
+/// Each package builds without its default features (every feature is
 /// built and tested by the all-features clippy and test runs), and no
 /// default build pulls the optional crates (nor memos the etcd client).
 pub fn features() -> Result<(), String> {
     for p in LIBRARIES {
+        // `sdb` is a binary; the others are libraries.
+        let target = if p == "rstatedb-cli" { "--bins" } else { "--lib" };
         let mut c = cargo();
         c.args([
             "check",
             "--locked",
-            "--lib",
+            target,
             "--no-default-features",
             "-p",
             p,
