@@ -44,7 +44,11 @@ const EXAMPLES: [(&str, &str); 5] = [
 pub fn features() -> Result<(), String> {
     for p in LIBRARIES {
         // `sdb` is a binary; the others are libraries.
-        let target = if p == "rstatedb-cli" { "--bins" } else { "--lib" };
+        let target = if p == "rstatedb-cli" {
+            "--bins"
+        } else {
+            "--lib"
+        };
         let mut c = cargo();
         c.args([
             "check",

@@ -17,12 +17,83 @@ pub(crate) type Prefix = SmallVec<[u8; 16]>;
 
 pub(crate) type Link<V> = Arc<Node<V>>;
 
+/// A node's or a key's watch, created on the first request. When a commit
+/// retires the node, `seal` closes the watch if there is one, and
+/// otherwise only marks the slot: a reader of the old snapshot asking
+/// later gets a closed watch then. (Filling every unwatched slot with the
+/// shared closed watch at commit cost two atomic operations on one global
+/// count per retired node, from every writing thread.)
+pub(crate) struct WatchSlot(OnceSlot<SlotState>);
+
+enum SlotState {
+    Sealed,
+    Open(Watch),
+}
+
+impl SlotState {
+    fn watch(&self) -> Watch {
+        match self {
+            SlotState::Sealed => Watch::closed_watch(),
+            SlotState::Open(w) => w.clone(),
+        }
+    }
+}
+
+impl WatchSlot {
+    pub fn new() -> Self {
+        WatchSlot(OnceSlot::new())
+    }
+
+    pub fn from_watch(w: Watch) -> Self {
+        WatchSlot(OnceSlot::from(SlotState::Open(w)))
+    }
+
+    /// The watch, created if there is none yet (closed if sealed).
+    pub fn get(&self) -> Watch {
+        self.0
+            .with_or_init(|| SlotState::Open(Watch::new()), SlotState::watch)
+    }
+
+    /// The watch if one was handed out (or the slot is sealed).
+    pub fn peek(&self) -> Option<Watch> {
+        self.0.with(SlotState::watch)
+    }
+
+    /// Closes the watch, or marks the slot so that it is born closed.
+    pub fn seal(&self) {
+        self.0.with_or_init(
+            || SlotState::Sealed,
+            |s| {
+                if let SlotState::Open(w) = s {
+                    w.close();
+                }
+            },
+        );
+    }
+
+    /// Takes an open watch out (a sealed slot has none to close).
+    pub fn take(&mut self) -> Option<Watch> {
+        match self.0.take()? {
+            SlotState::Open(w) => Some(w),
+            SlotState::Sealed => None,
+        }
+    }
+
+    /// The open watch, if any.
+    pub fn into_inner(self) -> Option<Watch> {
+        match self.0.into_inner()? {
+            SlotState::Open(w) => Some(w),
+            SlotState::Sealed => None,
+        }
+    }
+}
+
 /// A key/value pair stored at the node where the key ends.
 pub(crate) struct Leaf<V> {
     pub key: Key,
     pub value: V,
     /// The key's own watch: closes when this key is replaced or deleted.
-    pub watch: OnceSlot<Watch>,
+    pub watch: WatchSlot,
 }
 
 impl<V> Leaf<V> {
@@ -30,7 +101,7 @@ impl<V> Leaf<V> {
         Leaf {
             key: Key::from_slice(key),
             value,
-            watch: OnceSlot::new(),
+            watch: WatchSlot::new(),
         }
     }
 }
@@ -43,7 +114,7 @@ pub(crate) struct Node<V> {
     pub children: Children<V>,
     /// Closes when anything at or below this node changes. Created on the
     /// first request, so trees nobody watches pay only for the empty cell.
-    pub watch: OnceSlot<Watch>,
+    pub watch: WatchSlot,
 }
 
 impl<V> Node<V> {
@@ -52,7 +123,7 @@ impl<V> Node<V> {
             prefix: Prefix::new(),
             leaf: None,
             children: Children::Empty,
-            watch: OnceSlot::new(),
+            watch: WatchSlot::new(),
         }
     }
 
@@ -61,12 +132,12 @@ impl<V> Node<V> {
             prefix: Prefix::from_slice(prefix),
             leaf: Some(Leaf::new(key, value)),
             children: Children::Empty,
-            watch: OnceSlot::new(),
+            watch: WatchSlot::new(),
         }
     }
 
     pub fn node_watch(&self) -> Watch {
-        self.watch.with_or_init(Watch::new, Watch::clone)
+        self.watch.get()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -80,12 +151,12 @@ impl<V: Clone> Node<V> {
     pub fn clone_for_write(&self) -> (Node<V>, bool) {
         let mut leaf_shared = false;
         let leaf = self.leaf.as_ref().map(|l| {
-            let watch = match l.watch.with(Watch::clone) {
+            let watch = match l.watch.peek() {
                 Some(w) => {
                     leaf_shared = true;
-                    OnceSlot::from(w)
+                    WatchSlot::from_watch(w)
                 }
-                None => OnceSlot::new(),
+                None => WatchSlot::new(),
             };
             Leaf {
                 key: Key::from_slice(&l.key),
@@ -98,7 +169,7 @@ impl<V: Clone> Node<V> {
                 prefix: Prefix::from_slice(&self.prefix),
                 leaf,
                 children: self.children.clone(),
-                watch: OnceSlot::new(),
+                watch: WatchSlot::new(),
             },
             leaf_shared,
         )
@@ -110,13 +181,13 @@ impl<V: Clone> Node<V> {
         let leaf = self.leaf.as_ref().map(|l| Leaf {
             key: Key::from_slice(&l.key),
             value: l.value.clone(),
-            watch: OnceSlot::from(l.watch.with_or_init(Watch::new, Watch::clone)),
+            watch: WatchSlot::from_watch(l.watch.get()),
         });
         Node {
             prefix: Prefix::from_slice(&self.prefix),
             leaf,
             children: self.children.clone(),
-            watch: OnceSlot::from(self.node_watch()),
+            watch: WatchSlot::from_watch(self.node_watch()),
         }
     }
 }
@@ -128,11 +199,11 @@ pub(crate) trait Seal: Send + Sync {
 
 impl<V: Send + Sync> Seal for Node<V> {
     fn seal(&self, leaf_shared: bool) {
-        // A node nobody watched gets the closed watch, so a reader of an old
-        // snapshot asking later is told at once that it is stale.
-        self.watch.with_or_init(Watch::closed_watch, Watch::close);
+        // A node nobody watched is marked, so a reader of an old snapshot
+        // asking later is told at once that it is stale.
+        self.watch.seal();
         if !leaf_shared && let Some(l) = &self.leaf {
-            l.watch.with_or_init(Watch::closed_watch, Watch::close);
+            l.watch.seal();
         }
     }
 }

@@ -288,10 +288,7 @@ pub(crate) fn get_watch<'a, V>(
         d += p.len();
         if d == key.len() {
             return match &node.leaf {
-                Some(l) => (
-                    Some(&l.value),
-                    l.watch.with_or_init(Watch::new, Watch::clone),
-                ),
+                Some(l) => (Some(&l.value), l.watch.get()),
                 None => (None, node.node_watch()),
             };
         }

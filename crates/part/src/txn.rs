@@ -77,7 +77,7 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
     /// it open.)
     pub fn get_watch(&mut self, key: &[u8]) -> Option<Watch> {
         let leaf = tree::get(&self.root, key)?;
-        let w = leaf.watch.with_or_init(Watch::new, Watch::clone);
+        let w = leaf.watch.get();
         self.ctx.handed_out.push(w.clone());
         Some(w)
     }
