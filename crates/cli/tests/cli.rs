@@ -188,6 +188,7 @@ async fn errors_say_what_is_wrong_and_exit_non_zero() {
             &["get", "hosts", "get", "x", "--index", "color"][..],
             "no index",
         ),
+        (&["watch", "nope"][..], "no table"),
     ] {
         let (ok, out, err) = sdb(&s.url, args).await;
         assert!(!ok, "{args:?}: {out}");
