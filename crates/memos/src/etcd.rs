@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use reconciler::{Lifecycle, Status};
 use statedb::Db;
 
+use crate::app::{App, Desired, Options, SetupError};
 use crate::memo::{MAX_CONTENT, Memo, MemoTable, validate_name};
-use crate::{App, Desired, Options, SetupError, json, text};
+use crate::respond::{json, text};
 
 /// Connects to etcd and prepares the reflector that fills the table (its
 /// loop runs as a job of `lifecycle`; the table is initialized, and the

@@ -35,6 +35,13 @@ impl statedb::TableRow for Memo {
     }
 }
 
+/// Name of the marker file that makes a directory ours (a reserved memo
+/// name).
+pub const MARKER: &str = ".memos-directory";
+/// Prefix of the temp files written before the rename (reserved in memo
+/// names).
+pub const TEMP_PREFIX: &str = ".memos-tmp-";
+
 /// Largest memo body accepted, in bytes.
 pub const MAX_CONTENT: usize = 1 << 20;
 
@@ -73,11 +80,7 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err(NameError::ControlCharacter);
     }
-    if name == "."
-        || name == ".."
-        || name == crate::target::MARKER
-        || name.starts_with(crate::target::TEMP_PREFIX)
-    {
+    if name == "." || name == ".." || name == MARKER || name.starts_with(TEMP_PREFIX) {
         return Err(NameError::Reserved(name.to_string()));
     }
     Ok(())
@@ -132,7 +135,7 @@ mod tests {
         for bad in ["a/b", "a\\b", "a\0b"] {
             assert_eq!(validate_name(bad), Err(NameError::BadCharacter));
         }
-        for bad in [".", "..", crate::target::MARKER, ".memos-tmp-1"] {
+        for bad in [".", "..", MARKER, ".memos-tmp-1"] {
             assert!(matches!(validate_name(bad), Err(NameError::Reserved(_))));
         }
     }

@@ -26,10 +26,7 @@ use crate::memo::{Memo, validate_name};
 use crate::store::Store;
 use std::sync::Arc;
 
-/// Name of the marker file that makes a directory ours.
-pub const MARKER: &str = ".memos-directory";
-/// Prefix of temp files written before the rename.
-pub const TEMP_PREFIX: &str = ".memos-tmp-";
+pub use crate::memo::{MARKER, TEMP_PREFIX};
 
 /// Why the directory cannot be used.
 #[derive(Debug, thiserror::Error)]

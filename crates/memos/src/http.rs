@@ -1,0 +1,375 @@
+//! The HTTP API: memos, the inspection router, metrics, health, and the
+//! browser guard.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use reconciler::{HealthLevel, Status};
+use serde::Deserialize;
+
+use crate::app::{App, Desired};
+#[cfg(feature = "etcd")]
+use crate::etcd;
+use crate::memo::{MAX_CONTENT, Memo, validate_name};
+use crate::respond::{internal, json, text};
+
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn put_memo(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: axum::body::Body,
+) -> Response {
+    if let Err(e) = validate_name(&name) {
+        return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    // A body that never finishes would hold the connection (and shutdown).
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_CONTENT)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("memo content is limited to {MAX_CONTENT} bytes\n"),
+                );
+            }
+            Err(_) => {
+                return text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the request body did not arrive within {BODY_TIMEOUT:?}\n"),
+                );
+            }
+        };
+    if let Some(refusal) = over_limits(&app, &name, body.len()) {
+        return refusal;
+    }
+    let content = match String::from_utf8(body.to_vec()) {
+        Ok(c) => c,
+        Err(_) => return text(StatusCode::BAD_REQUEST, "memo content must be UTF-8\n"),
+    };
+    let memo = Memo {
+        name,
+        content,
+        status: Status::pending(),
+    };
+    // Durable before it is accepted: in etcd (every instance's reflector
+    // then mirrors it), or in the embedded store and the table.
+    #[cfg(feature = "etcd")]
+    if let Desired::Etcd { writer, .. } = &app.desired {
+        return etcd::put(writer, &memo).await;
+    }
+    let store = app.store.clone();
+    let (n, c) = (memo.name.clone(), memo.content.clone());
+    match tokio::task::spawn_blocking(move || store.put_memo(&n, &c)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return internal(e),
+        Err(e) => return internal(e),
+    }
+    let t = &app.memos.table;
+    let result = app
+        .db
+        .write_txn(&[t])
+        .map_err(statedb::Error::from)
+        .and_then(|mut w| {
+            t.insert(&mut w, memo.clone())?;
+            w.commit();
+            Ok(())
+        });
+    match result {
+        Ok(()) => (StatusCode::ACCEPTED, json(&memo)).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// 507 if storing `bytes` under `name` would pass a limit.
+fn over_limits(app: &App, name: &str, bytes: usize) -> Option<Response> {
+    let (max_memos, max_bytes) = app.limits;
+    let txn = app.db.read_txn();
+    let all = app.memos.table.all(&txn).ok()?;
+    // One pass: how many memos, and the bytes of all but the one replaced.
+    let (mut count, mut others, mut is_new) = (0usize, 0usize, true);
+    for (m, _) in all {
+        count += 1;
+        if m.name == name {
+            is_new = false;
+        } else {
+            others += m.content.len();
+        }
+    }
+    if is_new && count >= max_memos {
+        return Some(text(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("full: at most {max_memos} memos (--max-memos)\n"),
+        ));
+    }
+    if others + bytes > max_bytes {
+        return Some(text(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("full: at most {max_bytes} bytes of memos in all (--max-total-bytes)\n"),
+        ));
+    }
+    None
+}
+
+async fn empty_name() -> Response {
+    text(StatusCode::BAD_REQUEST, "memo name must not be empty\n")
+}
+
+async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    if let Err(e) = validate_name(&name) {
+        return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    #[cfg(feature = "etcd")]
+    if let Desired::Etcd { writer, .. } = &app.desired {
+        return etcd::delete(&app, writer, &name).await;
+    }
+    let store = app.store.clone();
+    let n = name.clone();
+    match tokio::task::spawn_blocking(move || store.delete_memo(&n)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return internal(e),
+        Err(e) => return internal(e),
+    }
+    let t = &app.memos.table;
+    let result = app
+        .db
+        .write_txn(&[t])
+        .map_err(statedb::Error::from)
+        .and_then(|mut w| {
+            let Some((memo, _)) = t.get(&w, app.memos.by_name.query(&name))? else {
+                return Ok(None);
+            };
+            let mut memo = (*memo).clone();
+            memo.status = Status::pending_delete();
+            t.insert(&mut w, memo.clone())?;
+            w.commit();
+            Ok(Some(memo))
+        });
+    match result {
+        Ok(Some(memo)) => (StatusCode::ACCEPTED, json(&memo)).into_response(),
+        Ok(None) => text(StatusCode::NOT_FOUND, format!("no memo {name:?}\n")),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    /// Start after this name.
+    after: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// One page of memos in name order; the `x-next-after` header names the
+/// last one when more follow.
+async fn list_memos(State(app): State<Arc<App>>, Query(page): Query<Page>) -> Response {
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let txn = app.db.read_txn();
+    let t = &app.memos.table;
+    let objects = match &page.after {
+        Some(after) => t
+            .lower_bound(&txn, app.memos.by_name.query(after))
+            .map(|(o, _)| o),
+        None => t.all(&txn),
+    };
+    let mut memos: Vec<Memo> = match objects {
+        Ok(o) => o
+            .filter(|(m, _)| page.after.as_deref() != Some(m.name.as_str()))
+            .take(limit + 1)
+            .map(|(m, _)| (*m).clone())
+            .collect(),
+        Err(e) => return internal(e),
+    };
+    let more = memos.len() > limit;
+    memos.truncate(limit);
+    let mut resp = json(&memos);
+    if more
+        && let Some(last) = memos.last()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&last.name)
+    {
+        resp.headers_mut().insert("x-next-after", v);
+    }
+    resp
+}
+
+async fn get_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    if let Err(e) = validate_name(&name) {
+        return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    match app
+        .memos
+        .table
+        .get(&app.db.read_txn(), app.memos.by_name.query(&name))
+    {
+        Ok(Some((m, _))) => json(&*m),
+        Ok(None) => text(StatusCode::NOT_FOUND, format!("no memo {name:?}\n")),
+        Err(e) => internal(e),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut out = String::new();
+    match prometheus::TextEncoder::new().encode_utf8(&app.registry.gather(), &mut out) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], out).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let foreign = app.target.foreign_files();
+    let foreign = if foreign.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "foreign files kept (not written by memos, never pruned): {}\n",
+            foreign.join(", ")
+        )
+    };
+    let etcd = match &app.desired {
+        Desired::Local => String::new(),
+        #[cfg(feature = "etcd")]
+        Desired::Etcd { writer, stats } => etcd::health_line(writer, stats),
+    };
+    match app.health.latest() {
+        Some(r) if r.level == HealthLevel::Ok => text(
+            StatusCode::OK,
+            format!("OK: {}\n{foreign}{etcd}", r.message),
+        ),
+        Some(r) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{:?}: {}\n{}\n",
+                r.level,
+                r.message,
+                r.error.unwrap_or_default()
+            ),
+        ),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+    }
+}
+
+async fn reconcile(State(app): State<Arc<App>>) -> Response {
+    app.reconciler.trigger_full_reconciliation();
+    text(StatusCode::ACCEPTED, "full reconciliation triggered\n")
+}
+
+/// The HTTP API, answering only requests addressed to `listen` (see
+/// [`browser_guard`]): the memos, `/statedb` (the inspection API of
+/// `rstatedb-http`: dump, tables, queries, change streams, and the web
+/// view at `/statedb/ui`), metrics, health and a reconcile trigger.
+pub fn router(app: Arc<App>, listen: std::net::SocketAddr) -> Router {
+    Router::new()
+        .route("/memos", get(list_memos))
+        .route("/memos/", post(empty_name).delete(empty_name))
+        .route(
+            "/memos/{name}",
+            get(get_memo).post(put_memo).delete(delete_memo),
+        )
+        .nest("/statedb", statedb_http::router(app.db.clone()))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/reconcile", post(reconcile))
+        .layer(DefaultBodyLimit::max(MAX_CONTENT))
+        .layer(axum::middleware::from_fn_with_state(listen, browser_guard))
+        .with_state(app)
+}
+
+/// Is `authority` (`host[:port]`) this server: a loopback name or address,
+/// and, if a port is given, the listening port?
+fn is_own_authority(authority: &str, listen: std::net::SocketAddr) -> bool {
+    let (host, port) = match authority.rsplit_once(':') {
+        // "[::1]:8080", "127.0.0.1:8080", "localhost:8080"; a bare IPv6
+        // literal without brackets is not a valid Host.
+        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    if let Some(p) = port
+        && p.parse::<u16>().ok() != Some(listen.port())
+    {
+        return false;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip == listen.ip())
+}
+
+/// Browser safety. The API listens on loopback, but a web page the user
+/// opens can still send it requests: through DNS rebinding (a name of the
+/// attacker's that resolves to 127.0.0.1: the `Host` header then carries
+/// that name) or as a cross-site form post (the `Origin` header names the
+/// other site). So: a `Host` that is not this server's loopback address is
+/// refused with 403, and so is a state-changing request (anything but
+/// GET/HEAD) whose `Origin` is not this server. Clients that send no
+/// `Origin` (curl, scripts) are not affected.
+pub async fn browser_guard(
+    State(listen): State<std::net::SocketAddr>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host_ok = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| is_own_authority(h, listen));
+    if !host_ok {
+        return text(
+            StatusCode::FORBIDDEN,
+            "forbidden: the Host header must name this server's loopback address\n",
+        );
+    }
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !safe && let Some(origin) = req.headers().get(header::ORIGIN) {
+        let own = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.strip_prefix("http://"))
+            .is_some_and(|a| is_own_authority(a, listen));
+        if !own {
+            return text(
+                StatusCode::FORBIDDEN,
+                "forbidden: cross-origin requests may not change memos\n",
+            );
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_own_authority;
+
+    #[test]
+    fn own_authority_is_a_loopback_name_on_the_listening_port() {
+        let listen: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "LOCALHOST:8080",
+            "[::1]:8080",
+            "127.0.0.1",
+        ] {
+            assert!(is_own_authority(ok, listen), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "evil.example",
+            "127.0.0.1:9090",
+            "localhost:x",
+            "10.0.0.1:8080",
+            "",
+        ] {
+            assert!(!is_own_authority(bad, listen), "{bad}");
+        }
+    }
+}

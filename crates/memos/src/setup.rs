@@ -1,0 +1,113 @@
+//! Building the application: the directory, the store or etcd, the
+//! table, the reconciler.
+
+use std::sync::Arc;
+
+use reconciler::{HealthReporter, Lifecycle, PrometheusMetrics, Reconciler, Status};
+use statedb::Db;
+
+use crate::app::{App, Desired, Options, SetupError};
+#[cfg(feature = "etcd")]
+use crate::etcd::etcd_desired;
+use crate::memo::{Memo, MemoTable};
+use crate::store::{Store, default_state_dir};
+use crate::target::{self, FileTarget, prepare_directory};
+
+/// Builds the database, the reconciler and its lifecycle (not started).
+/// With etcd, connects to it and prepares the reflector that fills the
+/// table.
+pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
+    prepare_directory(&opts.directory, opts.force)?;
+    // One instance per directory: two would prune each other's files. The
+    // lock (flock on the marker) goes with the process, even on kill -9.
+    let marker = opts.directory.join(target::MARKER);
+    let lock = std::fs::File::open(&marker).map_err(|source| target::DirError::Io {
+        path: marker.clone(),
+        source,
+    })?;
+    if lock.try_lock().is_err() {
+        return Err(SetupError::InUse(opts.directory.clone()));
+    }
+    target::remove_stale_temp_files(&opts.directory);
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&opts.directory));
+    let dir = std::fs::canonicalize(&opts.directory).ok();
+    let state = std::fs::canonicalize(&state_dir)
+        .or_else(|_| std::path::absolute(&state_dir))
+        .ok();
+    if let (Some(dir), Some(state)) = (dir, state)
+        && state.starts_with(&dir)
+    {
+        return Err(SetupError::StateInsideDirectory(state_dir));
+    }
+    let store = Arc::new(Store::open(&state_dir)?);
+    let target = FileTarget::open(&opts.directory, store.clone())?;
+    let db = Db::new();
+    let memos = MemoTable::new()?;
+    db.register_inspectable_rows(&memos.table)?;
+    let lifecycle = Lifecycle::new();
+    let desired = if opts.etcd.is_empty() {
+        fill_from_store(&db, &memos, &store)?;
+        Desired::Local
+    } else {
+        etcd_desired(opts, &db, &memos, &lifecycle).await?
+    };
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(PrometheusMetrics::new(&registry)?);
+    let health = Arc::new(HealthReporter::new());
+    let params = reconciler::Params::new(db.clone(), "memos", lifecycle.clone(), health.clone())
+        .with_default_metrics(metrics);
+    let reconciler = Reconciler::builder(memos.table.clone(), target.clone())
+        .status(|m| &m.status, |m, s| m.status = s)
+        .full_reconciliation_interval(opts.full_reconciliation_interval)
+        .retry_backoff(opts.retry_backoff_min, opts.retry_backoff_max)
+        .incremental_round_size(100)
+        .build(params)?;
+    Ok((
+        Arc::new(App {
+            db,
+            memos,
+            health,
+            registry,
+            reconciler,
+            store,
+            desired,
+            target,
+            limits: (opts.max_memos, opts.max_total_bytes),
+            _lock: lock,
+        }),
+        lifecycle,
+    ))
+}
+
+/// Without the `etcd` feature, `--etcd` is refused.
+#[cfg(not(feature = "etcd"))]
+async fn etcd_desired(
+    _: &Options,
+    _: &Db,
+    _: &MemoTable,
+    _: &Lifecycle,
+) -> Result<Desired, SetupError> {
+    Err(SetupError::NoEtcdSupport)
+}
+
+/// Fills the table from the embedded store in one transaction, and only
+/// then marks it initialized: the reconciler's first prune sees every
+/// stored memo.
+fn fill_from_store(db: &Db, memos: &MemoTable, store: &Store) -> Result<(), SetupError> {
+    let mut w = db.write_txn(&[&memos.table])?;
+    let init = memos.table.register_initializer(&mut w, "store")?;
+    for (name, content) in store.memos()? {
+        let memo = Memo {
+            name,
+            content,
+            status: Status::pending(),
+        };
+        memos.table.insert(&mut w, memo)?;
+    }
+    init.done(&mut w)?;
+    w.commit();
+    Ok(())
+}
