@@ -436,17 +436,7 @@ fn tables_are_listed_and_queried_by_keys_given_as_text() {
 fn inspectable_tables_answer_untyped_queries_by_name() {
     use statedb::{InspectError, QueryOp, TextQuery};
 
-    #[derive(serde::Serialize)]
-    struct Host {
-        name: String,
-        port: u16,
-    }
-    let by_name: Index<Host, str> = Index::unique("name", |h: &Host, k| k.push(h.name.as_str()));
-    let by_port: Index<Host, u16> = Index::non_unique("port", |h: &Host, k| k.push(&h.port));
-    let hosts = Table::builder("hosts", &by_name)
-        .index(&by_port)
-        .build()
-        .unwrap();
+    let (hosts, _, _) = hosts_table();
     let hidden = Table::new(
         "hidden",
         &Index::<u8, u8>::unique("id", |o: &u8, k| k.push(o)),
@@ -711,17 +701,7 @@ fn text_prefix_on_ip_prefix_indexes_finds_networks_within() {
 /// snapshot and in a write transaction (which sees its own writes).
 #[test]
 fn lending_queries_match_the_owning_ones() {
-    #[derive(Debug, PartialEq)]
-    struct Host {
-        name: String,
-        port: u16,
-    }
-    let by_name: Index<Host, str> = Index::unique("name", |h: &Host, k| k.push(h.name.as_str()));
-    let by_port: Index<Host, u16> = Index::non_unique("port", |h: &Host, k| k.push(&h.port));
-    let hosts = Table::builder("hosts", &by_name)
-        .index(&by_port)
-        .build()
-        .unwrap();
+    let (hosts, by_name, by_port) = hosts_table();
     let db = Db::new();
     db.register_table(&hosts).unwrap();
     let mut w = db.write_txn(&[&hosts]).unwrap();
@@ -806,4 +786,21 @@ fn lending_queries_match_the_owning_ones() {
             .port,
         80
     );
+}
+
+#[derive(Debug, PartialEq, serde::Serialize)]
+struct Host {
+    name: String,
+    port: u16,
+}
+
+/// Hosts by name (unique) and by port (non-unique).
+fn hosts_table() -> (Table<Host>, Index<Host, str>, Index<Host, u16>) {
+    let by_name: Index<Host, str> = Index::unique("name", |h: &Host, k| k.push(h.name.as_str()));
+    let by_port: Index<Host, u16> = Index::non_unique("port", |h: &Host, k| k.push(&h.port));
+    let hosts = Table::builder("hosts", &by_name)
+        .index(&by_port)
+        .build()
+        .unwrap();
+    (hosts, by_name, by_port)
 }
