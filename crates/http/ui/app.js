@@ -165,6 +165,9 @@ function remove(change) {
   // Fade out, then go.
   row.removal = setTimeout(() => {
     row.tr.remove();
+    // Only if it is still this row: a resync or another table may have
+    // put a new one under the same key meanwhile.
+    if (state.rows.get(change.key) !== row) return;
     state.rows.delete(change.key);
     if (state.selected === change.key) $("#detail").hidden = true;
     updateCount();
