@@ -60,7 +60,8 @@ impl Reconnect {
         self
     }
 
-    /// After how long without a byte the connection counts as dead.
+    /// After how long without a byte the connection counts as dead; keep
+    /// it a few heartbeats long.
     #[must_use]
     pub fn idle(mut self, after: Duration) -> Self {
         self.idle = after;
