@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::Revision;
 use crate::db::Db;
 use crate::error::TxnError;
-use crate::index::Query;
+use crate::index::{IndexInner, Query};
 use crate::info::TableInfo;
 use crate::objects::Objects;
 use crate::table::Table;
@@ -278,47 +278,47 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspector<T> {
     }
 
     /// The index a query names (the primary when it names none).
-    fn index_name(&self, q: &TextQuery) -> Result<&'static str, InspectError> {
-        let names = self.table.index_names();
-        match &q.index {
-            None => Ok(names[0]),
-            Some(name) => names.iter().copied().find(|n| n == name).ok_or_else(|| {
-                InspectError::UnknownIndex {
-                    table: self.table.name().to_string(),
-                    index: name.clone(),
-                }
-            }),
-        }
+    fn index(&self, q: &TextQuery) -> Result<&IndexInner<T>, InspectError> {
+        self.table
+            .index_named(q.index.as_deref())
+            .ok_or_else(|| InspectError::UnknownIndex {
+                table: self.table.name().to_string(),
+                index: q.index.clone().unwrap_or_default(),
+            })
     }
 
-    fn bad_key(index: &str, e: part::ParseKeyError) -> InspectError {
+    fn bad_key(index: &IndexInner<T>, e: part::ParseKeyError) -> InspectError {
         InspectError::BadKey {
-            index: index.to_string(),
+            index: index.name().to_string(),
             reason: e.to_string(),
         }
     }
 
     fn text_query(&self, q: &TextQuery) -> Result<Query<T>, InspectError> {
-        let index = self.index_name(q)?;
-        self.table
-            .query_text(index, &q.key)
-            .map_err(|e| Self::bad_key(index, e))
+        let index = self.index(q)?;
+        let key = index
+            .parse_key(&q.key)
+            .map_err(|e| Self::bad_key(index, e))?;
+        Ok(Query::new(index.name(), key))
     }
 
     /// A prefix search with a prefix given as text; key types with their
-    /// own notion of prefix filter what the byte prefix finds.
+    /// own notion of prefix (an IP prefix: the networks within it) filter
+    /// what the byte prefix finds ([`part::KeyEncoding::parse_prefix`]).
     fn text_prefix(&self, txn: &ReadTxn, q: &TextQuery) -> Result<Objects<T>, InspectError> {
-        let index = self.index_name(q)?;
-        let (query, keep) = self
-            .table
-            .prefix_text(index, &q.key)
+        let index = self.index(q)?;
+        let (key, filter) = index
+            .parse_prefix(&q.key)
             .map_err(|e| Self::bad_key(index, e))?;
-        let (found, _) = self.table.prefix(txn, query)?;
-        Ok(match keep {
+        let (found, _) = self.table.prefix(txn, Query::new(index.name(), key))?;
+        Ok(match filter {
             None => found,
-            Some(keep) => {
-                Objects::from_vec(found.into_objects().filter(|o| keep(&o.data)).collect())
-            }
+            Some(keep) => Objects::from_vec(
+                found
+                    .into_objects()
+                    .filter(|o| index.keys_of(&o.data).iter().any(&keep))
+                    .collect(),
+            ),
         })
     }
 }

@@ -22,9 +22,6 @@ mod schema;
 pub use initializer::Initializer;
 pub use schema::TableBuilder;
 
-/// Which objects a search keeps (see `Table::prefix_text`).
-#[cfg(feature = "json")]
-pub(crate) type ObjectFilter<'a, T> = Box<dyn Fn(&T) -> bool + 'a>;
 /// A typed table of objects `T`, with a unique primary index and any
 /// number of secondary indexes. Cheap to clone (one `Arc`).
 ///
@@ -108,43 +105,15 @@ impl<T: Send + Sync + 'static> Table<T> {
             .collect()
     }
 
-    /// A query on the index named `index` for a key written as text; an
-    /// unknown index name is a parse error naming it.
+    /// The index called `name` (the primary for `None`).
     #[cfg(feature = "json")]
-    pub(crate) fn query_text(
-        &self,
-        index: &str,
-        text: &str,
-    ) -> Result<Query<T>, part::ParseKeyError> {
-        let inner = self.index_named(index)?;
-        Ok(Query::new(inner.name(), inner.parse_key(text)?))
-    }
-
-    /// The index called `name`; an unknown name is a parse error naming it.
-    #[cfg(feature = "json")]
-    fn index_named(&self, name: &str) -> Result<&crate::index::IndexInner<T>, part::ParseKeyError> {
+    pub(crate) fn index_named(&self, name: Option<&str>) -> Option<&crate::index::IndexInner<T>> {
+        let Some(name) = name else {
+            return Some(self.inner.primary());
+        };
         std::iter::once(self.inner.primary())
             .chain(self.inner.secondary().iter().map(|i| &**i))
             .find(|i| i.name() == name)
-            .ok_or_else(|| part::ParseKeyError::invalid(name, "index name"))
-    }
-
-    /// A prefix search on the index named `index` for a prefix written as
-    /// text, with the filter its key type puts on the keys found (an IP
-    /// prefix finds the networks within it); see
-    /// [`part::KeyEncoding::parse_prefix`].
-    #[cfg(feature = "json")]
-    pub(crate) fn prefix_text(
-        &self,
-        index: &str,
-        text: &str,
-    ) -> Result<(Query<T>, Option<ObjectFilter<'_, T>>), part::ParseKeyError> {
-        let inner = self.index_named(index)?;
-        let (key, filter) = inner.parse_prefix(text)?;
-        let keep = filter.map(|f| -> ObjectFilter<'_, T> {
-            Box::new(move |obj: &T| inner.keys_of(obj).iter().any(&f))
-        });
-        Ok((Query::new(inner.name(), key), keep))
     }
 
     /// A query on the primary index for `obj`'s own primary key.

@@ -94,13 +94,7 @@ impl Format {
             let rows = remote.rows(index, query, limit).await?;
             return Ok(self.table(&rows.header, &rows.rows));
         }
-        let mut found = match query {
-            Some((op, key)) => remote.query(index, op, key).await?,
-            None => remote.all().await?,
-        };
-        if let Some(l) = limit {
-            found.truncate(l);
-        }
+        let found = remote.find(index, query, limit).await?;
         // The hex primary key is for programs; people read the object.
         let shown: Vec<Shown<'_>> = found
             .iter()

@@ -193,11 +193,10 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
         }
     }
 
-    fn url(&self) -> String {
+    fn url(&self) -> reqwest::Url {
         self.table
             .client
             .url(&["tables", &self.table.name, "changes"])
-            .to_string()
     }
 
     async fn connect(&mut self) {
@@ -211,11 +210,7 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
         if let Some(from) = self.from {
             query.push(("from", from.to_string()));
         }
-        let url = self
-            .table
-            .client
-            .url(&["tables", &self.table.name, "changes"]);
-        match self.table.client.send(url, &query).await {
+        match self.table.client.send(self.url(), &query).await {
             Ok(resp) => {
                 self.buf.clear();
                 self.body = Some(resp.bytes_stream().boxed());
@@ -243,7 +238,7 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
             Ok(Some(Err(source))) => {
                 self.drop_connection();
                 self.ready.push_back(Err(ClientError::Transport {
-                    url: self.url(),
+                    url: self.url().to_string(),
                     source,
                 }));
             }
@@ -252,7 +247,7 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
             Err(_) => {
                 self.drop_connection();
                 self.ready.push_back(Err(ClientError::Idle {
-                    url: self.url(),
+                    url: self.url().to_string(),
                     idle_ms: self.reconnect.idle.as_millis(),
                 }));
             }
@@ -284,7 +279,7 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
                 .as_str()
                 .map_or_else(|| error.to_string(), str::to_string);
             self.ready.push_back(Err(ClientError::Status {
-                url: self.url(),
+                url: self.url().to_string(),
                 status: 500,
                 message,
             }));
@@ -316,7 +311,7 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
         self.done = true;
         self.body = None;
         self.ready.push_back(Err(ClientError::Decode {
-            url: self.url(),
+            url: self.url().to_string(),
             reason: format!("{reason}: {}", String::from_utf8_lossy(line).trim_end()),
         }));
     }

@@ -124,10 +124,18 @@ pub(crate) struct QueryParams {
     pub op: Option<Op>,
     pub key: Option<String>,
     pub limit: Option<usize>,
-    pub reverse: bool,
 }
 
 impl QueryParams {
+    fn new(index: Option<&str>, query: Option<(Op, &str)>, limit: Option<usize>) -> Self {
+        QueryParams {
+            index: index.map(str::to_string),
+            op: query.map(|(op, _)| op),
+            key: query.map(|(_, k)| k.to_string()),
+            limit,
+        }
+    }
+
     fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
         if let Some(i) = &self.index {
@@ -141,9 +149,6 @@ impl QueryParams {
         }
         if let Some(l) = self.limit {
             p.push(("limit", l.to_string()));
-        }
-        if self.reverse {
-            p.push(("reverse", "true".to_string()));
         }
         p
     }
@@ -305,6 +310,21 @@ impl<T: DeserializeOwned> RemoteTable<T> {
         self.fetch(&QueryParams::default()).await
     }
 
+    /// The objects a query finds (all when `query` is `None`), at most
+    /// `limit`, cut by the server.
+    ///
+    /// # Errors
+    ///
+    /// As [`RemoteTable::query`].
+    pub async fn find(
+        &self,
+        index: Option<&str>,
+        query: Option<(Op, &str)>,
+        limit: Option<usize>,
+    ) -> Result<Vec<RemoteObject<T>>, ClientError> {
+        self.fetch(&QueryParams::new(index, query, limit)).await
+    }
+
     /// The objects a query finds: on `index` (`None`: the primary), with
     /// the key given as text, as the server parses it for that index.
     ///
@@ -320,13 +340,7 @@ impl<T: DeserializeOwned> RemoteTable<T> {
         op: Op,
         key: &str,
     ) -> Result<Vec<RemoteObject<T>>, ClientError> {
-        self.fetch(&QueryParams {
-            index: index.map(str::to_string),
-            op: Some(op),
-            key: Some(key.to_string()),
-            ..QueryParams::default()
-        })
-        .await
+        self.find(index, Some((op, key)), None).await
     }
 
     /// The first object with `key` on `index` (`None`: the primary).
@@ -393,14 +407,7 @@ impl<T: DeserializeOwned> RemoteTable<T> {
         op: Option<(Op, &str)>,
         limit: Option<usize>,
     ) -> Result<Rows, ClientError> {
-        let q = QueryParams {
-            index: index.map(str::to_string),
-            op: op.map(|(op, _)| op),
-            key: op.map(|(_, k)| k.to_string()),
-            limit,
-            reverse: false,
-        };
-        let mut pairs = q.pairs();
+        let mut pairs = QueryParams::new(index, op, limit).pairs();
         pairs.push(("format", "rows".to_string()));
         let url = self.client.url(&["tables", &self.name]);
         self.client.get_json(url, &pairs).await

@@ -174,6 +174,11 @@ async fn lists_tables_and_queries_objects_by_text_keys() {
         names(hosts.lower_bound(None, "b").await.unwrap()),
         ["beta", "beta2"]
     );
+    let first = hosts
+        .find(Some("port"), Some((Op::List, "80")), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(names(first), ["alpha"], "the limit is applied");
     let rows = hosts
         .rows(Some("port"), Some((Op::List, "443")), None)
         .await

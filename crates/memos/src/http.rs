@@ -16,6 +16,21 @@ use crate::app::{App, Desired};
 use crate::etcd;
 use crate::memo::{MAX_CONTENT, Memo, validate_name};
 use crate::respond::{internal, json, text};
+use crate::store::{Store, StoreError};
+
+/// Runs a blocking write of the durable store off the async workers; a
+/// failure is the 500 answer.
+async fn on_store<R: Send + 'static>(
+    app: &App,
+    write: impl FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, Response> {
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || write(&store)).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(e) => Err(internal(e)),
+    }
+}
 
 /// How long a request body may take to arrive.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -63,12 +78,9 @@ async fn put_memo(
     if let Desired::Etcd { writer, .. } = &app.desired {
         return etcd::put(writer, &memo).await;
     }
-    let store = app.store.clone();
     let (n, c) = (memo.name.clone(), memo.content.clone());
-    match tokio::task::spawn_blocking(move || store.put_memo(&n, &c)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
+    if let Err(refusal) = on_store(&app, move |store| store.put_memo(&n, &c)).await {
+        return refusal;
     }
     let t = &app.memos.table;
     let result = app
@@ -128,12 +140,9 @@ async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> R
     if let Desired::Etcd { writer, .. } = &app.desired {
         return etcd::delete(&app, writer, &name).await;
     }
-    let store = app.store.clone();
     let n = name.clone();
-    match tokio::task::spawn_blocking(move || store.delete_memo(&n)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
+    if let Err(refusal) = on_store(&app, move |store| store.delete_memo(&n)).await {
+        return refusal;
     }
     let t = &app.memos.table;
     let result = app

@@ -226,6 +226,51 @@ async fn the_web_view_follows_inserts_and_deletes_live() {
     let kept = c.execute("return window.__kept;", vec![]).await.unwrap();
     assert_eq!(kept, serde_json::json!(42), "the page was reloaded");
 
+    // A row still fading out when the view goes to another table and
+    // back must not take the new row of the same key with it when its
+    // fade ends: that row must still go when deleted.
+    assert_eq!(s.req("POST", "/memos/again", b"1").status, 202);
+    until_async("the memo to delete", || async {
+        count(&c, &format!("{}[td[2]='done']", row("again"))).await == 1
+    })
+    .await;
+    assert_eq!(s.req("DELETE", "/memos/again", b"").status, 202);
+    let fading = format!("{}[contains(@class,'deleted')]", row("again"));
+    until_async("the deleted row fading", || async {
+        count(&c, &fading).await == 1
+    })
+    .await;
+    c.execute(
+        "window.__fadeStart = performance.now(); location.hash = '#elsewhere';",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.req("POST", "/memos/again", b"2").status, 202);
+    c.execute("location.hash = '#memos';", vec![])
+        .await
+        .unwrap();
+    until_async("the new row of the same key", || async {
+        count(&c, &row("again")).await == 1 && count(&c, &fading).await == 0
+    })
+    .await;
+    // The old row's fade (1 s) is over ...
+    until_async("the old fade over", || async {
+        c.execute(
+            "return performance.now() - window.__fadeStart > 1200;",
+            vec![],
+        )
+        .await
+        .is_ok_and(|v| v == serde_json::json!(true))
+    })
+    .await;
+    // ... and the new row still follows its changes: a delete removes it.
+    assert_eq!(s.req("DELETE", "/memos/again", b"").status, 202);
+    until_async("the new row gone after its delete", || async {
+        count(&c, &row("again")).await == 0
+    })
+    .await;
+
     // Cleared, every row shows again; one more memo for the picture.
     let filter = c.find(Locator::Css("#filter")).await.unwrap();
     filter.clear().await.unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::sync::OnceSlot;
-use crate::watch::Watch;
+use crate::watch::{Seal, Watch};
 
 /// Key bytes; up to 24 bytes are stored inline without allocation.
 pub type Key = SmallVec<[u8; 24]>;
@@ -190,11 +190,6 @@ impl<V: Clone> Node<V> {
             watch: WatchSlot::from_watch(self.node_watch()),
         }
     }
-}
-
-/// Closes the watches of a node that a commit replaced.
-pub(crate) trait Seal: Send + Sync {
-    fn seal(&self, leaf_shared: bool);
 }
 
 impl<V: Send + Sync> Seal for Node<V> {

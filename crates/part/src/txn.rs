@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::node::{Key, Leaf, Link, Node, Prefix, Seal};
+use crate::node::{Key, Leaf, Link, Node, Prefix};
 use crate::tree::{self, Iter, OwnedIter, Tree};
-use crate::watch::{Watch, WatchesToClose};
+use crate::watch::{Seal, Watch, WatchesToClose};
 
 /// A write transaction over a [`Tree`].
 ///

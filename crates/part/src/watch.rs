@@ -14,8 +14,14 @@ use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::node::Seal;
 use crate::sync::{self, AtomicBool, Condvar, Mutex, Ordering};
+
+/// Closes the watches of a node that a commit replaced (implemented by
+/// the tree's nodes; defined here so that this module needs nothing of
+/// them).
+pub(crate) trait Seal: Send + Sync {
+    fn seal(&self, leaf_shared: bool);
+}
 
 /// Replaced nodes and whether their leaf watch moved to the copy. Inline
 /// room for a few: a root-only tree retires just its root, and a commit
@@ -103,8 +109,7 @@ impl Watch {
         Watch::with_state(false)
     }
 
-    /// Built closed rather than closed after: `Seal` makes it inside a
-    /// `OnceSlot` initialiser, which must not block.
+    /// Built with its state rather than closed after.
     fn with_state(closed: bool) -> Watch {
         Watch {
             inner: sync::Arc::new(WatchInner {
