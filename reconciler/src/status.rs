@@ -75,11 +75,13 @@ pub struct Status {
     #[serde(with = "rfc3339")]
     pub updated_at: SystemTime,
     /// The error of the last failed attempt, for [`StatusKind::Error`].
-    pub error: Option<String>,
+    /// A boxed `str`, not a `String`: every object carries a status, and
+    /// the spare capacity word made it 8 bytes bigger (see the size test).
+    pub error: Option<Box<str>>,
 }
 
 impl Status {
-    fn new(kind: StatusKind, delete: bool, error: Option<String>) -> Status {
+    fn new(kind: StatusKind, delete: bool, error: Option<Box<str>>) -> Status {
         Status {
             kind,
             delete,
@@ -106,7 +108,7 @@ impl Status {
 
     /// Marks the object as failed; `delete` keeps a failed delete a delete.
     pub fn error(delete: bool, err: impl fmt::Display) -> Status {
-        Self::new(StatusKind::Error, delete, Some(err.to_string()))
+        Self::new(StatusKind::Error, delete, Some(err.to_string().into()))
     }
 
     /// Marks a reconciled object for a refresh (an update again).
@@ -181,6 +183,13 @@ pub fn new_status_index<Obj: 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every reconciled object carries one: 40 bytes (the time 16, the
+    /// error 16, the kind and the delete flag).
+    #[test]
+    fn status_is_five_words() {
+        assert_eq!(std::mem::size_of::<Status>(), 40);
+    }
 
     #[test]
     fn constructors_and_strings() {

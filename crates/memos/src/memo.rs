@@ -30,7 +30,7 @@ impl statedb::TableRow for Memo {
             self.status.kind.as_str().to_string(),
             self.status.delete.to_string(),
             self.content.len().to_string(),
-            self.status.error.clone().unwrap_or_default(),
+            self.status.error.as_deref().unwrap_or_default().to_owned(),
         ]
     }
 }

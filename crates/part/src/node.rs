@@ -1,19 +1,16 @@
 //! Tree nodes: adaptive child arrays (4 / 16 / 48 / 256) with a compressed
 //! path prefix, an optional leaf, and lazily created watches.
 
-use std::sync::Arc;
-
 use smallvec::SmallVec;
 
+use std::sync::Arc;
+
+use crate::bytes::NodeBytes;
 use crate::sync::OnceSlot;
 use crate::watch::{Seal, Watch};
 
 /// Key bytes; up to 24 bytes are stored inline without allocation.
 pub type Key = SmallVec<[u8; 24]>;
-
-/// A node's compressed path; up to 16 bytes inline (most prefixes are a
-/// few bytes), keeping nodes small.
-pub(crate) type Prefix = SmallVec<[u8; 16]>;
 
 pub(crate) type Link<V> = Arc<Node<V>>;
 
@@ -88,18 +85,17 @@ impl WatchSlot {
     }
 }
 
-/// A key/value pair stored at the node where the key ends.
+/// The value stored at the node where its key ends (the key is the
+/// node's bytes, see [`NodeBytes`]).
 pub(crate) struct Leaf<V> {
-    pub key: Key,
     pub value: V,
     /// The key's own watch: closes when this key is replaced or deleted.
     pub watch: WatchSlot,
 }
 
 impl<V> Leaf<V> {
-    pub fn new(key: &[u8], value: V) -> Self {
+    pub fn new(value: V) -> Self {
         Leaf {
-            key: Key::from_slice(key),
             value,
             watch: WatchSlot::new(),
         }
@@ -107,9 +103,11 @@ impl<V> Leaf<V> {
 }
 
 /// A node of the tree. Its path is the parent's path, the edge byte and
-/// `prefix`; its leaf, if any, holds the key equal to that path.
+/// its prefix; its leaf, if any, holds the key equal to that path.
 pub(crate) struct Node<V> {
-    pub prefix: Prefix,
+    /// The leaf's key when there is a leaf, otherwise the prefix alone;
+    /// the prefix is its tail either way.
+    bytes: NodeBytes,
     pub leaf: Option<Leaf<V>>,
     pub children: Children<V>,
     /// Closes when anything at or below this node changes. Created on the
@@ -120,20 +118,75 @@ pub(crate) struct Node<V> {
 impl<V> Node<V> {
     pub fn empty() -> Self {
         Node {
-            prefix: Prefix::new(),
+            bytes: NodeBytes::empty(),
             leaf: None,
             children: Children::Empty,
             watch: WatchSlot::new(),
         }
     }
 
-    pub fn new_leaf(prefix: &[u8], key: &[u8], value: V) -> Self {
+    /// A node without a leaf, with the given prefix.
+    pub fn inner(prefix: &[u8]) -> Self {
         Node {
-            prefix: Prefix::from_slice(prefix),
-            leaf: Some(Leaf::new(key, value)),
+            bytes: NodeBytes::prefix_only(prefix),
+            ..Node::empty()
+        }
+    }
+
+    /// A leaf-only node for `key`, whose last `plen` bytes are its prefix.
+    pub fn new_leaf(plen: usize, key: &[u8], value: V) -> Self {
+        Node {
+            bytes: NodeBytes::new(key, plen),
+            leaf: Some(Leaf::new(value)),
             children: Children::Empty,
             watch: WatchSlot::new(),
         }
+    }
+
+    /// The compressed path between the parent's edge byte and this node.
+    #[inline]
+    pub fn prefix(&self) -> &[u8] {
+        self.bytes.prefix()
+    }
+
+    /// The leaf's key and value.
+    #[inline]
+    pub fn entry(&self) -> Option<(&[u8], &V)> {
+        self.leaf.as_ref().map(|l| (self.bytes.all(), &l.value))
+    }
+
+    /// Sets the prefix, keeping the keys below: with a leaf, the new
+    /// prefix is a tail of its key (the node's path is unchanged), so only
+    /// the boundary moves.
+    pub fn set_prefix(&mut self, prefix: &[u8]) {
+        if self.leaf.is_some() {
+            debug_assert!(self.bytes.all().ends_with(prefix));
+            self.bytes.set_plen(prefix.len());
+        } else {
+            self.bytes = NodeBytes::prefix_only(prefix);
+        }
+    }
+
+    /// Keeps only the last `len` bytes of the prefix (the node moves down
+    /// below a new parent; its keys stay the same).
+    pub fn shorten_prefix(&mut self, len: usize) {
+        debug_assert!(len <= self.bytes.plen());
+        self.bytes.set_plen(len);
+    }
+
+    /// Gives the node a leaf for `key`, which ends here (so it ends with
+    /// the prefix).
+    pub fn set_leaf(&mut self, key: &[u8], value: V) {
+        debug_assert!(key.ends_with(self.bytes.prefix()));
+        self.bytes = NodeBytes::new(key, self.bytes.plen());
+        self.leaf = Some(Leaf::new(value));
+    }
+
+    /// Takes the leaf out, keeping the prefix.
+    pub fn take_leaf(&mut self) -> Option<Leaf<V>> {
+        let leaf = self.leaf.take()?;
+        self.bytes = NodeBytes::prefix_only(self.bytes.prefix());
+        Some(leaf)
     }
 
     pub fn node_watch(&self) -> Watch {
@@ -159,14 +212,13 @@ impl<V: Clone> Node<V> {
                 None => WatchSlot::new(),
             };
             Leaf {
-                key: Key::from_slice(&l.key),
                 value: l.value.clone(),
                 watch,
             }
         });
         (
             Node {
-                prefix: Prefix::from_slice(&self.prefix),
+                bytes: self.bytes.clone(),
                 leaf,
                 children: self.children.clone(),
                 watch: WatchSlot::new(),
@@ -179,12 +231,11 @@ impl<V: Clone> Node<V> {
     /// both watches so that watchers of the old node hear of later changes.
     pub fn clone_same_keys(&self) -> Node<V> {
         let leaf = self.leaf.as_ref().map(|l| Leaf {
-            key: Key::from_slice(&l.key),
             value: l.value.clone(),
             watch: WatchSlot::from_watch(l.watch.get()),
         });
         Node {
-            prefix: Prefix::from_slice(&self.prefix),
+            bytes: self.bytes.clone(),
             leaf,
             children: self.children.clone(),
             watch: WatchSlot::from_watch(self.node_watch()),
@@ -744,5 +795,17 @@ fn n48_insert<V>(s: &mut N48<V>, b: u8, child: Link<V>) {
         s.ptrs[slot] = Some(child);
         s.index[b as usize] = slot as u8 + 1;
         s.len += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node size the memory figures rest on: a value of a revision
+    /// and a pointer (statedb's object) makes an 88-byte node.
+    #[test]
+    fn node_is_eleven_words() {
+        assert_eq!(std::mem::size_of::<Node<(u64, Arc<u8>)>>(), 88);
     }
 }

@@ -159,7 +159,7 @@ impl<V> Tree<V> {
             }
             match last {
                 Some(child) => node = child,
-                None => return node.leaf.as_ref().map(|l| (&l.key[..], &l.value)),
+                None => return node.entry(),
             }
         }
     }
@@ -252,7 +252,7 @@ pub(crate) fn get<'a, V>(root: &'a Node<V>, key: &[u8]) -> Option<&'a Leaf<V>> {
     let mut node = root;
     let mut d = 0;
     loop {
-        let p = &node.prefix[..];
+        let p = node.prefix();
         if !p.is_empty() {
             // A byte loop: prefixes are short, a memcmp call costs more.
             let rest = key.get(d..d + p.len())?;
@@ -280,7 +280,7 @@ pub(crate) fn get_watch<'a, V>(
     let mut node = root;
     let mut d = 0;
     loop {
-        let p = &node.prefix[..];
+        let p = node.prefix();
         if key.len() < d + p.len() || key[d..d + p.len()] != *p {
             // An insert of `key` would split this node, which replaces it.
             return (None, node.node_watch());
@@ -311,7 +311,7 @@ pub(crate) fn prefix_search<'a, V>(
     let mut node: &Link<V> = root;
     let mut d = 0;
     loop {
-        let pre = &node.prefix[..];
+        let pre = node.prefix();
         let rest = &prefix[d..];
         if rest.len() <= pre.len() {
             // Ending inside the compressed prefix: a key added under
@@ -344,7 +344,7 @@ pub(crate) fn lower_bound_stack<'a, V>(
     let mut node = root;
     let mut d = 0;
     loop {
-        let pre = &node.prefix[..];
+        let pre = node.prefix();
         let rest = &key[d..];
         let n = pre.len().min(rest.len());
         match pre[..n].cmp(&rest[..n]) {
@@ -420,8 +420,8 @@ impl<'a, V> Iterator for Iter<'a, V> {
             let node: &'a Link<V> = top.node;
             if top.leaf_pending {
                 top.leaf_pending = false;
-                if let Some(l) = &node.leaf {
-                    return Some((&l.key[..], &l.value));
+                if let Some(e) = node.entry() {
+                    return Some(e);
                 }
             }
             match node.children.cursor_next(top.cursor) {
@@ -429,8 +429,8 @@ impl<'a, V> Iterator for Iter<'a, V> {
                     top.cursor = c + 1;
                     if child.children.is_empty() {
                         // Leaf-only child: yield without a frame.
-                        if let Some(l) = &child.leaf {
-                            return Some((&l.key[..], &l.value));
+                        if let Some(e) = child.entry() {
+                            return Some(e);
                         }
                     } else {
                         self.stack.push(Frame::whole(child));
@@ -468,16 +468,16 @@ impl<V> OwnedIter<V> {
             let top = self.stack.last_mut()?;
             if top.leaf_pending {
                 top.leaf_pending = false;
-                if let Some(l) = &top.node.leaf {
-                    return Some(f(&l.key, &l.value));
+                if let Some((k, v)) = top.node.entry() {
+                    return Some(f(k, v));
                 }
             }
             match top.node.children.cursor_next(top.cursor) {
                 Some((c, child)) => {
                     top.cursor = c + 1;
                     if child.children.is_empty() {
-                        if let Some(l) = &child.leaf {
-                            return Some(f(&l.key, &l.value));
+                        if let Some((k, v)) = child.entry() {
+                            return Some(f(k, v));
                         }
                     } else {
                         let child = child.clone();
@@ -525,8 +525,8 @@ impl<V> OwnedRevIter<V> {
                 Some((c, child)) => {
                     top.cursor = c;
                     if child.children.is_empty() {
-                        if let Some(l) = &child.leaf {
-                            return Some(f(&l.key, &l.value));
+                        if let Some((k, v)) = child.entry() {
+                            return Some(f(k, v));
                         }
                     } else {
                         let child = child.clone();
@@ -539,8 +539,8 @@ impl<V> OwnedRevIter<V> {
                 }
                 None => {
                     let frame = self.stack.pop()?;
-                    if let Some(l) = &frame.node.leaf {
-                        return Some(f(&l.key, &l.value));
+                    if let Some((k, v)) = frame.node.entry() {
+                        return Some(f(k, v));
                     }
                 }
             }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::node::{Key, Leaf, Link, Node, Prefix};
+use crate::node::{Key, Link, Node};
 use crate::tree::{self, Iter, OwnedIter, Tree};
 use crate::watch::{Seal, Watch, WatchesToClose};
 
@@ -217,14 +217,14 @@ fn make_mut<'a, V: Clone + Send + Sync + 'static>(
 /// copied with its watches shared, so its watchers are not woken.
 fn set_prefix<V: Clone>(link: &mut Link<V>, prefix: &[u8], full: bool) {
     match Arc::get_mut(link) {
-        Some(n) => n.prefix = Prefix::from_slice(prefix),
+        Some(n) => n.set_prefix(prefix),
         None => {
             let mut n = if full {
                 link.clone_same_keys()
             } else {
                 link.clone_for_write().0
             };
-            n.prefix = Prefix::from_slice(prefix);
+            n.set_prefix(prefix);
             *link = Arc::new(n);
         }
     }
@@ -278,7 +278,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
     let mut retire = full || is_root;
     loop {
         let node = make_mut(slot, ctx, retire);
-        let d = depth + node.prefix.len();
+        let d = depth + node.prefix().len();
         if d == key.len() {
             return match &mut node.leaf {
                 Some(leaf) => {
@@ -290,7 +290,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
                     (Some(old), false)
                 }
                 None => {
-                    node.leaf = Some(Leaf::new(key, f(None)));
+                    node.set_leaf(key, f(None));
                     (None, true)
                 }
             };
@@ -301,21 +301,21 @@ fn upsert<V: Clone + Send + Sync + 'static>(
         // below is refused when the child becomes the next loop's slot.
         let Some(at) = node.children.slot_of(b) else {
             node.children
-                .insert(b, Arc::new(Node::new_leaf(rest, key, f(None))));
+                .insert(b, Arc::new(Node::new_leaf(rest.len(), key, f(None))));
             return (None, true);
         };
         let Some(child) = node.children.slot_mut(at) else {
             return (None, false);
         };
-        let common = common_prefix_len(&child.prefix, rest);
-        if common == child.prefix.len() {
+        let common = common_prefix_len(child.prefix(), rest);
+        if common == child.prefix().len() {
             let shared = Arc::strong_count(child) != 1 || Arc::weak_count(child) != 0;
             if shared && common == rest.len() && child.children.is_empty() && child.leaf.is_some() {
                 // Replacing the value of a shared leaf-only node: build the
                 // new node directly rather than copy the old one and
                 // overwrite it.
                 let old = child.leaf.as_ref().map(|l| &l.value);
-                let node = Node::new_leaf(rest, key, f(old));
+                let node = Node::new_leaf(rest.len(), key, f(old));
                 let old = std::mem::replace(child, Arc::new(node));
                 return (retire_leaf_node(old, ctx, full), false);
             }
@@ -340,21 +340,22 @@ fn split_and_insert<V: Clone + Send + Sync + 'static>(
     ctx: &mut Ctx,
     full: bool,
 ) -> (Option<V>, bool) {
-    let child_prefix = Prefix::from_slice(&child.prefix);
-    let mut inner = Node::empty();
-    inner.prefix = Prefix::from_slice(&child_prefix[..common]);
+    let child_plen = child.prefix().len();
+    let edge = child.prefix()[common];
+    let inner = Node::inner(&child.prefix()[..common]);
     let mut old = std::mem::replace(child, Arc::new(inner));
     // The split node is replaced (its node watch closes): queries that
-    // ended inside its compressed prefix were given that watch.
-    make_mut(&mut old, ctx, full).prefix = Prefix::from_slice(&child_prefix[common + 1..]);
+    // ended inside its compressed prefix were given that watch. Its new
+    // prefix is the tail of its old one after the edge byte.
+    make_mut(&mut old, ctx, full).shorten_prefix(child_plen - common - 1);
     let inner = Arc::get_mut(child).expect("new node is private");
-    inner.children.insert(child_prefix[common], old);
+    inner.children.insert(edge, old);
     if rest.len() == common {
-        inner.leaf = Some(Leaf::new(key, f(None)));
+        inner.set_leaf(key, f(None));
     } else {
         inner.children.insert(
             rest[common],
-            Arc::new(Node::new_leaf(&rest[common + 1..], key, f(None))),
+            Arc::new(Node::new_leaf(rest.len() - common - 1, key, f(None))),
         );
     }
     (None, true)
@@ -378,7 +379,7 @@ fn delete<V: Clone + Send + Sync + 'static>(
     let mut retire = full || is_root;
     loop {
         let node = make_mut(slot, ctx, retire);
-        let d = depth + node.prefix.len();
+        let d = depth + node.prefix().len();
         if d == key.len() {
             // Only reached at the root: below it, the parent handles the
             // node where the key ends.
@@ -392,7 +393,7 @@ fn delete<V: Clone + Send + Sync + 'static>(
             let old = node.children.remove(b)?;
             return retire_leaf_node(old, ctx, full);
         }
-        let cd = d + 1 + child.prefix.len();
+        let cd = d + 1 + child.prefix().len();
         let ends_in_child = cd == key.len()
             || key
                 .get(cd)
@@ -437,9 +438,9 @@ fn delete_in<V: Clone + Send + Sync + 'static>(
         // only child into its place with the joined prefix.
         let c = Arc::get_mut(child).expect("child is private after delete");
         if let Some(mut grandchild) = c.children.remove(gb) {
-            let mut prefix = Prefix::from_slice(&c.prefix);
+            let mut prefix = Key::from_slice(c.prefix());
             prefix.push(gb);
-            prefix.extend_from_slice(&grandchild.prefix);
+            prefix.extend_from_slice(grandchild.prefix());
             set_prefix(&mut grandchild, &prefix, full);
             *child = grandchild;
         }
@@ -449,7 +450,7 @@ fn delete_in<V: Clone + Send + Sync + 'static>(
 
 /// Takes the leaf out of a private node; its watch closes on commit.
 fn take_leaf<V>(node: &mut Node<V>, ctx: &mut Ctx) -> Option<V> {
-    let leaf = node.leaf.take()?;
+    let leaf = node.take_leaf()?;
     if let Some(w) = leaf.watch.into_inner() {
         ctx.close.push(w);
     }

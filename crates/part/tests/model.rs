@@ -17,8 +17,16 @@ enum Op {
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
     // Small alphabet with 0x00 and 0xff so that keys share prefixes, are
-    // prefixes of each other and include the empty key.
-    prop::collection::vec(prop::sample::select(vec![0u8, 1, b'a', b'b', 0xff]), 0..5)
+    // prefixes of each other and include the empty key. One in four
+    // starts with a long stem (20 or 30 bytes), so that keys and prefixes
+    // cross the 21 bytes a node stores inline, split there and merge back.
+    let tail = prop::collection::vec(prop::sample::select(vec![0u8, 1, b'a', b'b', 0xff]), 0..5);
+    let stem = prop::sample::select(vec![0usize, 0, 0, 20, 30]);
+    (stem, tail).prop_map(|(stem, tail)| {
+        let mut k: Vec<u8> = (0..stem).map(|i| b'k' + (i % 3) as u8).collect();
+        k.extend(tail);
+        k
+    })
 }
 
 fn op() -> impl Strategy<Value = Op> {
