@@ -4,13 +4,12 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::node::{Leaf, Link, Node};
-use crate::txn::Txn;
 use crate::watch::Watch;
 
 /// A persistent adaptive radix tree mapping byte-string keys to `V`.
 ///
 /// Cloning a tree is one reference count: the clone is a snapshot that
-/// later transactions never change. Writes go through a [`Txn`].
+/// later transactions never change. Writes go through a [`Txn`](crate::Txn).
 ///
 /// ```
 /// let tree = part::Tree::new();
@@ -214,29 +213,6 @@ impl<V> Tree<V> {
                 })
                 .collect(),
         }
-    }
-}
-
-impl<V: Clone + Send + Sync + 'static> Tree<V> {
-    /// Starts a write transaction on this tree. The tree itself is not
-    /// changed; [`Txn::commit`] returns the new tree.
-    pub fn txn(&self) -> Txn<V> {
-        Txn::new(self)
-    }
-
-    /// Persistent single insert: a new tree with `key` set to `value`.
-    /// For more than one change, use a [`Txn`]: it copies each path once.
-    pub fn insert(&self, key: &[u8], value: V) -> Tree<V> {
-        let mut txn = self.txn();
-        txn.insert(key, value);
-        txn.commit_and_close()
-    }
-
-    /// Persistent single delete: a new tree without `key`.
-    pub fn delete(&self, key: &[u8]) -> Tree<V> {
-        let mut txn = self.txn();
-        txn.delete(key);
-        txn.commit_and_close()
     }
 }
 

@@ -187,6 +187,31 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
     }
 }
 
+// The tree's write entry points live beside the transaction, so that the
+// tree module (reads only) needs nothing of this one.
+impl<V: Clone + Send + Sync + 'static> Tree<V> {
+    /// Starts a write transaction on this tree. The tree itself is not
+    /// changed; [`Txn::commit`] returns the new tree.
+    pub fn txn(&self) -> Txn<V> {
+        Txn::new(self)
+    }
+
+    /// Persistent single insert: a new tree with `key` set to `value`.
+    /// For more than one change, use a [`Txn`]: it copies each path once.
+    pub fn insert(&self, key: &[u8], value: V) -> Tree<V> {
+        let mut txn = self.txn();
+        txn.insert(key, value);
+        txn.commit_and_close()
+    }
+
+    /// Persistent single delete: a new tree without `key`.
+    pub fn delete(&self, key: &[u8]) -> Tree<V> {
+        let mut txn = self.txn();
+        txn.delete(key);
+        txn.commit_and_close()
+    }
+}
+
 /// Makes the node in `slot` private to the transaction, copying it if it is
 /// shared. The copied original is retired: its watches close on commit.
 fn make_mut<'a, V: Clone + Send + Sync + 'static>(
