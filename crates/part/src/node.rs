@@ -20,7 +20,7 @@ pub(crate) type Link<V> = Arc<Node<V>>;
 /// later gets a closed watch then. (Filling every unwatched slot with the
 /// shared closed watch at commit cost two atomic operations on one global
 /// count per retired node, from every writing thread.)
-pub(crate) struct WatchSlot(OnceSlot<SlotState>);
+struct WatchSlot(OnceSlot<SlotState>);
 
 enum SlotState {
     Sealed,
@@ -75,30 +75,130 @@ impl WatchSlot {
             SlotState::Sealed => None,
         }
     }
+}
 
-    /// The open watch, if any.
-    pub fn into_inner(self) -> Option<Watch> {
-        match self.0.into_inner()? {
-            SlotState::Open(w) => Some(w),
-            SlotState::Sealed => None,
+/// A node's two watches, the node's own and its leaf key's, in one
+/// 16-byte cell: both are created on the first request for either, as a
+/// boxed pair. Most nodes are never watched, so they pay one cell instead
+/// of two (a node is 72 bytes, not 88). Sealing an unwatched node marks
+/// the cell without allocating.
+pub(crate) struct NodeWatches(OnceSlot<PairState>);
+
+enum PairState {
+    Sealed,
+    Open(Box<WatchPair>),
+}
+
+struct WatchPair {
+    node: WatchSlot,
+    leaf: WatchSlot,
+}
+
+impl WatchPair {
+    fn empty() -> Self {
+        WatchPair {
+            node: WatchSlot::new(),
+            leaf: WatchSlot::new(),
         }
     }
 }
 
+impl NodeWatches {
+    pub fn new() -> Self {
+        NodeWatches(OnceSlot::new())
+    }
+
+    /// A cell holding the given watches (`None`: created on request).
+    fn with(node: Option<Watch>, leaf: Option<Watch>) -> Self {
+        if node.is_none() && leaf.is_none() {
+            return NodeWatches::new();
+        }
+        let slot = |w: Option<Watch>| w.map_or_else(WatchSlot::new, WatchSlot::from_watch);
+        NodeWatches(OnceSlot::from(PairState::Open(Box::new(WatchPair {
+            node: slot(node),
+            leaf: slot(leaf),
+        }))))
+    }
+
+    fn pair<R>(&self, f: impl FnOnce(&WatchPair) -> R) -> Option<R> {
+        self.0.with_or_init(
+            || PairState::Open(Box::new(WatchPair::empty())),
+            |s| match s {
+                PairState::Sealed => None,
+                PairState::Open(p) => Some(f(p)),
+            },
+        )
+    }
+
+    /// The node's watch, created if there is none yet (closed if sealed).
+    pub fn node(&self) -> Watch {
+        self.pair(|p| p.node.get())
+            .unwrap_or_else(Watch::closed_watch)
+    }
+
+    /// The leaf key's watch, created if there is none yet (closed if
+    /// sealed).
+    pub fn leaf(&self) -> Watch {
+        self.pair(|p| p.leaf.get())
+            .unwrap_or_else(Watch::closed_watch)
+    }
+
+    /// The leaf key's watch if one was handed out (or the node is sealed).
+    pub fn peek_leaf(&self) -> Option<Watch> {
+        self.0
+            .with(|s| match s {
+                PairState::Sealed => Some(Watch::closed_watch()),
+                PairState::Open(p) => p.leaf.peek(),
+            })
+            .flatten()
+    }
+
+    /// Closes the node's watch, and the leaf's unless it moved to a copy;
+    /// a cell nobody asked is only marked.
+    pub fn seal(&self, leaf_shared: bool) {
+        self.0.with_or_init(
+            || PairState::Sealed,
+            |s| {
+                if let PairState::Open(p) = s {
+                    p.node.seal();
+                    if !leaf_shared {
+                        p.leaf.seal();
+                    }
+                }
+            },
+        );
+    }
+
+    fn take(&mut self, f: impl FnOnce(&mut WatchPair) -> Option<Watch>) -> Option<Watch> {
+        self.0
+            .with_mut(|s| match s {
+                PairState::Open(p) => f(p),
+                PairState::Sealed => None,
+            })
+            .flatten()
+    }
+
+    /// Takes the node's open watch out.
+    pub fn take_node(&mut self) -> Option<Watch> {
+        self.take(|p| p.node.take())
+    }
+
+    /// Takes the leaf key's open watch out.
+    pub fn take_leaf(&mut self) -> Option<Watch> {
+        self.take(|p| p.leaf.take())
+    }
+}
+
 /// The value stored at the node where its key ends (the key is the
-/// node's bytes, see [`NodeBytes`]).
+/// node's bytes, see [`NodeBytes`]; its watch is in the node's
+/// [`NodeWatches`]).
 pub(crate) struct Leaf<V> {
     pub value: V,
-    /// The key's own watch: closes when this key is replaced or deleted.
-    pub watch: WatchSlot,
 }
 
 impl<V> Leaf<V> {
     pub fn new(value: V) -> Self {
-        Leaf {
-            value,
-            watch: WatchSlot::new(),
-        }
+        Leaf { value }
     }
 }
 
@@ -110,9 +210,10 @@ pub(crate) struct Node<V> {
     bytes: NodeBytes,
     pub leaf: Option<Leaf<V>>,
     pub children: Children<V>,
-    /// Closes when anything at or below this node changes. Created on the
-    /// first request, so trees nobody watches pay only for the empty cell.
-    pub watch: WatchSlot,
+    /// The node's watch closes when anything at or below it changes; the
+    /// leaf's when the key at this node is replaced or deleted. Created on
+    /// the first request, so trees nobody watches pay only for the cell.
+    pub watches: NodeWatches,
 }
 
 impl<V> Node<V> {
@@ -121,7 +222,7 @@ impl<V> Node<V> {
             bytes: NodeBytes::empty(),
             leaf: None,
             children: Children::Empty,
-            watch: WatchSlot::new(),
+            watches: NodeWatches::new(),
         }
     }
 
@@ -139,7 +240,7 @@ impl<V> Node<V> {
             bytes: NodeBytes::new(key, plen),
             leaf: Some(Leaf::new(value)),
             children: Children::Empty,
-            watch: WatchSlot::new(),
+            watches: NodeWatches::new(),
         }
     }
 
@@ -147,6 +248,12 @@ impl<V> Node<V> {
     #[inline]
     pub fn prefix(&self) -> &[u8] {
         self.bytes.prefix()
+    }
+
+    /// The leaf's value.
+    #[inline]
+    pub fn value(&self) -> Option<&V> {
+        self.leaf.as_ref().map(|l| &l.value)
     }
 
     /// The leaf's key and value.
@@ -190,7 +297,7 @@ impl<V> Node<V> {
     }
 
     pub fn node_watch(&self) -> Watch {
-        self.watch.get()
+        self.watches.node()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -202,26 +309,18 @@ impl<V: Clone> Node<V> {
     /// A private copy for a write transaction. The leaf's watch is shared
     /// with the copy if someone holds it already; the bool says so.
     pub fn clone_for_write(&self) -> (Node<V>, bool) {
-        let mut leaf_shared = false;
-        let leaf = self.leaf.as_ref().map(|l| {
-            let watch = match l.watch.peek() {
-                Some(w) => {
-                    leaf_shared = true;
-                    WatchSlot::from_watch(w)
-                }
-                None => WatchSlot::new(),
-            };
-            Leaf {
-                value: l.value.clone(),
-                watch,
-            }
-        });
+        let shared_leaf = if self.leaf.is_some() {
+            self.watches.peek_leaf()
+        } else {
+            None
+        };
+        let leaf_shared = shared_leaf.is_some();
         (
             Node {
                 bytes: self.bytes.clone(),
-                leaf,
+                leaf: self.leaf.as_ref().map(|l| Leaf::new(l.value.clone())),
                 children: self.children.clone(),
-                watch: WatchSlot::new(),
+                watches: NodeWatches::with(None, shared_leaf),
             },
             leaf_shared,
         )
@@ -230,15 +329,12 @@ impl<V: Clone> Node<V> {
     /// A copy with the same keys (only the prefix will differ), sharing
     /// both watches so that watchers of the old node hear of later changes.
     pub fn clone_same_keys(&self) -> Node<V> {
-        let leaf = self.leaf.as_ref().map(|l| Leaf {
-            value: l.value.clone(),
-            watch: WatchSlot::from_watch(l.watch.get()),
-        });
+        let leaf_watch = self.leaf.as_ref().map(|_| self.watches.leaf());
         Node {
             bytes: self.bytes.clone(),
-            leaf,
+            leaf: self.leaf.as_ref().map(|l| Leaf::new(l.value.clone())),
             children: self.children.clone(),
-            watch: WatchSlot::from_watch(self.node_watch()),
+            watches: NodeWatches::with(Some(self.node_watch()), leaf_watch),
         }
     }
 }
@@ -247,10 +343,7 @@ impl<V: Send + Sync> Seal for Node<V> {
     fn seal(&self, leaf_shared: bool) {
         // A node nobody watched is marked, so a reader of an old snapshot
         // asking later is told at once that it is stale.
-        self.watch.seal();
-        if !leaf_shared && let Some(l) = &self.leaf {
-            l.watch.seal();
-        }
+        self.watches.seal(leaf_shared);
     }
 }
 
@@ -803,9 +896,9 @@ mod tests {
     use super::*;
 
     /// The node size the memory figures rest on: a value of a revision
-    /// and a pointer (statedb's object) makes an 88-byte node.
+    /// and a pointer (statedb's object) makes a 72-byte node.
     #[test]
-    fn node_is_eleven_words() {
-        assert_eq!(std::mem::size_of::<Node<(u64, Arc<u8>)>>(), 88);
+    fn node_is_nine_words() {
+        assert_eq!(std::mem::size_of::<Node<(u64, Arc<u8>)>>(), 72);
     }
 }

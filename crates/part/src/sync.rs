@@ -196,6 +196,22 @@ impl<T> OnceSlot<T> {
         }
     }
 
+    /// Applies `f` to the value by unique reference, if set.
+    pub fn with_mut<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        #[cfg(not(loom))]
+        {
+            self.inner.get_mut().map(f)
+        }
+        #[cfg(loom)]
+        {
+            self.inner
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+                .map(f)
+        }
+    }
+
     /// Takes the value out, leaving the slot empty.
     pub fn take(&mut self) -> Option<T> {
         #[cfg(not(loom))]

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use crate::node::{Leaf, Link, Node};
+use crate::node::{Link, Node};
 use crate::watch::Watch;
 
 /// A persistent adaptive radix tree mapping byte-string keys to `V`.
@@ -97,7 +97,7 @@ impl<V> Tree<V> {
 
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        get(&self.root, key).map(|l| &l.value)
+        get(&self.root, key).and_then(Node::value)
     }
 
     /// The value of `key` and a watch that closes when the key is inserted,
@@ -224,7 +224,8 @@ impl<'a, V> IntoIterator for &'a Tree<V> {
     }
 }
 
-pub(crate) fn get<'a, V>(root: &'a Node<V>, key: &[u8]) -> Option<&'a Leaf<V>> {
+/// The node whose leaf holds `key`.
+pub(crate) fn get<'a, V>(root: &'a Node<V>, key: &[u8]) -> Option<&'a Node<V>> {
     let mut node = root;
     let mut d = 0;
     loop {
@@ -238,7 +239,7 @@ pub(crate) fn get<'a, V>(root: &'a Node<V>, key: &[u8]) -> Option<&'a Leaf<V>> {
             d += p.len();
         }
         if d == key.len() {
-            return node.leaf.as_ref();
+            return node.leaf.as_ref().map(|_| node);
         }
         node = node.children.get(key[d])?;
         d += 1;
@@ -251,7 +252,7 @@ pub(crate) fn get_watch<'a, V>(
     root_only: bool,
 ) -> (Option<&'a V>, Watch) {
     if root_only {
-        return (get(root, key).map(|l| &l.value), root.node_watch());
+        return (get(root, key).and_then(Node::value), root.node_watch());
     }
     let mut node = root;
     let mut d = 0;
@@ -264,7 +265,7 @@ pub(crate) fn get_watch<'a, V>(
         d += p.len();
         if d == key.len() {
             return match &node.leaf {
-                Some(l) => (Some(&l.value), l.watch.get()),
+                Some(l) => (Some(&l.value), node.watches.leaf()),
                 None => (None, node.node_watch()),
             };
         }

@@ -66,7 +66,7 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
 
     /// The value of `key`, seeing this transaction's writes.
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        tree::get(&self.root, key).map(|l| &l.value)
+        tree::get(&self.root, key).and_then(Node::value)
     }
 
     /// The watch of `key` as this transaction left it (created on first
@@ -76,8 +76,8 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
     /// watches never comes to be. (Dropping the transaction instead leaves
     /// it open.)
     pub fn get_watch(&mut self, key: &[u8]) -> Option<Watch> {
-        let leaf = tree::get(&self.root, key)?;
-        let w = leaf.watch.get();
+        let node = tree::get(&self.root, key)?;
+        let w = node.watches.leaf();
         self.ctx.handed_out.push(w.clone());
         Some(w)
     }
@@ -232,7 +232,7 @@ fn make_mut<'a, V: Clone + Send + Sync + 'static>(
     let node = Arc::get_mut(slot).expect("node is private after copy");
     // A private node may still carry a watch handed out while it was
     // reachable from a snapshot that is gone now: it closes on commit.
-    if let Some(w) = node.watch.take() {
+    if let Some(w) = node.watches.take_node() {
         ctx.close.push(w);
     }
     node
@@ -266,11 +266,11 @@ fn retire_leaf_node<V: Clone + Send + Sync + 'static>(
         && Arc::weak_count(&old) == 0
         && let Some(n) = Arc::get_mut(&mut old)
     {
-        if let Some(w) = n.watch.take() {
+        if let Some(w) = n.watches.take_node() {
             ctx.close.push(w);
         }
         if let Some(leaf) = n.leaf.take() {
-            if let Some(w) = leaf.watch.into_inner() {
+            if let Some(w) = n.watches.take_leaf() {
                 ctx.close.push(w);
             }
             return Some(leaf.value);
@@ -309,7 +309,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
                 Some(leaf) => {
                     let new = f(Some(&leaf.value));
                     let old = std::mem::replace(&mut leaf.value, new);
-                    if let Some(w) = leaf.watch.take() {
+                    if let Some(w) = node.watches.take_leaf() {
                         ctx.close.push(w);
                     }
                     (Some(old), false)
@@ -476,7 +476,7 @@ fn delete_in<V: Clone + Send + Sync + 'static>(
 /// Takes the leaf out of a private node; its watch closes on commit.
 fn take_leaf<V>(node: &mut Node<V>, ctx: &mut Ctx) -> Option<V> {
     let leaf = node.take_leaf()?;
-    if let Some(w) = leaf.watch.into_inner() {
+    if let Some(w) = node.watches.take_leaf() {
         ctx.close.push(w);
     }
     Some(leaf.value)
