@@ -86,14 +86,17 @@ fn print_row(r: &Row) {
 }
 
 /// mimalloc settings for the child processes, unless the caller set its
-/// own: give freed pages back to the OS at once and commit arena memory
-/// as it is used. Peak RSS of reconciler_100k 73.5 → 48 MB at the same
-/// throughput (docs/benchmarks.md, "mimalloc settings"). An allocator
-/// setting of this binary, as a service would choose one; the library
-/// asks nothing of its users' allocator.
+/// own: give freed pages back to the OS after 10 ms and commit arena
+/// memory as it is used. Lazy commit took the peak RSS of
+/// reconciler_100k from 73.5 to 48 MB at the same throughput; a purge
+/// delay of 0 instead of 10 ms saves only 1 MB more and costs 20–40% of
+/// the throughput in page faults (docs/benchmarks.md, "mimalloc
+/// settings" and the sixth session). An allocator setting of this binary,
+/// as a service would choose one; the library asks nothing of its users'
+/// allocator.
 #[cfg(feature = "mimalloc")]
 const CHILD_ALLOCATOR_ENV: &[(&str, &str)] = &[
-    ("MIMALLOC_PURGE_DELAY", "0"),
+    ("MIMALLOC_PURGE_DELAY", "10"),
     ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
 ];
 #[cfg(not(feature = "mimalloc"))]
