@@ -169,6 +169,9 @@ impl NodeWatches {
         );
     }
 
+    // Inlined: every write calls these on each node of its path, and
+    // most cells are empty.
+    #[inline]
     fn take(&mut self, f: impl FnOnce(&mut WatchPair) -> Option<Watch>) -> Option<Watch> {
         self.0
             .with_mut(|s| match s {
@@ -179,11 +182,13 @@ impl NodeWatches {
     }
 
     /// Takes the node's open watch out.
+    #[inline]
     pub fn take_node(&mut self) -> Option<Watch> {
         self.take(|p| p.node.take())
     }
 
     /// Takes the leaf key's open watch out.
+    #[inline]
     pub fn take_leaf(&mut self) -> Option<Watch> {
         self.take(|p| p.leaf.take())
     }

@@ -197,6 +197,7 @@ impl<T> OnceSlot<T> {
     }
 
     /// Applies `f` to the value by unique reference, if set.
+    #[inline]
     pub fn with_mut<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
         #[cfg(not(loom))]
         {
