@@ -900,6 +900,50 @@ fn n48_insert<V>(s: &mut N48<V>, b: u8, child: Link<V>) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_sealed_cell_nobody_asked_hands_out_closed_watches() {
+        let w = NodeWatches::new();
+        w.seal(false);
+        assert!(w.node().is_closed());
+        assert!(w.leaf().is_closed());
+        assert!(w.peek_leaf().is_some_and(|l| l.is_closed()));
+    }
+
+    #[test]
+    fn sealing_closes_the_handed_out_watches_but_a_shared_leaf() {
+        let w = NodeWatches::new();
+        let (node, leaf) = (w.node(), w.leaf());
+        w.seal(true);
+        assert!(node.is_closed());
+        assert!(!leaf.is_closed(), "the leaf watch moved to the copy");
+        let w = NodeWatches::new();
+        let leaf = w.leaf();
+        assert!(w.peek_leaf().is_some());
+        w.seal(false);
+        assert!(leaf.is_closed());
+    }
+
+    #[test]
+    fn watches_are_created_once_and_taken_apart() {
+        let mut w = NodeWatches::new();
+        assert!(w.peek_leaf().is_none());
+        assert!(w.take_node().is_none() && w.take_leaf().is_none());
+        let leaf = w.leaf();
+        assert!(w.leaf().same_as(&leaf));
+        assert!(
+            w.take_node().is_none(),
+            "the node watch was never handed out"
+        );
+        let node = w.node();
+        assert!(w.take_node().is_some_and(|t| t.same_as(&node)));
+        assert!(w.take_leaf().is_some_and(|t| t.same_as(&leaf)));
+        assert!(w.take_leaf().is_none());
+        // A copy built with a shared leaf watch hands out that one.
+        let copy = NodeWatches::with(None, Some(leaf.clone()));
+        assert!(copy.peek_leaf().is_some_and(|t| t.same_as(&leaf)));
+        assert!(!copy.node().same_as(&node));
+    }
+
     /// The node size the memory figures rest on: a value of a revision
     /// and a pointer (statedb's object) makes a 72-byte node.
     #[test]
