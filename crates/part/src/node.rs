@@ -3,8 +3,6 @@
 
 use smallvec::SmallVec;
 
-use std::sync::Arc;
-
 use crate::bytes::NodeBytes;
 use crate::sync::OnceSlot;
 use crate::watch::{Seal, Watch};
@@ -12,7 +10,11 @@ use crate::watch::{Seal, Watch};
 /// Key bytes; up to 24 bytes are stored inline without allocation.
 pub type Key = SmallVec<[u8; 24]>;
 
-pub(crate) type Link<V> = Arc<Node<V>>;
+/// A counted reference to a node. `triomphe`'s `Arc` has no weak count:
+/// checking that a node is private to a transaction is one plain load
+/// (std's `Arc::get_mut` is a locked compare-exchange on the weak count),
+/// and the header is 8 bytes, not 16.
+pub(crate) type Link<V> = triomphe::Arc<Node<V>>;
 
 /// A node's or a key's watch, created on the first request. When a commit
 /// retires the node, `seal` closes the watch if there is one, and
@@ -875,7 +877,7 @@ impl<V> Drop for Children<V> {
 /// Drops one reference to a child; if it was the last, the child's own
 /// children go to `freed` instead of being dropped recursively.
 fn unlink<V>(link: Link<V>, freed: &mut Vec<Children<V>>) {
-    if let Some(mut node) = Arc::into_inner(link)
+    if let Ok(mut node) = triomphe::Arc::try_unwrap(link)
         && !node.children.is_empty()
     {
         freed.push(std::mem::replace(&mut node.children, Children::Empty));
@@ -948,6 +950,6 @@ mod tests {
     /// and a pointer (statedb's object) makes a 72-byte node.
     #[test]
     fn node_is_nine_words() {
-        assert_eq!(std::mem::size_of::<Node<(u64, Arc<u8>)>>(), 72);
+        assert_eq!(std::mem::size_of::<Node<(u64, std::sync::Arc<u8>)>>(), 72);
     }
 }

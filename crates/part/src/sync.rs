@@ -21,7 +21,7 @@ use std::time::Instant;
 pub use loom::sync::Arc;
 /// Reference counting for values that hold the primitives below, so that
 /// loom sees the ordering a drop of the last reference relies on. Values
-/// without them (tree nodes, snapshots) keep `std::sync::Arc`.
+/// without them keep a plain one (tree nodes `triomphe::Arc`).
 #[cfg(not(loom))]
 pub use std::sync::Arc;
 

@@ -1,7 +1,6 @@
 //! The persistent tree: queries and iterators over an immutable root.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 use crate::node::{Link, Node};
 use crate::watch::Watch;
@@ -58,7 +57,7 @@ impl<V> Tree<V> {
     /// An empty tree whose every node can hand out a watch.
     pub fn new() -> Self {
         Tree {
-            root: Arc::new(Node::empty()),
+            root: Link::new(Node::empty()),
             len: 0,
             root_only_watch: false,
         }
@@ -69,7 +68,7 @@ impl<V> Tree<V> {
     /// collections inside objects and for indexes nobody watches by key.
     pub fn new_root_only_watch() -> Self {
         Tree {
-            root: Arc::new(Node::empty()),
+            root: Link::new(Node::empty()),
             len: 0,
             root_only_watch: true,
         }

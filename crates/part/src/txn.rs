@@ -1,6 +1,7 @@
 //! Write transactions: batches of changes that copy each path once.
 
-use std::sync::Arc;
+use triomphe::Arc;
+use unsize::{CoerceUnsize, Coercion};
 
 use crate::node::{Key, Link, Node};
 use crate::tree::{self, Iter, OwnedIter, Tree};
@@ -219,13 +220,11 @@ fn make_mut<'a, V: Clone + Send + Sync + 'static>(
     ctx: &mut Ctx,
     retire: bool,
 ) -> &'a mut Node<V> {
-    // Plain loads first: `Arc::get_mut` costs an atomic compare-exchange,
-    // so call it once, on a node known to be unique.
-    if Arc::strong_count(slot) != 1 || Arc::weak_count(slot) != 0 {
+    if !slot.is_unique() {
         let (copy, leaf_shared) = slot.clone_for_write();
         let old = std::mem::replace(slot, Arc::new(copy));
         if retire {
-            let old: Arc<dyn Seal> = old;
+            let old: Arc<dyn Seal> = old.unsize(Coercion!(to dyn Seal));
             ctx.retired.push((old, leaf_shared));
         }
     }
@@ -262,10 +261,7 @@ fn retire_leaf_node<V: Clone + Send + Sync + 'static>(
     ctx: &mut Ctx,
     full: bool,
 ) -> Option<V> {
-    if Arc::strong_count(&old) == 1
-        && Arc::weak_count(&old) == 0
-        && let Some(n) = Arc::get_mut(&mut old)
-    {
+    if let Some(n) = Arc::get_mut(&mut old) {
         if let Some(w) = n.watches.take_node() {
             ctx.close.push(w);
         }
@@ -278,7 +274,7 @@ fn retire_leaf_node<V: Clone + Send + Sync + 'static>(
     }
     let value = old.leaf.as_ref().map(|l| l.value.clone());
     if full {
-        let old: Arc<dyn Seal> = old;
+        let old: Arc<dyn Seal> = old.unsize(Coercion!(to dyn Seal));
         ctx.retired.push((old, false));
     }
     value
@@ -334,7 +330,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
         };
         let common = common_prefix_len(child.prefix(), rest);
         if common == child.prefix().len() {
-            let shared = Arc::strong_count(child) != 1 || Arc::weak_count(child) != 0;
+            let shared = !child.is_unique();
             if shared && common == rest.len() && child.children.is_empty() && child.leaf.is_some() {
                 // Replacing the value of a shared leaf-only node: build the
                 // new node directly rather than copy the old one and

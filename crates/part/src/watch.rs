@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 #[cfg(not(loom))]
 use std::sync::LazyLock;
 use std::sync::atomic::AtomicU64;
@@ -26,7 +25,7 @@ pub(crate) trait Seal: Send + Sync {
 /// Replaced nodes and whether their leaf watch moved to the copy. Inline
 /// room for a few: a root-only tree retires just its root, and a commit
 /// over several such trees then needs no allocation.
-pub(crate) type Retired = smallvec::SmallVec<[(Arc<dyn Seal>, bool); 4]>;
+pub(crate) type Retired = smallvec::SmallVec<[(triomphe::Arc<dyn Seal>, bool); 4]>;
 
 /// A one-shot notification: open until the watched data changes, then
 /// closed forever.
