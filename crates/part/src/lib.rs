@@ -9,6 +9,7 @@ pub mod sync;
 mod tree;
 mod txn;
 mod watch;
+mod watch_cell;
 
 pub use collections::{Map, Set};
 pub use encoding::{KeyEncoding, KeyFilter, ParseKeyError};

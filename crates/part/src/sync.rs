@@ -227,16 +227,4 @@ impl<T> OnceSlot<T> {
                 .take()
         }
     }
-
-    /// The value, if set.
-    pub fn into_inner(self) -> Option<T> {
-        #[cfg(not(loom))]
-        {
-            self.inner.into_inner()
-        }
-        #[cfg(loom)]
-        {
-            self.inner.into_inner().unwrap_or_else(|e| e.into_inner())
-        }
-    }
 }
