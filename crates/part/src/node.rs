@@ -77,6 +77,12 @@ impl<V> Node<V> {
         self.bytes.prefix()
     }
 
+    /// The prefix's length (cheaper than `prefix().len()`).
+    #[inline]
+    pub fn prefix_len(&self) -> usize {
+        self.bytes.plen()
+    }
+
     /// The leaf's value.
     #[inline]
     pub fn value(&self) -> Option<&V> {

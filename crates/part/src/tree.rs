@@ -225,8 +225,17 @@ impl<'a, V> IntoIterator for &'a Tree<V> {
 
 /// The node whose leaf holds `key`.
 pub(crate) fn get<'a, V>(root: &'a Node<V>, key: &[u8]) -> Option<&'a Node<V>> {
-    let mut node = root;
-    let mut d = 0;
+    get_below(root, key, 0)
+}
+
+/// Like [`get`], from a node whose path is the first `depth` bytes of
+/// `key` (the caller matched them).
+#[inline]
+pub(crate) fn get_below<'a, V>(
+    mut node: &'a Node<V>,
+    key: &[u8],
+    mut d: usize,
+) -> Option<&'a Node<V>> {
     loop {
         let p = node.prefix();
         if !p.is_empty() {

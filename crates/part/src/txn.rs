@@ -143,8 +143,6 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
 
     /// Removes `key`; returns its value if it was present.
     pub fn delete(&mut self, key: &[u8]) -> Option<V> {
-        // Look first so that deleting a missing key copies nothing.
-        tree::get(&self.root, key)?;
         let full = !self.root_only_watch;
         let old = delete(&mut self.root, key, 0, &mut self.ctx, full, true);
         if old.is_some() {
@@ -215,18 +213,16 @@ impl<V: Clone + Send + Sync + 'static> Tree<V> {
 
 /// Makes the node in `slot` private to the transaction, copying it if it is
 /// shared. The copied original is retired: its watches close on commit.
+/// Inlined: every write calls it on each node of its path, and on a
+/// transaction's later writes the node is mostly private already.
+#[inline]
 fn make_mut<'a, V: Clone + Send + Sync + 'static>(
     slot: &'a mut Link<V>,
     ctx: &mut Ctx,
     retire: bool,
 ) -> &'a mut Node<V> {
     if !slot.is_unique() {
-        let (copy, leaf_shared) = slot.clone_for_write();
-        let old = std::mem::replace(slot, Arc::new(copy));
-        if retire {
-            let old: Arc<dyn Seal> = old.unsize(Coercion!(to dyn Seal));
-            ctx.retired.push((old, leaf_shared));
-        }
+        copy_for_write(slot, ctx, retire);
     }
     let node = Arc::get_mut(slot).expect("node is private after copy");
     // A private node may still carry a watch handed out while it was
@@ -235,6 +231,22 @@ fn make_mut<'a, V: Clone + Send + Sync + 'static>(
         ctx.close.push(w);
     }
     node
+}
+
+/// The copying half of [`make_mut`], out of line.
+#[cold]
+#[inline(never)]
+fn copy_for_write<V: Clone + Send + Sync + 'static>(
+    slot: &mut Link<V>,
+    ctx: &mut Ctx,
+    retire: bool,
+) {
+    let (copy, leaf_shared) = slot.clone_for_write();
+    let old = std::mem::replace(slot, Arc::new(copy));
+    if retire {
+        let old: Arc<dyn Seal> = old.unsize(Coercion!(to dyn Seal));
+        ctx.retired.push((old, leaf_shared));
+    }
 }
 
 /// Changes a node's prefix without changing its keys. A shared node is
@@ -280,6 +292,13 @@ fn retire_leaf_node<V: Clone + Send + Sync + 'static>(
     value
 }
 
+/// Byte-wise equality: prefixes are short, a `memcmp` call costs more.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+#[inline]
 fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
@@ -299,7 +318,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
     let mut retire = full || is_root;
     loop {
         let node = make_mut(slot, ctx, retire);
-        let d = depth + node.prefix().len();
+        let d = depth + node.prefix_len();
         if d == key.len() {
             return match &mut node.leaf {
                 Some(leaf) => {
@@ -328,10 +347,18 @@ fn upsert<V: Clone + Send + Sync + 'static>(
         let Some(child) = node.children.slot_mut(at) else {
             return (None, false);
         };
-        let common = common_prefix_len(child.prefix(), rest);
-        if common == child.prefix().len() {
-            let shared = !child.is_unique();
-            if shared && common == rest.len() && child.children.is_empty() && child.leaf.is_some() {
+        let plen = child.prefix_len();
+        let common = if plen == 0 {
+            0
+        } else {
+            common_prefix_len(child.prefix(), rest)
+        };
+        if common == plen {
+            if common == rest.len()
+                && child.children.is_empty()
+                && child.leaf.is_some()
+                && !child.is_unique()
+            {
                 // Replacing the value of a shared leaf-only node: build the
                 // new node directly rather than copy the old one and
                 // overwrite it.
@@ -382,13 +409,23 @@ fn split_and_insert<V: Clone + Send + Sync + 'static>(
     (None, true)
 }
 
-/// Deletes `key` below `slot`; the caller checked that it exists.
+/// Deletes `key` below `slot`, whose path is the first `depth` bytes of
+/// the key; `None` if the key is absent.
 ///
-/// A loop, not recursion. Only the parent of the node that loses the key
-/// needs fixing afterwards (a non-root node without a leaf has at least two
-/// children, so the removal cannot cascade further up): the loop walks
-/// down until the next node is where the key ends, or holds it in a
-/// leaf-only child, removes it there and repairs that node in its parent.
+/// One descent, a loop, not recursion. Only the parent of the node that
+/// loses the key needs fixing afterwards (a non-root node without a leaf
+/// has at least two children, so the removal cannot cascade further up):
+/// the loop walks down until the next node is where the key ends, or holds
+/// it in a leaf-only child, removes it there and repairs that node in its
+/// parent.
+///
+/// Deleting a missing key must change nothing: no copy, no closed watch.
+/// So until the key is known to exist, the walk passes only nodes that are
+/// private to the transaction and carry no watch (for those, `make_mut`
+/// changes nothing) and matches their prefixes itself; at the first other
+/// node it looks the rest of the way down before touching it. In a
+/// transaction's later deletes the upper levels are private already, so
+/// the look covers the last level or two, which the delete reads anyway.
 fn delete<V: Clone + Send + Sync + 'static>(
     mut slot: &mut Link<V>,
     key: &[u8],
@@ -398,19 +435,35 @@ fn delete<V: Clone + Send + Sync + 'static>(
     is_root: bool,
 ) -> Option<V> {
     let mut retire = full || is_root;
+    let mut found = false;
     loop {
+        if !found && !(slot.is_unique() && slot.watches.is_unset()) {
+            tree::get_below(slot, key, depth)?;
+            found = true;
+        }
         let node = make_mut(slot, ctx, retire);
-        let d = depth + node.prefix().len();
+        let p = node.prefix();
+        if !found
+            && !key
+                .get(depth..depth + p.len())
+                .is_some_and(|k| same_bytes(k, p))
+        {
+            return None;
+        }
+        let d = depth + p.len();
         if d == key.len() {
             // Only reached at the root: below it, the parent handles the
-            // node where the key ends.
+            // node where the key ends. (No leaf: nothing was changed.)
             return take_leaf(node, ctx);
         }
         let b = key[d];
         let child = node.children.get(b)?;
         if child.children.is_empty() {
-            // The key exists, so this leaf-only child holds it: unlink it
-            // whole instead of copying it first.
+            // A leaf-only child holds the key if its prefix is the rest:
+            // unlink it whole instead of copying it first.
+            if !found && !same_bytes(child.prefix(), &key[d + 1..]) {
+                return None;
+            }
             let old = node.children.remove(b)?;
             return retire_leaf_node(old, ctx, full);
         }
@@ -421,8 +474,12 @@ fn delete<V: Clone + Send + Sync + 'static>(
                 .and_then(|gb| child.children.get(*gb))
                 .is_none_or(|g| g.children.is_empty());
         if ends_in_child {
-            let old = delete_in(node, b, key, cd, ctx, full)?;
-            return Some(old);
+            // `delete_in` copies the child: make sure first (the child and
+            // its child were just read).
+            if !found {
+                tree::get_below(child, key, d + 1)?;
+            }
+            return delete_in(node, b, key, cd, ctx, full);
         }
         slot = node.children.get_mut(b)?;
         depth = d + 1;

@@ -120,6 +120,13 @@ impl NodeWatches {
         )
     }
 
+    /// True while no watch was asked for, handed in or sealed: taking
+    /// watches out of such a cell would find none.
+    #[inline]
+    pub fn is_unset(&self) -> bool {
+        self.0.with(|_| ()).is_none()
+    }
+
     /// The node's watch, created if there is none yet (closed if sealed).
     pub fn node(&self) -> Watch {
         self.pair(|p| p.node.get())
@@ -214,9 +221,11 @@ mod tests {
     #[test]
     fn watches_are_created_once_and_taken_apart() {
         let mut w = NodeWatches::new();
+        assert!(w.is_unset());
         assert!(w.peek_leaf().is_none());
         assert!(w.take_node().is_none() && w.take_leaf().is_none());
         let leaf = w.leaf();
+        assert!(!w.is_unset());
         assert!(w.leaf().same_as(&leaf));
         assert!(
             w.take_node().is_none(),

@@ -165,4 +165,43 @@ proptest! {
             prop_assert_eq!(w.is_closed(), touched.contains(&k), "key {:?}", k);
         }
     }
+
+    /// Deleting keys that are absent changes nothing: not a watch of the
+    /// committed tree, nor of a snapshot taken inside the transaction after
+    /// its own writes (whose nodes are the transaction's again once the
+    /// snapshot is gone).
+    #[test]
+    fn deleting_missing_keys_closes_nothing(init in prop::collection::btree_map(key(), any::<u32>(), 0..12),
+                                            inserts in prop::collection::vec(key(), 0..6),
+                                            deletes in prop::collection::vec(key(), 1..10),
+                                            probes in prop::collection::vec(key(), 1..12)) {
+        let watches_of = |t: &Tree<u32>| -> Vec<(String, Watch)> {
+            let mut ws = vec![("root".to_string(), t.root_watch())];
+            for p in &probes {
+                ws.push((format!("prefix {p:?}"), t.prefix(p).1));
+                ws.push((format!("key {p:?}"), t.get_watch(p).1));
+            }
+            ws
+        };
+        let mut txn = Tree::new().txn();
+        for (k, v) in &init { txn.insert(k, *v); }
+        let tree = txn.commit_and_close();
+        let missing: Vec<Vec<u8>> = deletes.into_iter()
+            .filter(|k| !init.contains_key(k) && !inserts.contains(k)).collect();
+
+        let before = watches_of(&tree);
+        let mut txn = tree.txn();
+        for k in &missing { prop_assert_eq!(txn.delete(k), None); }
+        txn.commit_and_close();
+        for (what, w) in &before { prop_assert!(!w.is_closed(), "{} closed", what); }
+
+        let mut txn = tree.txn();
+        for k in &inserts { txn.insert(k, 7); }
+        let snapshot = txn.snapshot();
+        let inside = watches_of(&snapshot);
+        drop(snapshot);
+        for k in &missing { prop_assert_eq!(txn.delete(k), None); }
+        txn.commit_and_close();
+        for (what, w) in &inside { prop_assert!(!w.is_closed(), "{} closed (inside)", what); }
+    }
 }
