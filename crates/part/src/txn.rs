@@ -437,7 +437,8 @@ fn delete<V: Clone + Send + Sync + 'static>(
     let mut retire = full || is_root;
     let mut found = false;
     loop {
-        if !found && !(slot.is_unique() && slot.watches.is_unset()) {
+        // Not known yet, and a node `make_mut` would change: look first.
+        if !(found || (slot.is_unique() && slot.watches.is_unset())) {
             tree::get_below(slot, key, depth)?;
             found = true;
         }
