@@ -71,6 +71,19 @@ impl<V> Node<V> {
         }
     }
 
+    /// A leaf-only node with this one's key and prefix and a new value:
+    /// the key is cloned from the node rather than rebuilt from a slice,
+    /// whose variable-length copy is read back wide (a store-forwarding
+    /// stall).
+    pub fn leaf_with_value(&self, value: V) -> Self {
+        Node {
+            bytes: self.bytes.clone(),
+            leaf: Some(Leaf::new(value)),
+            children: Children::Empty,
+            watches: NodeWatches::new(),
+        }
+    }
+
     /// The compressed path between the parent's edge byte and this node.
     #[inline]
     pub fn prefix(&self) -> &[u8] {

@@ -363,7 +363,7 @@ fn upsert<V: Clone + Send + Sync + 'static>(
                 // new node directly rather than copy the old one and
                 // overwrite it.
                 let old = child.leaf.as_ref().map(|l| &l.value);
-                let node = Node::new_leaf(rest.len(), key, f(old));
+                let node = child.leaf_with_value(f(old));
                 let old = std::mem::replace(child, Arc::new(node));
                 return (retire_leaf_node(old, ctx, full), false);
             }
