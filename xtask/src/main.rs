@@ -22,8 +22,9 @@
 //! - `cargo xtask package`: the publishing checks of `ci` alone (features,
 //!   examples, packaged crates used from outside the workspace).
 //! - `cargo xtask bench [flags]`: the benchmark harness in release mode;
-//!   flags are passed through (`--quick`, `--smoke`, `--filter S`,
-//!   `--json FILE`).
+//!   flags are passed through (`--quick`, `--smoke`, `--filter S`...,
+//!   `--json FILE`, `--scale`, and `--ab BEFORE [--rounds N]` to compare
+//!   this build with an earlier copy of the binary).
 
 mod publish;
 
@@ -249,7 +250,7 @@ fn main() -> ExitCode {
             .and_then(|()| publish::examples())
             .and_then(|()| publish::package()),
         Some("fuzz") => fuzz(&args[1..]),
-        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask stress | cargo xtask loom | cargo xtask package | cargo xtask fuzz TARGET [SECONDS] | cargo xtask bench [--quick|--smoke] [--filter S] [--json FILE]".into()),
+        _ => Err("usage: cargo xtask ci | cargo xtask soak | cargo xtask stress | cargo xtask loom | cargo xtask package | cargo xtask fuzz TARGET [SECONDS] | cargo xtask bench [--quick|--smoke] [--scale] [--filter S]... [--json FILE] [--ab BEFORE [--rounds N]]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,10 @@
 //! Benchmark harness for part, statedb and reconciler; see
 //! `docs/benchmarks.md`. Run through `cargo xtask bench [--quick|--smoke]
-//! [--filter S] [--json FILE]`.
+//! [--filter S]... [--json FILE]`, or `--ab BEFORE [--rounds N]` to compare
+//! this build with another one (see `compare.rs`).
 
 mod alloc;
+mod compare;
 mod db_benches;
 mod harness;
 mod lpm_benches;
@@ -28,19 +30,23 @@ const RECONCILER_ROWS: [(&str, u64); 5] = [
 struct Args {
     mode: Mode,
     scale: bool,
-    filter: Option<String>,
+    /// Rows whose name contains any of these (all rows when empty).
+    filters: Vec<String>,
     json: Option<String>,
+    /// `--ab`: the build to compare this one with, and the rounds.
+    ab: Option<(std::path::PathBuf, usize)>,
     child: Option<(String, u64)>,
 }
 
-const USAGE: &str = "usage: bench [--quick | --smoke] [--scale] [--filter SUBSTRING] [--json FILE]";
+const USAGE: &str = "usage: bench [--quick | --smoke] [--scale] [--filter SUBSTRING]... [--json FILE]\n       bench --ab BEFORE_BINARY [--rounds N] [--quick | --smoke] [--filter SUBSTRING]... [--json FILE]";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
         mode: Mode::Full,
         scale: false,
-        filter: None,
+        filters: Vec::new(),
         json: None,
+        ab: None,
         child: None,
     };
     let mut it = std::env::args().skip(1);
@@ -49,7 +55,25 @@ fn parse() -> Result<Args, String> {
             "--quick" => args.mode = Mode::Quick,
             "--smoke" => args.mode = Mode::Smoke,
             "--scale" => args.scale = true,
-            "--filter" => args.filter = Some(it.next().ok_or("--filter needs a value")?),
+            "--filter" => args
+                .filters
+                .push(it.next().ok_or("--filter needs a value")?),
+            "--ab" => {
+                let before = it.next().ok_or("--ab needs the other build's path")?;
+                let rounds = args.ab.as_ref().map_or(5, |(_, r)| *r);
+                args.ab = Some((before.into(), rounds));
+            }
+            "--rounds" => {
+                let rounds = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--rounds needs a count of at least 1")?;
+                match &mut args.ab {
+                    Some((_, r)) => *r = rounds,
+                    None => args.ab = Some((std::path::PathBuf::new(), rounds)),
+                }
+            }
             "--json" => args.json = Some(it.next().ok_or("--json needs a file")?),
             "--child" => {
                 let name = it.next().ok_or("--child needs a name")?;
@@ -61,6 +85,16 @@ fn parse() -> Result<Args, String> {
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if let Some((before, _)) = &args.ab {
+        if before.as_os_str().is_empty() {
+            return Err(format!("--rounds is for --ab\n{USAGE}"));
+        }
+        if args.scale {
+            return Err(format!(
+                "--ab compares the harness rows, not --scale\n{USAGE}"
+            ));
         }
     }
     Ok(args)
@@ -169,6 +203,46 @@ fn scale_mode(args: &Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `--ab BEFORE`: this build against `BEFORE`, alternating (see
+/// `compare.rs`).
+fn ab_mode(args: &Args, before: &std::path::Path, rounds: usize) -> ExitCode {
+    let after = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("cannot find this binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mode_flag = match args.mode {
+        Mode::Full => None,
+        Mode::Quick => Some("--quick"),
+        Mode::Smoke => Some("--smoke"),
+    };
+    let plan = compare::Plan {
+        before,
+        after: &after,
+        mode_flag,
+        filters: &args.filters,
+        rounds,
+    };
+    let rows = match compare::run(&plan) {
+        Ok(samples) => compare::summarize(&samples),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", compare::render(&rows));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
+        if let Err(e) = std::fs::write(path, json) {
+            eprintln!("cannot write {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(a) => a,
@@ -182,7 +256,12 @@ fn main() -> ExitCode {
         println!("{}", serde_json::to_string(&row).expect("row serializes"));
         return ExitCode::SUCCESS;
     }
-    let wanted = |name: &str| args.filter.as_deref().is_none_or(|f| name.contains(f));
+    if let Some((before, rounds)) = &args.ab {
+        return ab_mode(&args, before, *rounds);
+    }
+    let wanted = |name: &str| {
+        args.filters.is_empty() || args.filters.iter().any(|f| name.contains(f.as_str()))
+    };
     if args.scale {
         return scale_mode(&args);
     }
