@@ -127,7 +127,7 @@ impl<'t, T> Iterator for Refs<'t, T> {
     fn next(&mut self) -> Option<Self::Item> {
         let o = match &mut self.inner {
             RefsInner::One(o) => o.take(),
-            RefsInner::Iter(i) => i.next().map(|(_, o)| o),
+            RefsInner::Iter(i) => i.next_value(),
         };
         o.map(|o| (&*o.data, o.revision))
     }

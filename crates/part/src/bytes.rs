@@ -21,6 +21,40 @@ const HEAP_PLEN_MAX: usize = u32::MAX as usize;
 #[cfg(test)]
 const HEAP_PLEN_MAX: usize = 40;
 
+/// Equality of two short byte strings (node prefixes, key tails) without
+/// a `memcmp` call or a loop per byte: strings of up to 16 bytes are
+/// compared as two overlapping words (every byte is in one of them), longer
+/// ones by 8-byte chunks. Prefixes are mostly a few bytes long, and a
+/// `memcmp` call, or a byte loop whose length the branch predictor must
+/// guess, costs more than the compare itself on every level of a descent.
+#[inline]
+pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word4 = |s: &[u8], i: usize| u32::from_ne_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let word8 = |s: &[u8], i: usize| {
+        u64::from_ne_bytes([
+            s[i],
+            s[i + 1],
+            s[i + 2],
+            s[i + 3],
+            s[i + 4],
+            s[i + 5],
+            s[i + 6],
+            s[i + 7],
+        ])
+    };
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// A byte string whose last `plen` bytes are the node's prefix.
 #[derive(Clone)]
 pub(crate) enum NodeBytes {
@@ -174,5 +208,19 @@ mod tests {
         check(&b, b"abc", b"abc");
         check(&NodeBytes::prefix_only(b"xy"), b"xy", b"xy");
         check(&NodeBytes::empty(), b"", b"");
+    }
+
+    #[test]
+    fn short_eq_matches_slice_equality_at_every_length() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(7)).collect();
+            assert!(short_eq(&a, &a.clone()), "len {n}");
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 0x80;
+                assert!(!short_eq(&a, &b), "len {n}, byte {at} differs");
+            }
+            assert!(!short_eq(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
     }
 }

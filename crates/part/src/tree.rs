@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 
+use crate::bytes::short_eq;
 use crate::node::{Link, Node};
 use crate::watch::Watch;
 
@@ -239,9 +240,7 @@ pub(crate) fn get_below<'a, V>(
     loop {
         let p = node.prefix();
         if !p.is_empty() {
-            // A byte loop: prefixes are short, a memcmp call costs more.
-            let rest = key.get(d..d + p.len())?;
-            if rest.iter().zip(p).any(|(a, b)| a != b) {
+            if !short_eq(key.get(d..d + p.len())?, p) {
                 return None;
             }
             d += p.len();
@@ -266,7 +265,7 @@ pub(crate) fn get_watch<'a, V>(
     let mut d = 0;
     loop {
         let p = node.prefix();
-        if key.len() < d + p.len() || key[d..d + p.len()] != *p {
+        if !key.get(d..d + p.len()).is_some_and(|k| short_eq(k, p)) {
             // An insert of `key` would split this node, which replaces it.
             return (None, node.node_watch());
         }
@@ -395,17 +394,23 @@ impl<'a, V> Iter<'a, V> {
     }
 }
 
-impl<'a, V> Iterator for Iter<'a, V> {
-    type Item = (&'a [u8], &'a V);
-
+impl<'a, V> Iter<'a, V> {
+    /// The next value, without decoding its key: for callers that read
+    /// values only (a table scan hands out objects, not index keys).
     #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
+    pub fn next_value(&mut self) -> Option<&'a V> {
+        self.advance(Node::value)
+    }
+
+    /// Walks to the next node with a leaf and hands it to `project`.
+    #[inline]
+    fn advance<R>(&mut self, project: impl Fn(&'a Node<V>) -> Option<R>) -> Option<R> {
         loop {
             let top = self.stack.last_mut()?;
             let node: &'a Link<V> = top.node;
             if top.leaf_pending {
                 top.leaf_pending = false;
-                if let Some(e) = node.entry() {
+                if let Some(e) = project(node) {
                     return Some(e);
                 }
             }
@@ -414,7 +419,7 @@ impl<'a, V> Iterator for Iter<'a, V> {
                     top.cursor = c + 1;
                     if child.children.is_empty() {
                         // Leaf-only child: yield without a frame.
-                        if let Some(e) = child.entry() {
+                        if let Some(e) = project(child) {
                             return Some(e);
                         }
                     } else {
@@ -426,6 +431,15 @@ impl<'a, V> Iterator for Iter<'a, V> {
                 }
             }
         }
+    }
+}
+
+impl<'a, V> Iterator for Iter<'a, V> {
+    type Item = (&'a [u8], &'a V);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.advance(Node::entry)
     }
 }
 

@@ -3,6 +3,7 @@
 use triomphe::Arc;
 use unsize::{CoerceUnsize, Coercion};
 
+use crate::bytes::short_eq;
 use crate::node::{Key, Link, Node};
 use crate::tree::{self, Iter, OwnedIter, Tree};
 use crate::watch::{Seal, Watch, WatchesToClose};
@@ -292,12 +293,6 @@ fn retire_leaf_node<V: Clone + Send + Sync + 'static>(
     value
 }
 
-/// Byte-wise equality: prefixes are short, a `memcmp` call costs more.
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
-}
-
 #[inline]
 fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
@@ -447,7 +442,7 @@ fn delete<V: Clone + Send + Sync + 'static>(
         if !found
             && !key
                 .get(depth..depth + p.len())
-                .is_some_and(|k| same_bytes(k, p))
+                .is_some_and(|k| short_eq(k, p))
         {
             return None;
         }
@@ -462,7 +457,7 @@ fn delete<V: Clone + Send + Sync + 'static>(
         if child.children.is_empty() {
             // A leaf-only child holds the key if its prefix is the rest:
             // unlink it whole instead of copying it first.
-            if !found && !same_bytes(child.prefix(), &key[d + 1..]) {
+            if !found && !short_eq(child.prefix(), &key[d + 1..]) {
                 return None;
             }
             let old = node.children.remove(b)?;
