@@ -397,6 +397,15 @@ impl<'a, V> Iter<'a, V> {
 impl<'a, V> Iter<'a, V> {
     /// The next value, without decoding its key: for callers that read
     /// values only (a table scan hands out objects, not index keys).
+    /// Advances the same iteration as [`Iterator::next`].
+    ///
+    /// ```
+    /// let tree = part::Tree::new().insert(b"a", 1).insert(b"b", 2);
+    /// let mut it = tree.iter();
+    /// assert_eq!(it.next_value(), Some(&1));
+    /// assert_eq!(it.next(), Some((&b"b"[..], &2)));
+    /// assert_eq!(it.next_value(), None);
+    /// ```
     #[inline]
     pub fn next_value(&mut self) -> Option<&'a V> {
         self.advance(Node::value)

@@ -45,6 +45,10 @@ fn check_tree(t: &Tree<u32>, m: &Model, probes: &[Vec<u8>]) {
     let got: Vec<(Vec<u8>, u32)> = t.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
     let want: Vec<(Vec<u8>, u32)> = m.iter().map(|(k, v)| (k.clone(), *v)).collect();
     assert_eq!(got, want, "full iteration");
+    let mut it = t.iter();
+    let values: Vec<u32> = std::iter::from_fn(|| it.next_value().copied()).collect();
+    let want_values: Vec<u32> = m.values().copied().collect();
+    assert_eq!(values, want_values, "values without keys");
     assert_eq!(t.len(), m.len(), "len");
     for p in probes {
         assert_eq!(t.get(p), m.get(p), "get {p:?}");
@@ -54,6 +58,10 @@ fn check_tree(t: &Tree<u32>, m: &Model, probes: &[Vec<u8>]) {
         let got: Vec<Vec<u8>> = t.lower_bound(p).map(|(k, _)| k.to_vec()).collect();
         let want: Vec<Vec<u8>> = m.range(p.clone()..).map(|(k, _)| k.clone()).collect();
         assert_eq!(got, want, "lower_bound {p:?}");
+        let mut it = t.lower_bound(p);
+        let got: Vec<u32> = std::iter::from_fn(|| it.next_value().copied()).collect();
+        let want: Vec<u32> = m.range(p.clone()..).map(|(_, v)| *v).collect();
+        assert_eq!(got, want, "lower_bound values {p:?}");
     }
 }
 
