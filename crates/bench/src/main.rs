@@ -193,14 +193,22 @@ fn scale_mode(args: &Args) -> ExitCode {
             rows.push(r);
         }
     }
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
-        if let Err(e) = std::fs::write(path, json) {
+    write_json(args.json.as_deref(), &rows)
+}
+
+/// Writes `rows` to `path` as JSON when one was given (`--json`).
+fn write_json(path: Option<&str>, rows: &impl serde::Serialize) -> ExitCode {
+    let Some(path) = path else {
+        return ExitCode::SUCCESS;
+    };
+    let json = serde_json::to_string_pretty(rows).expect("rows serialize");
+    match std::fs::write(path, json) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             eprintln!("cannot write {path}: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
     }
-    ExitCode::SUCCESS
 }
 
 /// `--ab BEFORE`: this build against `BEFORE`, alternating (see
@@ -233,14 +241,7 @@ fn ab_mode(args: &Args, before: &std::path::Path, rounds: usize) -> ExitCode {
         }
     };
     print!("{}", compare::render(&rows));
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
-        if let Err(e) = std::fs::write(path, json) {
-            eprintln!("cannot write {path}: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    ExitCode::SUCCESS
+    write_json(args.json.as_deref(), &rows)
 }
 
 fn main() -> ExitCode {
@@ -312,12 +313,5 @@ fn main() -> ExitCode {
             }
         }
     }
-    if let Some(path) = args.json {
-        let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
-        if let Err(e) = std::fs::write(&path, json) {
-            eprintln!("cannot write {path}: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    ExitCode::SUCCESS
+    write_json(args.json.as_deref(), &rows)
 }
