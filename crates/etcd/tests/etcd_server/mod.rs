@@ -3,9 +3,11 @@
 //! temporary data directory, stopped on drop. Shared by the tests of
 //! this crate and of the memos example.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A running (or stopped) etcd server of a test.
@@ -16,11 +18,24 @@ pub struct Etcd {
     peer_port: u16,
 }
 
+/// A loopback port that was free a moment ago and that no other server
+/// of this test process was given. The tests of a binary run in parallel
+/// threads: without the record, two of them could be handed the same
+/// port (released between the probe and etcd's bind, or while a server
+/// is stopped for a restart), and one test's client would then talk to
+/// the other test's etcd.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 impl Etcd {
@@ -77,11 +92,17 @@ impl Etcd {
             .spawn()
             .expect("start etcd");
         self.child = Some(child);
-        // Ready once it answers on its client port.
+        // Ready once it answers on its client port, and still running: an
+        // etcd that could not bind its ports exits, and whatever answered
+        // would not be ours.
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.client_port)).is_err() {
             assert!(Instant::now() < deadline, "etcd did not start");
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(child) = &mut self.child {
+            let exited = child.try_wait().expect("etcd's status");
+            assert!(exited.is_none(), "etcd exited at start: {exited:?}");
         }
     }
 
