@@ -33,8 +33,10 @@ struct Args {
     /// Rows whose name contains any of these (all rows when empty).
     filters: Vec<String>,
     json: Option<String>,
-    /// `--ab`: the build to compare this one with, and the rounds.
-    ab: Option<(std::path::PathBuf, usize)>,
+    /// `--ab`: the build to compare this one with.
+    ab: Option<std::path::PathBuf>,
+    /// `--rounds` of an `--ab` comparison.
+    rounds: Option<usize>,
     child: Option<(String, u64)>,
 }
 
@@ -47,6 +49,7 @@ fn parse() -> Result<Args, String> {
         filters: Vec::new(),
         json: None,
         ab: None,
+        rounds: None,
         child: None,
     };
     let mut it = std::env::args().skip(1);
@@ -58,21 +61,14 @@ fn parse() -> Result<Args, String> {
             "--filter" => args
                 .filters
                 .push(it.next().ok_or("--filter needs a value")?),
-            "--ab" => {
-                let before = it.next().ok_or("--ab needs the other build's path")?;
-                let rounds = args.ab.as_ref().map_or(5, |(_, r)| *r);
-                args.ab = Some((before.into(), rounds));
-            }
+            "--ab" => args.ab = Some(it.next().ok_or("--ab needs the other build's path")?.into()),
             "--rounds" => {
                 let rounds = it
                     .next()
                     .and_then(|s| s.parse().ok())
                     .filter(|n| *n > 0)
                     .ok_or("--rounds needs a count of at least 1")?;
-                match &mut args.ab {
-                    Some((_, r)) => *r = rounds,
-                    None => args.ab = Some((std::path::PathBuf::new(), rounds)),
-                }
+                args.rounds = Some(rounds);
             }
             "--json" => args.json = Some(it.next().ok_or("--json needs a file")?),
             "--child" => {
@@ -87,15 +83,13 @@ fn parse() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if let Some((before, _)) = &args.ab {
-        if before.as_os_str().is_empty() {
-            return Err(format!("--rounds is for --ab\n{USAGE}"));
-        }
-        if args.scale {
-            return Err(format!(
-                "--ab compares the harness rows, not --scale\n{USAGE}"
-            ));
-        }
+    if args.rounds.is_some() && args.ab.is_none() {
+        return Err(format!("--rounds is for --ab\n{USAGE}"));
+    }
+    if args.ab.is_some() && args.scale {
+        return Err(format!(
+            "--ab compares the harness rows, not --scale\n{USAGE}"
+        ));
     }
     Ok(args)
 }
@@ -257,8 +251,8 @@ fn main() -> ExitCode {
         println!("{}", serde_json::to_string(&row).expect("row serializes"));
         return ExitCode::SUCCESS;
     }
-    if let Some((before, rounds)) = &args.ab {
-        return ab_mode(&args, before, *rounds);
+    if let Some(before) = &args.ab {
+        return ab_mode(&args, before, args.rounds.unwrap_or(5));
     }
     let wanted = |name: &str| {
         args.filters.is_empty() || args.filters.iter().any(|f| name.contains(f.as_str()))
