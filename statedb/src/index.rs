@@ -356,9 +356,7 @@ pub(crate) fn first_exact<'a, V, R: Read<V>>(
     if unique {
         tree.get(key)
     } else {
-        tree.prefix_iter(&non_unique_exact(key))
-            .next()
-            .map(|(_, v)| v)
+        tree.prefix_first(&non_unique_exact(key)).map(|(_, v)| v)
     }
 }
 

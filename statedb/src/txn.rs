@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use part::WatchesToClose;
+use smallvec::SmallVec;
 
 use crate::db_inner::DbInner;
 use crate::erased::ErasedTable;
@@ -75,6 +76,12 @@ impl ReadTxnLike for ReadTxn {
     }
 }
 
+/// Per-transaction lists of tables, inline up to a few: most write
+/// transactions lock one or two tables, and a heap list each (the tables,
+/// their locks, their transactions, what commit finished) was a third of
+/// a one-object transaction's allocations.
+pub(crate) type PerTable<T> = SmallVec<[T; 2]>;
+
 struct Locked {
     pos: usize,
     table: Arc<dyn ErasedTable>,
@@ -102,7 +109,7 @@ struct Locked {
 pub struct WriteTxn {
     db: Arc<DbInner>,
     base: Arc<Root>,
-    locked: Vec<Locked>,
+    locked: PerTable<Locked>,
     started: Option<Instant>,
 }
 
@@ -148,7 +155,7 @@ impl Drop for WriteTxn {
             let names: Vec<&str> = locked.iter().map(|l| l.txn.name()).collect();
             m.write_txn_aborted(&names);
         }
-        let mut tables = Vec::with_capacity(locked.len());
+        let mut tables: PerTable<_> = SmallVec::with_capacity(locked.len());
         for l in locked {
             l.txn.abort();
             drop(l.guard);
@@ -204,7 +211,7 @@ impl WriteTxn {
     pub fn commit(mut self) -> ReadTxn {
         let locked = std::mem::take(&mut self.locked);
         let mut watches = WatchesToClose::new();
-        let mut finished = Vec::with_capacity(locked.len());
+        let mut finished: PerTable<_> = SmallVec::with_capacity(locked.len());
         for l in locked {
             let (state, w, stats) = l.txn.finish();
             watches.append(w);
@@ -217,7 +224,7 @@ impl WriteTxn {
             Ok::<(), Infallible>(())
         });
         let metrics = self.db.metrics();
-        let mut released = Vec::with_capacity(finished.len());
+        let mut released: PerTable<_> = SmallVec::with_capacity(finished.len());
         for (_, _, stats, table, guard) in finished {
             drop(guard);
             if stats.initialized {
@@ -261,7 +268,7 @@ pub(crate) fn collect_if_idle(db: &Arc<DbInner>, table: &Arc<dyn ErasedTable>) {
     table.request_collection();
     if let Some(guard) = TableGuard::try_new(table) {
         // Committing runs the graveyard collection.
-        begin_locked(db, vec![(pos, guard)], None).commit();
+        begin_locked(db, smallvec::smallvec![(pos, guard)], None).commit();
     }
 }
 
@@ -309,10 +316,10 @@ impl Drop for TableGuard {
 /// position in the root), so that writers never deadlock.
 pub(crate) fn lock_tables(
     db: &Arc<DbInner>,
-    tables: Vec<Arc<dyn ErasedTable>>,
+    tables: PerTable<Arc<dyn ErasedTable>>,
     wait: LockWait,
 ) -> Result<WriteTxn, TxnError> {
-    let mut regs = Vec::with_capacity(tables.len());
+    let mut regs: PerTable<_> = SmallVec::with_capacity(tables.len());
     for t in tables {
         let (db_id, pos) = t
             .registration()
@@ -339,7 +346,7 @@ pub(crate) fn lock_tables(
         LockWait::Timeout(d) => Instant::now().checked_add(d),
         _ => None,
     };
-    let mut guards = Vec::with_capacity(regs.len());
+    let mut guards: PerTable<_> = SmallVec::with_capacity(regs.len());
     for (pos, t) in regs {
         let t0 = metrics.map(|_| Instant::now());
         let guard = match (wait, deadline) {
@@ -368,7 +375,7 @@ pub(crate) fn lock_tables(
 /// Starts a write transaction over tables whose locks are held.
 pub(crate) fn begin_locked(
     db: &Arc<DbInner>,
-    guards: Vec<(usize, TableGuard)>,
+    guards: PerTable<(usize, TableGuard)>,
     started: Option<Instant>,
 ) -> WriteTxn {
     // Loaded after locking: the state of our tables cannot change now.

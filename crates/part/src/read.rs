@@ -38,6 +38,13 @@ pub trait Read<V> {
     /// Ordered iteration over the keys starting with `prefix`.
     fn prefix_iter(&self, prefix: &[u8]) -> Iter<'_, V>;
 
+    /// The first key (in order) starting with `prefix`, and its value:
+    /// what `prefix_iter(prefix).next()` yields, without building the
+    /// iterator (for [`Tree`] and [`Txn`]: no allocation).
+    fn prefix_first(&self, prefix: &[u8]) -> Option<(&[u8], &V)> {
+        self.prefix_iter(prefix).next()
+    }
+
     /// Ordered iteration over the keys greater than or equal to `key`.
     fn lower_bound(&self, key: &[u8]) -> Iter<'_, V>;
 
@@ -62,6 +69,10 @@ impl<V> Read<V> for Tree<V> {
     #[inline]
     fn prefix_iter(&self, prefix: &[u8]) -> Iter<'_, V> {
         self.prefix(prefix).0
+    }
+    #[inline]
+    fn prefix_first(&self, prefix: &[u8]) -> Option<(&[u8], &V)> {
+        Tree::prefix_first(self, prefix)
     }
     #[inline]
     fn lower_bound(&self, key: &[u8]) -> Iter<'_, V> {
@@ -89,6 +100,10 @@ impl<V: Clone + Send + Sync + 'static> Read<V> for Txn<V> {
     #[inline]
     fn prefix_iter(&self, prefix: &[u8]) -> Iter<'_, V> {
         self.prefix(prefix)
+    }
+    #[inline]
+    fn prefix_first(&self, prefix: &[u8]) -> Option<(&[u8], &V)> {
+        Txn::prefix_first(self, prefix)
     }
     #[inline]
     fn lower_bound(&self, key: &[u8]) -> Iter<'_, V> {
@@ -122,12 +137,16 @@ mod tests {
                 vals(r.iter()),
                 vals(r.prefix_iter(b"a")),
                 vals(r.prefix_iter(b"c")),
+                r.prefix_first(b"a").map(|(_, v)| *v).into_iter().collect(),
+                r.prefix_first(b"c").map(|(_, v)| *v).into_iter().collect(),
                 vals(r.lower_bound(b"abd")),
                 vals(r.snapshot().iter()),
             ]
         }
         assert_eq!(answers(&tree), answers(&txn));
         assert_eq!(answers(&tree)[4], vec![1, 2, 3]);
-        assert_eq!(answers(&tree)[6], vec![4, 5]);
+        assert_eq!(answers(&tree)[6], vec![1]);
+        assert_eq!(answers(&tree)[7], Vec::<u32>::new());
+        assert_eq!(answers(&tree)[8], vec![4, 5]);
     }
 }

@@ -141,9 +141,26 @@ impl<V> Tree<V> {
         (self.lower_bound(key), self.root.node_watch())
     }
 
-    /// The first key (in order) and its value.
+    /// The first key (in order) and its value. One descent along the
+    /// leftmost path; unlike `iter().next()`, it allocates nothing.
     pub fn first(&self) -> Option<(&[u8], &V)> {
-        self.iter().next()
+        leftmost(&self.root)
+    }
+
+    /// The first key (in order) that starts with `prefix`, and its value:
+    /// `prefix(prefix).0.next()` without building an iterator.
+    ///
+    /// ```
+    /// let mut txn = part::Tree::new().txn();
+    /// txn.insert(b"b2", 2);
+    /// txn.insert(b"b1", 1);
+    /// txn.insert(b"c", 3);
+    /// let tree = txn.commit_and_close();
+    /// assert_eq!(tree.prefix_first(b"b"), Some((&b"b1"[..], &1)));
+    /// assert_eq!(tree.prefix_first(b"a"), None);
+    /// ```
+    pub fn prefix_first(&self, prefix: &[u8]) -> Option<(&[u8], &V)> {
+        leftmost(prefix_search(&self.root, prefix).0?)
     }
 
     /// The last key (in order) and its value.
@@ -288,6 +305,19 @@ pub(crate) fn get_watch<'a, V>(
 
 /// The node whose subtree holds exactly the keys with `prefix`, and the
 /// node whose watch covers every change under the prefix.
+/// The smallest key at or below `node`: a node's own key sorts before
+/// its children's (it is their prefix), and the children are in order.
+/// Every node but an empty root has a leaf or a child, so the walk ends at
+/// a leaf.
+pub(crate) fn leftmost<V>(mut node: &Node<V>) -> Option<(&[u8], &V)> {
+    loop {
+        if let Some(entry) = node.entry() {
+            return Some(entry);
+        }
+        node = node.children.cursor_next(0)?.1;
+    }
+}
+
 pub(crate) fn prefix_search<'a, V>(
     root: &'a Link<V>,
     prefix: &[u8],

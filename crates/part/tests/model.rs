@@ -50,7 +50,17 @@ fn check_tree(t: &Tree<u32>, m: &Model, probes: &[Vec<u8>]) {
     let want_values: Vec<u32> = m.values().copied().collect();
     assert_eq!(values, want_values, "values without keys");
     assert_eq!(t.len(), m.len(), "len");
+    let entry = |e: Option<(&[u8], &u32)>| e.map(|(k, v)| (k.to_vec(), *v));
+    let model_entry = |e: Option<(&Vec<u8>, &u32)>| e.map(|(k, v)| (k.clone(), *v));
+    assert_eq!(entry(t.first()), model_entry(m.first_key_value()), "first");
+    assert_eq!(entry(t.last()), model_entry(m.last_key_value()), "last");
     for p in probes {
+        let want = model_entry(
+            m.range(p.clone()..)
+                .next()
+                .filter(|(k, _)| k.starts_with(p)),
+        );
+        assert_eq!(entry(t.prefix_first(p)), want, "prefix_first {p:?}");
         assert_eq!(t.get(p), m.get(p), "get {p:?}");
         let got: Vec<Vec<u8>> = t.prefix(p).0.map(|(k, _)| k.to_vec()).collect();
         let want: Vec<Vec<u8>> = m.keys().filter(|k| k.starts_with(p)).cloned().collect();
@@ -104,6 +114,11 @@ proptest! {
                 }
             }
             check_tree(&txn.snapshot(), &pending, &probes);
+            for p in &probes {
+                let got = txn.prefix_first(p).map(|(k, v)| (k.to_vec(), *v));
+                let want = pending.range(p.clone()..).next().filter(|(k, _)| k.starts_with(p)).map(|(k, v)| (k.clone(), *v));
+                prop_assert_eq!(got, want, "txn prefix_first {:?}", p);
+            }
             for (t, m) in &snapshots {
                 check_tree(t, m, &probes);
             }

@@ -1,0 +1,40 @@
+//! Allocation counts that must not creep back: they are deterministic
+//! (the harness counts every call to the allocator), unlike timings.
+
+use std::process::Command;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_bench");
+
+/// The `allocs` column of one row of a `--smoke` run.
+fn allocs_per_object(row: &str) -> f64 {
+    let json = std::env::temp_dir().join(format!("bench-allocs-{}-{row}.json", std::process::id()));
+    let out = Command::new(BENCH)
+        .args(["--smoke", "--filter", row, "--json"])
+        .arg(&json)
+        .output()
+        .expect("bench runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
+    std::fs::remove_file(&json).ok();
+    rows.iter()
+        .find(|r| r["name"] == row)
+        .and_then(|r| r["allocs_per_object"].as_f64())
+        .unwrap_or_else(|| panic!("no {row} row in {rows:?}"))
+}
+
+/// A write transaction replacing one object: the object's own `Arc`, a
+/// copied root, its child array and a new leaf in each of the two
+/// indexes, the table transaction, the new table state and the new Db
+/// root. The per-table lists (tables, locks, transactions) are inline,
+/// and the commit finds the graveyard's oldest entry without an
+/// iterator; either on the heap again makes this 13 or more (it was 19).
+#[test]
+fn a_one_object_write_transaction_allocates_twelve_times() {
+    let allocs = allocs_per_object("db_write_txn_1");
+    assert!(allocs <= 12.0, "{allocs} allocations per transaction");
+}
