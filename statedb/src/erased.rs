@@ -64,7 +64,7 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
         Arc::new(TableState::<T>::new(self.secondary().len()))
     }
     fn begin(self: Arc<Self>, state: &dyn AnyTableState) -> Option<Box<dyn AnyTableTxn>> {
-        let state = state.as_any().downcast_ref::<TableState<T>>()?;
+        let state = (state as &dyn Any).downcast_ref::<TableState<T>>()?;
         Some(Box::new(TableTxn::new(self.clone(), state)))
     }
     fn mark_initialized(&self) {

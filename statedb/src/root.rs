@@ -158,7 +158,7 @@ mod tests {
     }
 
     fn tag(s: &State) -> usize {
-        s.as_any()
+        (&**s as &dyn std::any::Any)
             .downcast_ref::<TableState<u8>>()
             .map(|t| t.secondary_count())
             .unwrap_or(usize::MAX)

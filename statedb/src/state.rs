@@ -148,17 +148,16 @@ impl<T: Send + Sync + 'static> TableRead<T> for TableTxn<T> {
 }
 
 /// Type-erased access to a table's snapshot, for the Db root.
-pub(crate) trait AnyTableState: Send + Sync {
-    fn as_any(&self) -> &dyn Any;
+/// A table's state behind the Db root, whatever its object type. `Any`
+/// is a supertrait so that a typed read reaches the state by upcasting
+/// (a load from the vtable) instead of a virtual `as_any` call.
+pub(crate) trait AnyTableState: Any + Send + Sync {
     fn graveyard_len(&self) -> usize;
     /// (objects, revision, initialized), for inspection.
     fn summary(&self) -> (usize, Revision, bool);
 }
 
 impl<T: Send + Sync + 'static> AnyTableState for TableState<T> {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
     fn graveyard_len(&self) -> usize {
         self.graveyard.len()
     }
@@ -208,9 +207,7 @@ pub(crate) struct TableStats {
     pub initialized: bool,
 }
 
-pub(crate) trait AnyTableTxn: Send {
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-    fn as_any(&self) -> &dyn Any;
+pub(crate) trait AnyTableTxn: Any + Send {
     /// Collects the graveyard and freezes the state.
     fn finish(self: Box<Self>) -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats);
     /// Discards the changes; closes the watches handed out for them.
@@ -477,12 +474,6 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
 }
 
 impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
     fn name(&self) -> &str {
         self.table.name()
     }

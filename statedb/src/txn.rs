@@ -1,5 +1,6 @@
 //! Read and write transactions.
 
+use std::any::Any;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ fn snapshot_state<'t, T: Send + Sync + 'static>(
         return Err(TxnError::TableFromOtherDb(table.name().to_string()));
     }
     root.get(pos)
-        .and_then(|s| s.as_any().downcast_ref::<TableState<T>>())
+        .and_then(|s| (&**s as &dyn Any).downcast_ref::<TableState<T>>())
         .ok_or_else(not_registered)
 }
 
@@ -130,7 +131,7 @@ impl ReadTxnLike for WriteTxn {
         let base = snapshot_state(self.db.id(), &self.base, table)?;
         if let Some((_, pos)) = table.registration()
             && let Some(l) = self.locked.iter().find(|l| l.pos == pos)
-            && let Some(t) = l.txn.as_any().downcast_ref::<TableTxn<T>>()
+            && let Some(t) = (&*l.txn as &dyn Any).downcast_ref::<TableTxn<T>>()
             && std::ptr::eq(&**t.table(), table)
         {
             return Ok(View::txn(t, base));
@@ -184,8 +185,7 @@ impl WriteTxn {
             .iter_mut()
             .find(|l| l.pos == pos)
             .ok_or_else(not_locked)?;
-        l.txn
-            .as_any_mut()
+        (&mut *l.txn as &mut dyn Any)
             .downcast_mut::<TableTxn<T>>()
             .ok_or_else(not_locked)
     }

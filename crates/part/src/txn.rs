@@ -220,39 +220,45 @@ impl<V: Clone + Send + Sync + 'static> Tree<V> {
 
 /// Makes the node in `slot` private to the transaction, copying it if it is
 /// shared. The copied original is retired: its watches close on commit.
-/// Inlined: every write calls it on each node of its path, and on a
-/// transaction's later writes the node is mostly private already.
-#[inline]
+/// Always inlined, with everything but the common case out of line: every
+/// write calls it on each node of its path, and after a transaction's
+/// first write there the node is private and unwatched, which two loads
+/// tell. (Left to the compiler, it was a call of its own again, a fifth
+/// of `part_replace`.)
+#[inline(always)]
 fn make_mut<'a, V: Clone + Send + Sync + 'static>(
     slot: &'a mut Link<V>,
     ctx: &mut Ctx,
     retire: bool,
 ) -> &'a mut Node<V> {
-    if !slot.is_unique() {
-        copy_for_write(slot, ctx, retire);
+    if !(slot.is_unique() && slot.watches.is_unset()) {
+        prepare_for_write(slot, ctx, retire);
     }
-    let node = Arc::get_mut(slot).expect("node is private after copy");
-    // A private node may still carry a watch handed out while it was
-    // reachable from a snapshot that is gone now: it closes on commit.
-    if let Some(w) = node.watches.take_node() {
-        ctx.close.push(w);
-    }
-    node
+    Arc::get_mut(slot).expect("node is private after prepare_for_write")
 }
 
-/// The copying half of [`make_mut`], out of line.
+/// The uncommon half of [`make_mut`]: copies a shared node, and takes out
+/// a watch a private node may still carry (handed out while it was
+/// reachable from a snapshot that is gone now), to close on commit.
 #[cold]
 #[inline(never)]
-fn copy_for_write<V: Clone + Send + Sync + 'static>(
+fn prepare_for_write<V: Clone + Send + Sync + 'static>(
     slot: &mut Link<V>,
     ctx: &mut Ctx,
     retire: bool,
 ) {
-    let (copy, leaf_shared) = slot.clone_for_write();
-    let old = std::mem::replace(slot, Arc::new(copy));
-    if retire {
-        let old: Arc<dyn Seal> = old.unsize(Coercion!(to dyn Seal));
-        ctx.retired.push((old, leaf_shared));
+    if !slot.is_unique() {
+        let (copy, leaf_shared) = slot.clone_for_write();
+        let old = std::mem::replace(slot, Arc::new(copy));
+        if retire {
+            let old: Arc<dyn Seal> = old.unsize(Coercion!(to dyn Seal));
+            ctx.retired.push((old, leaf_shared));
+        }
+    }
+    if let Some(node) = Arc::get_mut(slot)
+        && let Some(w) = node.watches.take_node()
+    {
+        ctx.close.push(w);
     }
 }
 
