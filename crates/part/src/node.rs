@@ -359,7 +359,10 @@ impl<V> Children<V> {
         }
     }
 
-    #[inline]
+    /// The child of byte `b`. Always inlined: it is the step of every
+    /// descent, and as a call its cost moved with the compiler's choices
+    /// (`db_random_lookup` by up to 30% between builds).
+    #[inline(always)]
     pub fn get(&self, b: u8) -> Option<&Link<V>> {
         match self {
             Children::Empty => None,

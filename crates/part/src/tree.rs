@@ -96,6 +96,7 @@ impl<V> Tree<V> {
     }
 
     /// The value of `key`.
+    #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&V> {
         get(&self.root, key).and_then(Node::value)
     }
@@ -242,6 +243,7 @@ impl<'a, V> IntoIterator for &'a Tree<V> {
 }
 
 /// The node whose leaf holds `key`.
+#[inline]
 pub(crate) fn get<'a, V>(root: &'a Node<V>, key: &[u8]) -> Option<&'a Node<V>> {
     get_below(root, key, 0)
 }
