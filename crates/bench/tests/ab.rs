@@ -2,24 +2,14 @@
 
 use std::process::Command;
 
-const BENCH: &str = env!("CARGO_BIN_EXE_bench");
+mod common;
+use common::{BENCH, run_with_json};
 
 #[test]
 fn ab_runs_both_builds_and_reports_each_row_with_the_baseline() {
-    let json = std::env::temp_dir().join(format!("bench-ab-test-{}.json", std::process::id()));
-    let out = Command::new(BENCH)
-        .args([
-            "--ab", BENCH, "--rounds", "2", "--smoke", "--filter", "part_get", "--json",
-        ])
-        .arg(&json)
-        .output()
-        .expect("bench runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
+    let (table, rows) = run_with_json(&[
+        "--ab", BENCH, "--rounds", "2", "--smoke", "--filter", "part_get",
+    ]);
     assert!(
         table
             .lines()
@@ -27,9 +17,6 @@ fn ab_runs_both_builds_and_reports_each_row_with_the_baseline() {
             .is_some_and(|l| l.starts_with("baseline_btreemap_insert")),
         "{table}"
     );
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
-    std::fs::remove_file(&json).ok();
     let names: Vec<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
     assert_eq!(
         names,

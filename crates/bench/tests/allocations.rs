@@ -1,26 +1,11 @@
 //! Allocation counts that must not creep back: they are deterministic
 //! (the harness counts every call to the allocator), unlike timings.
 
-use std::process::Command;
-
-const BENCH: &str = env!("CARGO_BIN_EXE_bench");
+mod common;
 
 /// The `allocs` column of one row of a `--smoke` run.
 fn allocs_per_object(row: &str) -> f64 {
-    let json = std::env::temp_dir().join(format!("bench-allocs-{}-{row}.json", std::process::id()));
-    let out = Command::new(BENCH)
-        .args(["--smoke", "--filter", row, "--json"])
-        .arg(&json)
-        .output()
-        .expect("bench runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
-    std::fs::remove_file(&json).ok();
+    let (_, rows) = common::run_with_json(&["--smoke", "--filter", row]);
     rows.iter()
         .find(|r| r["name"] == row)
         .and_then(|r| r["allocs_per_object"].as_f64())
