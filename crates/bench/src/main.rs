@@ -155,10 +155,12 @@ fn run_child_process(name: &str, n: u64) -> Result<Row, String> {
 
 /// `--scale`: the scale rows only (see `scale.rs`).
 fn scale_mode(args: &Args) -> ExitCode {
-    let max = match args.mode {
-        Mode::Full => 10_000_000,
-        Mode::Quick => 1_000_000,
-        Mode::Smoke => 10_000,
+    // The largest size, and how many objects the lookups and the scans
+    // visit at every size.
+    let (max, visits) = match args.mode {
+        Mode::Full => (10_000_000, 1_000_000),
+        Mode::Quick => (1_000_000, 1_000_000),
+        Mode::Smoke => (10_000, 10_000),
     };
     println!(
         "{:<28} {:>12} {:>14} {:>10}",
@@ -166,7 +168,7 @@ fn scale_mode(args: &Args) -> ExitCode {
     );
     let mut rows = Vec::new();
     for n in scale::sizes(max) {
-        let mut these = scale::db_rows(n);
+        let mut these = scale::db_rows(n, visits);
         match run_child_process("reconciler_scale", n) {
             Ok(child) => these.push(scale::reconciler_row(n, &child)),
             Err(e) => {

@@ -44,8 +44,9 @@ fn row(name: String, ns: f64, bytes: Option<f64>) -> Row {
 }
 
 /// The db rows at size `n`: insert (with live heap bytes per object),
-/// random lookup, full iteration.
-pub fn db_rows(n: u64) -> Vec<Row> {
+/// random lookup and full iteration, each of these two over at least
+/// `visits` objects.
+pub fn db_rows(n: u64, visits: u64) -> Vec<Row> {
     let id: Index<Obj, u64> = Index::unique("id", |o: &Obj, k| k.push(&o.id));
     let table = Table::new("scale", &id).expect("table");
     let db = Db::new();
@@ -67,28 +68,38 @@ pub fn db_rows(n: u64) -> Vec<Row> {
     let insert_ns = start.elapsed().as_nanos() as f64 / n as f64;
     let bytes = (alloc::live_bytes() - before) as f64 / n as f64;
 
+    // Lookups and scans visit at least `visits` objects at every size, so
+    // that the small sizes are timed over as many operations as the large
+    // ones (10k lookups take under a millisecond, too short to time), in
+    // repeated passes over the same shuffled keys or the whole table.
     let txn = db.read_txn();
-    let probes = shuffled(n.min(1_000_000));
+    let keys = shuffled(n.min(visits.max(1)));
+    let passes = visits.div_ceil(keys.len() as u64).max(1);
     let start = Instant::now();
     let mut sum = 0u64;
-    for &k in &probes {
-        let (o, _) = table
-            .get(&txn, id.query(&k))
-            .expect("get")
-            .expect("present");
-        sum = sum.wrapping_add(o.payload);
+    for _ in 0..passes {
+        for &k in &keys {
+            let (o, _) = table
+                .get(&txn, id.query(&k))
+                .expect("get")
+                .expect("present");
+            sum = sum.wrapping_add(o.payload);
+        }
     }
     black_box(sum);
-    let lookup_ns = start.elapsed().as_nanos() as f64 / probes.len() as f64;
+    let lookup_ns = start.elapsed().as_nanos() as f64 / (passes * keys.len() as u64) as f64;
 
+    let passes = visits.div_ceil(n).max(1);
     let start = Instant::now();
-    let mut count = 0u64;
-    for (o, _) in table.all(&txn).expect("all") {
-        count += 1;
-        black_box(o.payload);
+    for _ in 0..passes {
+        let mut count = 0u64;
+        for (o, _) in table.all(&txn).expect("all") {
+            count += 1;
+            black_box(o.payload);
+        }
+        assert_eq!(count, n);
     }
-    assert_eq!(count, n);
-    let iterate_ns = start.elapsed().as_nanos() as f64 / n as f64;
+    let iterate_ns = start.elapsed().as_nanos() as f64 / (passes * n) as f64;
     let l = label(n);
     vec![
         row(format!("scale_insert_{l}"), insert_ns, Some(bytes)),
