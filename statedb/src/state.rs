@@ -147,8 +147,7 @@ impl<T: Send + Sync + 'static> TableRead<T> for TableTxn<T> {
     }
 }
 
-/// Type-erased access to a table's snapshot, for the Db root.
-/// A table's state behind the Db root, whatever its object type. `Any`
+/// Type-erased access to a table's snapshot, for the Db root. `Any`
 /// is a supertrait so that a typed read reaches the state by upcasting
 /// (a load from the vtable) instead of a virtual `as_any` call.
 pub(crate) trait AnyTableState: Any + Send + Sync {

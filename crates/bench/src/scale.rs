@@ -6,6 +6,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use statedb::{Db, Index, Table};
 
 use crate::alloc;
@@ -72,8 +74,16 @@ pub fn db_rows(n: u64, visits: u64) -> Vec<Row> {
     // that the small sizes are timed over as many operations as the large
     // ones (10k lookups take under a millisecond, too short to time), in
     // repeated passes over the same shuffled keys or the whole table.
+    // When the table is larger than `visits`, the probes are drawn from
+    // all of it (the first `visits` ids alone would be a tenth of a 10M
+    // tree, its upper levels mostly untouched).
     let txn = db.read_txn();
-    let keys = shuffled(n.min(visits.max(1)));
+    let keys = if n <= visits {
+        shuffled(n)
+    } else {
+        let mut rng = StdRng::seed_from_u64(42);
+        (0..visits).map(|_| rng.random_range(0..n)).collect()
+    };
     let passes = visits.div_ceil(keys.len() as u64).max(1);
     let start = Instant::now();
     let mut sum = 0u64;

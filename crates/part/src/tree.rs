@@ -161,7 +161,7 @@ impl<V> Tree<V> {
     /// assert_eq!(tree.prefix_first(b"a"), None);
     /// ```
     pub fn prefix_first(&self, prefix: &[u8]) -> Option<(&[u8], &V)> {
-        leftmost(prefix_search(&self.root, prefix).0?)
+        prefix_first(&self.root, prefix)
     }
 
     /// The last key (in order) and its value.
@@ -305,8 +305,6 @@ pub(crate) fn get_watch<'a, V>(
     }
 }
 
-/// The node whose subtree holds exactly the keys with `prefix`, and the
-/// node whose watch covers every change under the prefix.
 /// The smallest key at or below `node`: a node's own key sorts before
 /// its children's (it is their prefix), and the children are in order.
 /// Every node but an empty root has a leaf or a child, so the walk ends at
@@ -320,6 +318,14 @@ pub(crate) fn leftmost<V>(mut node: &Node<V>) -> Option<(&[u8], &V)> {
     }
 }
 
+/// The first key under `prefix` below `root`, for `Tree::prefix_first` and
+/// `Txn::prefix_first`.
+pub(crate) fn prefix_first<'a, V>(root: &'a Link<V>, prefix: &[u8]) -> Option<(&'a [u8], &'a V)> {
+    leftmost(prefix_search(root, prefix).0?)
+}
+
+/// The node whose subtree holds exactly the keys with `prefix`, and the
+/// node whose watch covers every change under the prefix.
 pub(crate) fn prefix_search<'a, V>(
     root: &'a Link<V>,
     prefix: &[u8],

@@ -108,7 +108,7 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
     /// The first key (in order) starting with `prefix`, and its value,
     /// including this transaction's changes; allocates nothing.
     pub fn prefix_first(&self, prefix: &[u8]) -> Option<(&[u8], &V)> {
-        tree::leftmost(tree::prefix_search(&self.root, prefix).0?)
+        tree::prefix_first(&self.root, prefix)
     }
 
     /// Ordered iteration over the keys greater than or equal to `key`.
