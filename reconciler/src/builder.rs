@@ -1,91 +1,34 @@
-//! Declaring a reconciler: the builder, its validation and the settings
-//! the loop runs with.
+//! Declaring a reconciler: the builder (wiring plus a [`Config`]), and
+//! starting it: the supervised loop added to the lifecycle.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
 use statedb::Table;
+use tokio_util::sync::CancellationToken;
 
+pub use crate::config::{Config, ConfigError};
 use crate::handle::Reconciler;
 use crate::limiter::{DynRateLimiter, RateLimiter};
 use crate::metrics::Metrics;
 use crate::ops::{BatchOperations, DynBatchOperations, DynOperations, Operations};
 use crate::params::Params;
+use crate::runner::{Runner, Shared, Signals};
+use crate::settings::{GetStatus, SetStatus, Settings};
 use crate::status::Status;
-
-pub(crate) type GetStatus<Obj> = Arc<dyn Fn(&Obj) -> &Status + Send + Sync>;
-pub(crate) type SetStatus<Obj> = Arc<dyn Fn(&mut Obj, Status) + Send + Sync>;
-
-/// An invalid reconciler declaration; each variant names the setter (or
-/// parameter) at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// [`Builder::status`] was not called.
-    #[error("status(get, set) must be called: the reconciler needs the object's status")]
-    MissingStatus,
-    /// [`Builder::incremental_round_size`] is zero.
-    #[error("incremental_round_size must be greater than zero")]
-    ZeroRoundSize,
-    /// [`Builder::refresh`]: `per_round` is zero while refresh is on.
-    #[error("refresh: per_round must be at least 1 when the interval is set")]
-    ZeroRefreshPerRound,
-    /// [`Builder::concurrency`] is zero.
-    #[error("concurrency must be at least 1")]
-    ZeroConcurrency,
-    /// [`Builder::retry_backoff`]: the minimum is zero.
-    #[error("retry_backoff: min must be greater than zero")]
-    ZeroRetryBackoffMin,
-    /// [`Builder::retry_backoff`]: the maximum is below the minimum.
-    #[error("retry_backoff: max ({max:?}) must not be less than min ({min:?})")]
-    RetryBackoffMaxBelowMin {
-        /// The minimum.
-        min: Duration,
-        /// The maximum.
-        max: Duration,
-    },
-    /// `module_id` of the params is empty.
-    #[error("params.module_id must not be empty")]
-    EmptyModuleId,
-    /// The table is not registered with the params' Db.
-    #[error("table {table:?} is not usable with params.db: {reason}")]
-    Table {
-        /// The table name.
-        table: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// What the reconciler loop runs with: a validated [`Builder`].
-pub(crate) struct Settings<Obj> {
-    pub table: Table<Obj>,
-    pub operations: Arc<dyn DynOperations<Obj>>,
-    pub batch_operations: Option<Arc<dyn DynBatchOperations<Obj>>>,
-    pub get_status: GetStatus<Obj>,
-    pub set_status: SetStatus<Obj>,
-    pub metrics: Option<Arc<dyn Metrics>>,
-    pub full_reconciliation_interval: Duration,
-    pub prune_interval: Duration,
-    pub retry_backoff_min: Duration,
-    pub retry_backoff_max: Duration,
-    pub incremental_round_size: usize,
-    pub rate_limiter: Option<Arc<dyn DynRateLimiter>>,
-    pub shutdown_drain: Duration,
-    pub concurrency: usize,
-    pub refresh_interval: Duration,
-    pub refresh_per_round: usize,
-}
+use crate::wait::Reconciled;
 
 /// Declares a reconciler of one table: start with
 /// [`Reconciler::builder`], set what differs from the defaults, then
 /// [`Builder::build`] (or [`Builder::register`]) with the [`Params`].
 ///
-/// Defaults: no periodic full reconciliation or prune (one prune runs as
-/// soon as the table is initialized, whatever the settings), retries from
-/// 100 ms to 1 min, rounds of 1000 objects, no rate limiter, one operation
-/// at a time, 1 s shutdown drain, no refresh.
+/// The knobs are a [`Config`] (set it whole with [`Builder::config`], or
+/// through the setters of the same names here); its docs list the
+/// defaults. No rate limiter by default.
 #[must_use = "a builder does nothing until build() or register()"]
 pub struct Builder<Obj> {
     table: Table<Obj>,
@@ -93,14 +36,8 @@ pub struct Builder<Obj> {
     batch_operations: Option<Arc<dyn DynBatchOperations<Obj>>>,
     status: Option<(GetStatus<Obj>, SetStatus<Obj>)>,
     metrics: Option<Arc<dyn Metrics>>,
-    full_reconciliation_interval: Duration,
-    prune_interval: Duration,
-    retry_backoff: (Duration, Duration),
-    incremental_round_size: usize,
     rate_limiter: Option<Arc<dyn DynRateLimiter>>,
-    shutdown_drain: Duration,
-    concurrency: usize,
-    refresh: (Duration, usize),
+    config: Config,
 }
 
 impl<Obj> fmt::Debug for Builder<Obj> {
@@ -109,17 +46,8 @@ impl<Obj> fmt::Debug for Builder<Obj> {
             .field("table", &self.table.name())
             .field("status", &self.status.is_some())
             .field("batch_operations", &self.batch_operations.is_some())
-            .field(
-                "full_reconciliation_interval",
-                &self.full_reconciliation_interval,
-            )
-            .field("prune_interval", &self.prune_interval)
-            .field("retry_backoff", &self.retry_backoff)
-            .field("incremental_round_size", &self.incremental_round_size)
             .field("rate_limiter", &self.rate_limiter.is_some())
-            .field("shutdown_drain", &self.shutdown_drain)
-            .field("concurrency", &self.concurrency)
-            .field("refresh", &self.refresh)
+            .field("config", &self.config)
             .finish()
     }
 }
@@ -132,14 +60,8 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
             batch_operations: None,
             status: None,
             metrics: None,
-            full_reconciliation_interval: Duration::ZERO,
-            prune_interval: Duration::ZERO,
-            retry_backoff: (Duration::from_millis(100), Duration::from_secs(60)),
-            incremental_round_size: 1000,
             rate_limiter: None,
-            shutdown_drain: Duration::from_secs(1),
-            concurrency: 1,
-            refresh: (Duration::ZERO, 100),
+            config: Config::default(),
         }
     }
 
@@ -176,7 +98,7 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
     /// periodic ones; [`Reconciler::trigger_full_reconciliation`] still
     /// runs one on demand.
     pub fn full_reconciliation_interval(mut self, interval: Duration) -> Self {
-        self.full_reconciliation_interval = interval;
+        self.config = self.config.full_reconciliation_interval(interval);
         self
     }
 
@@ -184,14 +106,14 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
     /// Zero (the default) prunes only when the table becomes initialized
     /// and in full reconciliations.
     pub fn prune_interval(mut self, interval: Duration) -> Self {
-        self.prune_interval = interval;
+        self.config = self.config.prune_interval(interval);
         self
     }
 
     /// Retry delays of a failed update or delete: `min` first, doubling on
     /// each further failure up to `max`. Default 100 ms to 1 min.
     pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.retry_backoff = (min, max);
+        self.config = self.config.retry_backoff(min, max);
         self
     }
 
@@ -199,7 +121,7 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
     /// are committed and a new snapshot is taken. Default 1000; 100–1000
     /// suits most.
     pub fn incremental_round_size(mut self, size: usize) -> Self {
-        self.incremental_round_size = size;
+        self.config = self.config.incremental_round_size(size);
         self
     }
 
@@ -215,7 +137,7 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
     /// is still running then is cancelled (dropped). Default 1 s; zero
     /// cancels at once.
     pub fn shutdown_drain(mut self, drain: Duration) -> Self {
-        self.shutdown_drain = drain;
+        self.config = self.config.shutdown_drain(drain);
         self
     }
 
@@ -224,7 +146,7 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
     /// more pays when operations wait on I/O. Batch operations are not
     /// affected.
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n;
+        self.config = self.config.concurrency(n);
         self
     }
 
@@ -234,30 +156,38 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
     /// like new versions, so the whole table is never updated in one
     /// blocking pass. A zero interval (the default) disables refresh.
     pub fn refresh(mut self, interval: Duration, per_round: usize) -> Self {
-        self.refresh = (interval, per_round);
+        self.config = self.config.refresh(interval, per_round);
+        self
+    }
+
+    /// Every knob at once (replacing what the setters set before).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// See [`Config::retry_jitter`].
+    pub fn retry_jitter(mut self, fraction: f64) -> Self {
+        self.config = self.config.retry_jitter(fraction);
+        self
+    }
+
+    /// See [`Config::operation_timeout`].
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.operation_timeout(timeout);
+        self
+    }
+
+    /// See [`Config::circuit_breaker`].
+    pub fn circuit_breaker(mut self, threshold: u32, pause: Duration) -> Self {
+        self.config = self.config.circuit_breaker(threshold, pause);
         self
     }
 
     /// Checks every setting; returns the first problem.
     fn settings(self) -> Result<Settings<Obj>, ConfigError> {
         let (get_status, set_status) = self.status.ok_or(ConfigError::MissingStatus)?;
-        if self.incremental_round_size == 0 {
-            return Err(ConfigError::ZeroRoundSize);
-        }
-        if self.concurrency == 0 {
-            return Err(ConfigError::ZeroConcurrency);
-        }
-        let (refresh_interval, refresh_per_round) = self.refresh;
-        if !refresh_interval.is_zero() && refresh_per_round == 0 {
-            return Err(ConfigError::ZeroRefreshPerRound);
-        }
-        let (min, max) = self.retry_backoff;
-        if min.is_zero() {
-            return Err(ConfigError::ZeroRetryBackoffMin);
-        }
-        if max < min {
-            return Err(ConfigError::RetryBackoffMaxBelowMin { min, max });
-        }
+        self.config.validate()?;
         Ok(Settings {
             table: self.table,
             operations: self.operations,
@@ -265,21 +195,14 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
             get_status,
             set_status,
             metrics: self.metrics,
-            full_reconciliation_interval: self.full_reconciliation_interval,
-            prune_interval: self.prune_interval,
-            retry_backoff_min: min,
-            retry_backoff_max: max,
-            incremental_round_size: self.incremental_round_size,
             rate_limiter: self.rate_limiter,
-            shutdown_drain: self.shutdown_drain,
-            concurrency: self.concurrency,
-            refresh_interval,
-            refresh_per_round,
+            config: self.config,
         })
     }
 
     /// Validates the declaration and adds the reconciler to
-    /// `params.lifecycle`: it runs from [`crate::Lifecycle::start`] until
+    /// `params.lifecycle`: it runs from [`crate::Lifecycle::start`] (at
+    /// once if the lifecycle runs already) until
     /// [`crate::Lifecycle::stop`]. Returns its handle.
     ///
     /// # Errors
@@ -288,7 +211,7 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
     /// id, or a table not registered with `params.db`.
     pub fn build(self, params: Params) -> Result<Reconciler<Obj>, ConfigError> {
         let settings = self.settings()?;
-        crate::handle::start(settings, params)
+        start(settings, params)
     }
 
     /// Like [`Builder::build`], for when the handle is not needed.
@@ -298,5 +221,96 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
     /// As [`Builder::build`].
     pub fn register(self, params: Params) -> Result<(), ConfigError> {
         self.build(params).map(drop)
+    }
+}
+
+impl<Obj: Clone + Send + Sync + 'static> Reconciler<Obj> {
+    /// Starts declaring a reconciler of `table` pushing to `operations`
+    /// (a target, or an `Arc` of one); see [`Builder`].
+    pub fn builder(table: Table<Obj>, operations: impl Operations<Obj>) -> Builder<Obj> {
+        Builder::new(table, operations)
+    }
+}
+
+/// Checks the params and adds the supervised loop to the lifecycle.
+fn start<Obj: Clone + Send + Sync + 'static>(
+    settings: Settings<Obj>,
+    params: Params,
+) -> Result<Reconciler<Obj>, ConfigError> {
+    if params.module_id.is_empty() {
+        return Err(ConfigError::EmptyModuleId);
+    }
+    settings
+        .table
+        .num_objects(&params.db.read_txn())
+        .map_err(|e| ConfigError::Table {
+            table: settings.table.name().to_string(),
+            reason: e.to_string(),
+        })?;
+    let (progress_tx, progress) = tokio::sync::watch::channel(Reconciled::default());
+    let mut settings = settings;
+    settings.metrics = settings.metrics.or(params.default_metrics.clone());
+    let shared = Shared {
+        db: params.db.clone(),
+        module_id: params.module_id.as_str().into(),
+        health: params.health.clone(),
+        signals: Arc::new(Signals::default()),
+        progress: Arc::new(progress_tx),
+    };
+    let started = Arc::new(AtomicBool::new(false));
+    let handle = Reconciler {
+        signals: shared.signals.clone(),
+        progress,
+        started: started.clone(),
+        module_id: params.module_id.clone(),
+        _obj: std::marker::PhantomData,
+    };
+    let name = format!("reconcile-{}", params.module_id);
+    params.lifecycle.add_job(&name, move |cancel| {
+        started.store(true, Ordering::Release);
+        supervise(settings, shared, cancel)
+    });
+    Ok(handle)
+}
+
+/// Runs the loop; if it panics (a bug, or a user callback the loop could
+/// not contain), reports Degraded with the panic message and runs a fresh
+/// loop after a backoff: the new change iterator sees every object again,
+/// so nothing is left behind.
+async fn supervise<Obj: Clone + Send + Sync + 'static>(
+    settings: Settings<Obj>,
+    shared: Shared,
+    cancel: CancellationToken,
+) {
+    let mut restarts: u32 = 0;
+    loop {
+        let runner = Runner::new(settings.clone(), shared.clone());
+        let Err(p) = AssertUnwindSafe(runner.run(cancel.clone()))
+            .catch_unwind()
+            .await
+        else {
+            return;
+        };
+        let msg = match p.downcast_ref::<&str>() {
+            Some(s) => format!("reconciler panicked: {s}"),
+            None => match p.downcast_ref::<String>() {
+                Some(s) => format!("reconciler panicked: {s}"),
+                None => "reconciler panicked".to_string(),
+            },
+        };
+        tracing::error!(module_id = %shared.module_id, error = %msg, "reconciler panicked; restarting");
+        shared
+            .health
+            .degraded("Reconciler panicked; restarting", &msg);
+        restarts = restarts.saturating_add(1);
+        let wait = Duration::from_millis(10u64 << restarts.min(7)).min(Duration::from_secs(1));
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                shared.progress.send_modify(|p| p.running = false);
+                shared.health.stopped("reconciler stopped");
+                return;
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
 }

@@ -1,7 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Modules from the bottom up: each uses only those declared before it
+// (tests/layers.rs checks this).
 mod builder;
+mod config;
 #[cfg(feature = "governor")]
 mod governor_limiter;
 mod handle;
@@ -15,11 +18,14 @@ mod params;
 mod prometheus_metrics;
 mod retries;
 mod runner;
+mod settings;
 mod status;
 mod status_set;
+mod time;
 mod wait;
 
-pub use builder::{Builder, ConfigError};
+pub use builder::Builder;
+pub use config::{Config, ConfigError};
 #[cfg(feature = "governor")]
 pub use governor_limiter::{GovernorLimiter, TokioClock, TokioInstant, tokio_rate_limiter};
 pub use handle::{FullRound, Reconciler};
@@ -45,6 +51,8 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Reconciler<u32>>();
     send_sync::<Builder<u32>>();
+    send_sync::<Config>();
+    send_sync::<FullRound>();
     send_sync::<Params>();
     send_sync::<Lifecycle>();
     send_sync::<StatusSet>();

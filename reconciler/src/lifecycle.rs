@@ -2,9 +2,11 @@
 //! in reverse order, waiting for each job to exit.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +75,9 @@ struct Inner {
     entries: Vec<Entry>,
     running: Vec<Running>,
     started: bool,
+    /// The runtime it was started on: jobs added later are spawned there.
+    runtime: Option<tokio::runtime::Handle>,
+    stopped: bool,
 }
 
 /// Starts hooks and jobs (reconcilers, or any task of the application) on
@@ -111,9 +116,9 @@ impl Lifecycle {
         Self::default()
     }
 
-    /// Adds a hook, started by [`Lifecycle::start`]. Add hooks and jobs
-    /// before starting: a lifecycle starts once, so one added later never
-    /// runs.
+    /// Adds a hook, started by [`Lifecycle::start`]. Add hooks before
+    /// starting: a lifecycle starts once, so a hook added later never runs
+    /// (jobs added later do, see [`Lifecycle::add_job`]).
     pub fn add_hook(&self, name: &str, hook: impl Hook) {
         self.inner
             .lock()
@@ -122,37 +127,62 @@ impl Lifecycle {
     }
 
     /// Adds a job: on start, `job` is spawned with a cancellation token
-    /// that is cancelled on stop; stop waits for the job to return.
+    /// that is cancelled on stop; stop waits for the job to return. A job
+    /// added while the lifecycle runs is spawned at once (like the
+    /// reference's job groups); one added after stop never runs.
     pub fn add_job<F, Fut>(&self, name: &str, job: F)
     where
         F: FnOnce(CancellationToken) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let f: JobFn = Box::new(move |c| Box::pin(job(c)));
-        self.inner
-            .lock()
-            .entries
-            .push(Entry::Job(name.to_string(), Some(f)));
+        let mut inner = self.inner.lock();
+        if inner.stopped {
+            tracing::warn!(job = %name, "job added to a stopped lifecycle does not run");
+            return;
+        }
+        match inner.runtime.clone() {
+            Some(rt) if inner.started => {
+                let token = CancellationToken::new();
+                let handle = rt.spawn(f(token.clone()));
+                tracing::debug!(job = %name, "job started");
+                inner
+                    .running
+                    .push(Running::Job(name.to_string(), token, handle));
+            }
+            _ => inner.entries.push(Entry::Job(name.to_string(), Some(f))),
+        }
     }
 
     /// Starts every hook and job in order. On a failing hook, stops what
     /// started (in reverse) and returns the error.
     pub async fn start(&self) -> Result<(), LifecycleError> {
-        if tokio::runtime::Handle::try_current().is_err() {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(LifecycleError::NoRuntime);
-        }
+        };
         let entries = {
             let mut inner = self.inner.lock();
             if inner.started {
                 return Err(LifecycleError::AlreadyStarted);
             }
             inner.started = true;
+            inner.runtime = Some(runtime);
             std::mem::take(&mut inner.entries)
         };
         for entry in entries {
             match entry {
                 Entry::Hook(name, hook) => {
-                    if let Err(source) = hook.start().await {
+                    // A panicking hook fails the start like an error.
+                    let started = AssertUnwindSafe(hook.start()).catch_unwind().await;
+                    let started = started.unwrap_or_else(|p| {
+                        let msg = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        Err(format!("start hook panicked: {msg}").into())
+                    });
+                    if let Err(source) = started {
                         self.stop().await;
                         return Err(LifecycleError::StartFailed { name, source });
                     }
@@ -176,11 +206,16 @@ impl Lifecycle {
     /// Stops everything started, in reverse order, waiting for each job to
     /// exit. A job that panicked is logged, not propagated.
     pub async fn stop(&self) {
+        self.inner.lock().stopped = true;
         loop {
             let next = self.inner.lock().running.pop();
             match next {
                 None => break,
-                Some(Running::Hook(h)) => h.stop().await,
+                Some(Running::Hook(h)) => {
+                    if AssertUnwindSafe(h.stop()).catch_unwind().await.is_err() {
+                        tracing::error!("stop hook panicked");
+                    }
+                }
                 Some(Running::Job(name, token, handle)) => {
                     token.cancel();
                     if let Err(e) = handle.await {
@@ -200,6 +235,8 @@ impl Lifecycle {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
 
     struct Recording(&'static str, Arc<Mutex<Vec<String>>>, bool);
@@ -254,6 +291,45 @@ mod tests {
         let err = lc.start().await.unwrap_err();
         assert!(err.to_string().contains("\"b\""), "{err}");
         assert_eq!(*log.lock(), ["start a", "start b", "stop a"]);
+    }
+
+    #[tokio::test]
+    async fn jobs_added_after_start_run_and_stop() {
+        let lc = Lifecycle::new();
+        lc.start().await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lc.add_job("late", move |cancel| async move {
+            let _ = tx.send(());
+            cancel.cancelled().await;
+        });
+        rx.await.expect("a job added after start runs");
+        assert_eq!(lc.running(), 1);
+        lc.stop().await;
+        assert_eq!(lc.running(), 0);
+        let ran = Arc::new(AtomicBool::new(false));
+        let r2 = ran.clone();
+        lc.add_job("after stop", move |_| async move {
+            r2.store(true, Ordering::SeqCst)
+        });
+        tokio::task::yield_now().await;
+        assert!(!ran.load(Ordering::SeqCst), "no job runs after stop");
+    }
+
+    struct Panicking;
+
+    impl Hook for Panicking {
+        async fn start(&self) -> Result<(), BoxError> {
+            panic!("hook exploded")
+        }
+        async fn stop(&self) {}
+    }
+
+    #[tokio::test]
+    async fn panicking_hook_fails_the_start() {
+        let lc = Lifecycle::new();
+        lc.add_hook("p", Panicking);
+        let err = lc.start().await.unwrap_err();
+        assert!(err.to_string().contains("hook exploded"), "{err}");
     }
 
     #[test]

@@ -1,39 +1,70 @@
-//! Per-object retry queue with exponential backoff.
+//! Per-object retry queue with exponential backoff and jitter.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use statedb::Key;
+use statedb::{Key, Revision};
 use tokio::time::Instant;
+
+use crate::time::deadline;
 
 struct Entry<Obj> {
     object: Arc<Obj>,
     /// The object was deleted from the table: retry deleting it from the
     /// target (there is no row to carry its status).
     hard_delete: bool,
-    /// For a hard delete: the revision of the delete.
-    revision: statedb::Revision,
+    /// The revision of the desired version that failed (for a hard
+    /// delete: of the delete): the retry low watermark is the least of
+    /// these.
+    since: Revision,
     attempts: u32,
-    due: Instant,
+    /// When it is due; `None` while its retry is in flight.
+    due: Option<Instant>,
     error: String,
+}
+
+/// One queued retry, as shown to users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RetryInfo {
+    pub key: Key,
+    pub attempts: u32,
+    pub error: String,
+    pub due: Option<Instant>,
+    pub hard_delete: bool,
+    pub since: Revision,
+}
+
+/// A retry due now: what to look up again and run.
+pub(crate) struct Due<Obj> {
+    pub key: Key,
+    pub object: Arc<Obj>,
+    pub hard_delete: bool,
+    pub since: Revision,
 }
 
 /// Failed objects by primary key, ordered by when they are due again.
 pub(crate) struct RetryQueue<Obj> {
     min: Duration,
     max: Duration,
+    jitter: f64,
     entries: HashMap<Key, Entry<Obj>>,
     by_due: BTreeSet<(Instant, Key)>,
+    /// How many entries have each `since`: the low watermark is the first.
+    by_since: BTreeMap<Revision, usize>,
+    hard_deletes: usize,
 }
 
 impl<Obj> RetryQueue<Obj> {
-    pub fn new(min: Duration, max: Duration) -> Self {
+    pub fn new(min: Duration, max: Duration, jitter: f64) -> Self {
         RetryQueue {
             min,
             max,
+            jitter: jitter.clamp(0.0, 1.0),
             entries: HashMap::new(),
             by_due: BTreeSet::new(),
+            by_since: BTreeMap::new(),
+            hard_deletes: 0,
         }
     }
 
@@ -41,18 +72,46 @@ impl<Obj> RetryQueue<Obj> {
         self.entries.len()
     }
 
-    /// The delay before attempt `attempts + 1`: min · 2^(attempts-1), capped.
+    fn insert(&mut self, pk: Key, e: Entry<Obj>) {
+        *self.by_since.entry(e.since).or_default() += 1;
+        self.hard_deletes += usize::from(e.hard_delete);
+        if let Some(due) = e.due {
+            self.by_due.insert((due, pk.clone()));
+        }
+        self.entries.insert(pk, e);
+    }
+
+    /// The delay before attempt `attempts + 1` without jitter:
+    /// min · 2^(attempts-1), capped at max.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let exp = attempts.saturating_sub(1).min(32);
+        let exp = attempts.saturating_sub(1).min(31);
         self.min
-            .checked_mul(1u32 << exp.min(31))
+            .checked_mul(1u32 << exp)
             .unwrap_or(self.max)
             .min(self.max)
     }
 
-    /// Records a failure of `object`; returns the delay until its retry.
-    pub fn add(&mut self, pk: Key, object: Arc<Obj>, error: String, now: Instant) -> Duration {
-        self.add_entry(pk, object, (false, 0), error, now)
+    /// The backoff, up to `jitter` of it earlier at random.
+    fn jittered(&self, attempts: u32) -> Duration {
+        let d = self.backoff(attempts);
+        if self.jitter == 0.0 {
+            return d;
+        }
+        let cut = self.jitter * rand::random::<f64>();
+        d.mul_f64(1.0 - cut)
+    }
+
+    /// Records a failure of `object` (`since`: the revision of the version
+    /// that failed); returns the delay until its retry.
+    pub fn add(
+        &mut self,
+        pk: Key,
+        object: Arc<Obj>,
+        since: Revision,
+        error: String,
+        now: Instant,
+    ) -> Duration {
+        self.add_entry(pk, object, false, since, error, now)
     }
 
     /// Records a failed delete of an object deleted from the table.
@@ -60,44 +119,84 @@ impl<Obj> RetryQueue<Obj> {
         &mut self,
         pk: Key,
         object: Arc<Obj>,
-        revision: statedb::Revision,
+        revision: Revision,
         error: String,
         now: Instant,
     ) -> Duration {
-        self.add_entry(pk, object, (true, revision), error, now)
+        self.add_entry(pk, object, true, revision, error, now)
     }
 
     fn add_entry(
         &mut self,
         pk: Key,
         object: Arc<Obj>,
-        (hard_delete, revision): (bool, statedb::Revision),
+        hard_delete: bool,
+        since: Revision,
         error: String,
         now: Instant,
     ) -> Duration {
-        let attempts = self.entries.get(&pk).map_or(0, |e| e.attempts) + 1;
+        let (attempts, since) = match self.entries.get(&pk) {
+            // A failure of the same version keeps its first revision.
+            Some(e) => (e.attempts.saturating_add(1), e.since.min(since)),
+            None => (1, since),
+        };
         self.remove(&pk);
-        let delay = self.backoff(attempts);
-        let due = now + delay;
-        self.by_due.insert((due, pk.clone()));
-        self.entries.insert(
+        let delay = self.jittered(attempts);
+        let due = deadline(now, delay);
+        self.insert(
             pk,
             Entry {
                 object,
                 hard_delete,
-                revision,
+                since,
                 attempts,
-                due,
+                due: Some(due),
                 error,
             },
         );
         delay
     }
 
+    /// Makes `pk` due at once, keeping its attempts (or queues it with
+    /// `error` if absent): its status write lost a race, so it must be
+    /// looked at again.
+    pub fn recheck(&mut self, pk: Key, object: Arc<Obj>, since: Revision, now: Instant) {
+        if let Some(e) = self.entries.get_mut(&pk) {
+            if let Some(due) = e.due.take() {
+                self.by_due.remove(&(due, pk.clone()));
+            }
+            e.due = Some(now);
+            e.object = object;
+            self.by_due.insert((now, pk));
+            return;
+        }
+        self.insert(
+            pk,
+            Entry {
+                object,
+                hard_delete: false,
+                since,
+                attempts: 0,
+                due: Some(now),
+                error: "status write lost a race; looking again".into(),
+            },
+        );
+    }
+
     /// Forgets `pk` (success, a new version, or deletion).
     pub fn remove(&mut self, pk: &[u8]) {
-        if let Some(e) = self.entries.remove(pk) {
-            self.by_due.remove(&(e.due, Key::from_slice(pk)));
+        let Some(e) = self.entries.remove(pk) else {
+            return;
+        };
+        if let Some(due) = e.due {
+            self.by_due.remove(&(due, Key::from_slice(pk)));
+        }
+        self.hard_deletes -= usize::from(e.hard_delete);
+        if let Some(n) = self.by_since.get_mut(&e.since) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_since.remove(&e.since);
+            }
         }
     }
 
@@ -106,20 +205,41 @@ impl<Obj> RetryQueue<Obj> {
         self.by_due.first().map(|(t, _)| *t)
     }
 
-    /// The objects due at `now`, at most `limit`, each with whether it is
-    /// a hard delete and that delete's revision; they stay queued (with
-    /// their attempt count) until removed or re-added.
-    pub fn due(&self, now: Instant, limit: usize) -> Vec<(Key, Arc<Obj>, bool, statedb::Revision)> {
-        self.by_due
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .take(limit)
-            .filter_map(|(_, k)| {
-                self.entries
-                    .get(k)
-                    .map(|e| (k.clone(), e.object.clone(), e.hard_delete, e.revision))
-            })
-            .collect()
+    /// Takes up to `limit` retries due at `now`. Taken entries stay
+    /// queued, with their attempts, but are not due again until re-added
+    /// or rechecked. Due keys for which `skip` holds (work for them is
+    /// queued or running) are parked the same way without being taken:
+    /// that work's outcome re-adds, rechecks or removes them. Left due,
+    /// they would keep the loop awake with nothing it may do.
+    pub fn take_due(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> Vec<Due<Obj>> {
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some((t, k)) = self.by_due.first().cloned() else {
+                break;
+            };
+            if t > now {
+                break;
+            }
+            self.by_due.remove(&(t, k.clone()));
+            let Some(e) = self.entries.get_mut(&k) else {
+                continue;
+            };
+            e.due = None;
+            if !skip(&k) {
+                out.push(Due {
+                    key: k,
+                    object: e.object.clone(),
+                    hard_delete: e.hard_delete,
+                    since: e.since,
+                });
+            }
+        }
+        out
     }
 
     /// True if `pk` is queued.
@@ -132,16 +252,49 @@ impl<Obj> RetryQueue<Obj> {
         self.entries.get(pk).is_some_and(|e| e.hard_delete)
     }
 
-    /// The keys of the queued objects, by when they are due.
-    pub fn keys(&self) -> impl Iterator<Item = &Key> {
-        self.by_due.iter().map(|(_, k)| k)
+    /// Queued hard deletes.
+    pub fn hard_deletes(&self) -> usize {
+        self.hard_deletes
     }
 
-    /// The last error of every queued object.
-    pub fn errors(&self) -> impl Iterator<Item = &str> {
-        self.by_due
+    /// The least revision still failing (the retry low watermark).
+    pub fn low_watermark(&self) -> Option<Revision> {
+        self.by_since.keys().next().copied()
+    }
+
+    /// The queued retries, due first (then those in flight), up to
+    /// `limit`. Costs `limit` steps, not the queue's length: it runs after
+    /// every pass that changed the queue.
+    pub fn info(&self, limit: usize) -> Vec<RetryInfo> {
+        let due = self.by_due.iter().map(|(_, k)| k);
+        let parked = self
+            .entries
             .iter()
-            .filter_map(|(_, k)| self.entries.get(k).map(|e| e.error.as_str()))
+            .filter(|(_, e)| e.due.is_none())
+            .map(|(k, _)| k);
+        due.chain(parked)
+            .take(limit)
+            .filter_map(|k| {
+                let e = self.entries.get(k)?;
+                Some(RetryInfo {
+                    key: k.clone(),
+                    attempts: e.attempts,
+                    error: e.error.clone(),
+                    due: e.due,
+                    hard_delete: e.hard_delete,
+                    since: e.since,
+                })
+            })
+            .collect()
+    }
+
+    /// The last error of up to `limit` queued objects.
+    pub fn errors(&self, limit: usize) -> Vec<&str> {
+        self.entries
+            .values()
+            .take(limit)
+            .map(|e| e.error.as_str())
+            .collect()
     }
 }
 
@@ -152,37 +305,74 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let q: RetryQueue<()> =
-            RetryQueue::new(Duration::from_millis(10), Duration::from_millis(50));
+            RetryQueue::new(Duration::from_millis(10), Duration::from_millis(50), 0.0);
         let d: Vec<u64> = (1..=6).map(|a| q.backoff(a).as_millis() as u64).collect();
         assert_eq!(d, [10, 20, 40, 50, 50, 50]);
-        assert_eq!(q.backoff(1000), Duration::from_millis(50));
+        assert_eq!(q.backoff(u32::MAX), Duration::from_millis(50));
+        let q: RetryQueue<()> = RetryQueue::new(Duration::MAX, Duration::MAX, 0.5);
+        assert_eq!(q.backoff(40), Duration::MAX);
     }
 
-    #[test]
-    fn queue_orders_by_due_and_resets() {
-        let mut q = RetryQueue::new(Duration::from_millis(10), Duration::from_secs(1));
+    #[tokio::test(start_paused = true)]
+    async fn jitter_spreads_delays_within_bounds() {
+        let mut q = RetryQueue::new(Duration::from_millis(100), Duration::from_secs(1), 0.5);
+        let now = Instant::now();
+        let delays: BTreeSet<Duration> = (0..50u32)
+            .map(|i| {
+                let k = Key::from_slice(&i.to_be_bytes());
+                q.add(k, Arc::new(()), 1, "e".into(), now)
+            })
+            .collect();
+        assert!(delays.len() > 10, "delays in lockstep: {delays:?}");
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= Duration::from_millis(50) && *d <= Duration::from_millis(100))
+        );
+        // Duration::MAX backoff: far in the future, no panic.
+        let mut q = RetryQueue::new(Duration::MAX, Duration::MAX, 0.2);
+        q.add(Key::from_slice(b"a"), Arc::new(()), 1, "e".into(), now);
+        assert!(q.next_due().unwrap() > now + Duration::from_secs(86_400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queue_orders_by_due_takes_and_rechecks() {
+        let mut q = RetryQueue::new(Duration::from_millis(10), Duration::from_secs(1), 0.0);
         let now = Instant::now();
         let a = Key::from_slice(b"a");
         let b = Key::from_slice(b"b");
         assert_eq!(
-            q.add(a.clone(), Arc::new(1), "e1".into(), now),
+            q.add(a.clone(), Arc::new(1), 5, "e1".into(), now),
             Duration::from_millis(10)
         );
         assert_eq!(
-            q.add(a.clone(), Arc::new(1), "e2".into(), now),
+            q.add(a.clone(), Arc::new(1), 7, "e2".into(), now),
             Duration::from_millis(20)
         );
-        q.add(b.clone(), Arc::new(2), "e3".into(), now);
+        q.add(b.clone(), Arc::new(2), 3, "e3".into(), now);
         assert_eq!(q.len(), 2);
+        assert_eq!(q.low_watermark(), Some(3));
         assert_eq!(q.next_due(), Some(now + Duration::from_millis(10)));
-        assert_eq!(q.due(now + Duration::from_millis(15), 10).len(), 1);
-        assert_eq!(q.errors().collect::<Vec<_>>(), ["e3", "e2"]);
+        let taken = q.take_due(now + Duration::from_millis(15), 10, |_| false);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(&taken[0].key[..], b"b");
+        // Taken: in flight, not due again, still counted. A due key with
+        // work in the scheduler is parked, not taken, and wakes nobody.
+        assert!(
+            q.take_due(now + Duration::from_secs(5), 10, |k| k == b"a")
+                .is_empty()
+        );
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.next_due(), None, "a parked key keeps the loop awake");
+        q.recheck(b.clone(), Arc::new(2), 3, now);
+        assert_eq!(q.next_due(), Some(now));
         q.remove(&a);
         q.remove(&b);
         assert_eq!(q.len(), 0);
+        assert_eq!(q.next_due(), None);
         // After removal, attempts start over.
         assert_eq!(
-            q.add(a, Arc::new(1), "e".into(), now),
+            q.add(a, Arc::new(1), 1, "e".into(), now),
             Duration::from_millis(10)
         );
     }

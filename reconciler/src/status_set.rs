@@ -14,19 +14,23 @@ use crate::status::{Status, StatusKind};
 /// and give each reconciler its own entry with
 /// [`StatusSet::get`] / [`StatusSet::set`] in
 /// [`crate::Builder::status`]. Each reconciler reads and writes only its
-/// own entry; [`StatusSet::kind`] combines them for indexing
-/// ([`new_status_set_index`]).
+/// own entry; [`StatusSet::kind_of`] combines them over the declared
+/// members for indexing ([`new_status_set_index`]).
 ///
 /// A persistent map (`part::Map`): cloning an object clones the set in
 /// O(1), and a reconciler's write copies only its own path.
 ///
 /// ```
 /// use reconciler::{Status, StatusKind, StatusSet};
+/// let members = ["neighbours", "routes"];
 /// let set = StatusSet::new();
 /// // A reconciler not yet seen in the set reads "pending".
 /// assert_eq!(set.get("routes").kind, StatusKind::Pending);
-/// let set = set.set("routes", Status::done()).set("neighbours", Status::done());
-/// assert_eq!(set.kind(), StatusKind::Done);
+/// let set = set.set("routes", Status::done());
+/// // Done only once every member has reported.
+/// assert_eq!(set.kind_of(&members), StatusKind::Pending);
+/// let set = set.set("neighbours", Status::done());
+/// assert_eq!(set.kind_of(&members), StatusKind::Done);
 /// let set = set.set("neighbours", Status::error(false, "unreachable"));
 /// assert_eq!(set.kind(), StatusKind::Error);
 /// // A new version of the object: every reconciler has work again.
@@ -95,8 +99,36 @@ impl StatusSet {
         }
     }
 
-    /// The combined kind: error if any reconciler failed, else pending if
-    /// any is pending or refreshing, else done. An empty set is pending.
+    /// The combined kind over `members`, the reconcilers that must all
+    /// report: error if any failed, else pending if any is pending,
+    /// refreshing or has no entry yet, else done. Entries of reconcilers
+    /// not named are ignored. An empty `members` is [`StatusSet::kind`].
+    pub fn kind_of<S: AsRef<str>>(&self, members: &[S]) -> StatusKind {
+        if members.is_empty() {
+            return self.kind();
+        }
+        let mut kind = StatusKind::Done;
+        for m in members {
+            match self.get(m.as_ref()).kind {
+                StatusKind::Error => return StatusKind::Error,
+                StatusKind::Pending | StatusKind::Refreshing => kind = StatusKind::Pending,
+                StatusKind::Done => {}
+            }
+        }
+        kind
+    }
+
+    /// The combined kind of the entries present: error if any reconciler
+    /// failed, else pending if any is pending or refreshing, else done.
+    /// An empty set is pending.
+    ///
+    /// ## Warning
+    ///
+    /// A reconciler that has not reported yet has no entry, so it does not
+    /// count: `{fast: Done}` reads done while a slower reconciler has not
+    /// run. To know when *every* reconciler is done, use
+    /// [`StatusSet::kind_of`] with the members (as
+    /// [`new_status_set_index`] does).
     pub fn kind(&self) -> StatusKind {
         if self.statuses.is_empty() {
             return StatusKind::Pending;
@@ -148,12 +180,32 @@ impl fmt::Display for StatusSet {
 }
 
 /// A non-unique index named `"status"` on the combined kind of a
-/// [`StatusSet`] ([`StatusSet::kind`]), for
-/// [`crate::wait_for_reconciliation`] across every reconciler of a table.
-pub fn new_status_set_index<Obj: 'static>(
+/// [`StatusSet`] over `members`, the names of every reconciler of the
+/// table ([`StatusSet::kind_of`]): an object reads done only once each
+/// member has reported done, so [`crate::wait_for_reconciliation`] over
+/// it waits for all of them.
+///
+/// ```
+/// use reconciler::{new_status_set_index, StatusSet};
+/// #[derive(Clone)]
+/// struct Route { id: u32, statuses: StatusSet }
+/// let status = new_status_set_index(|r: &Route| &r.statuses, ["fib", "bgp"]);
+/// assert_eq!(status.name(), "status");
+/// ```
+///
+/// ## Warning
+///
+/// With no members, it combines only the entries present (see
+/// [`StatusSet::kind`]): it then reads done before a reconciler that has
+/// not run yet has reported.
+pub fn new_status_set_index<Obj: 'static, S: Into<String>>(
     get_set: impl Fn(&Obj) -> &StatusSet + Send + Sync + 'static,
+    members: impl IntoIterator<Item = S>,
 ) -> Index<Obj, StatusKind> {
-    Index::non_unique("status", move |o: &Obj, keys| keys.push(&get_set(o).kind()))
+    let members: Vec<String> = members.into_iter().map(Into::into).collect();
+    Index::non_unique("status", move |o: &Obj, keys| {
+        keys.push(&get_set(o).kind_of(&members))
+    })
 }
 
 #[cfg(test)]
@@ -177,6 +229,22 @@ mod tests {
         assert!(p.get("a").delete && p.get("b").delete);
         assert_eq!(p.len(), 2);
         assert!(s.to_string().starts_with("a: Done"), "{s}");
+    }
+
+    /// `{fast: Done}` read done while the slow member had not run.
+    #[test]
+    fn members_must_all_report_before_done() {
+        let members = ["fast", "slow"];
+        let s = StatusSet::new().set("fast", Status::done());
+        assert_eq!(s.kind(), StatusKind::Done, "entries present only");
+        assert_eq!(s.kind_of(&members), StatusKind::Pending);
+        let s = s
+            .set("slow", Status::done())
+            .set("other", Status::error(false, "x"));
+        assert_eq!(s.kind_of(&members), StatusKind::Done, "non-members ignored");
+        let s = s.set("slow", Status::error(false, "y"));
+        assert_eq!(s.kind_of(&members), StatusKind::Error);
+        assert_eq!(StatusSet::new().kind_of::<&str>(&[]), StatusKind::Pending);
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub enum WaitError {
     /// revision was reached.
     #[error("the reconciler stopped before reaching the revision")]
     Stopped,
+    /// The reconciler's lifecycle has not been started: nothing would
+    /// ever answer the wait.
+    #[error("the reconciler has not been started (start its lifecycle first)")]
+    NotStarted,
     /// The table or status index is not usable.
     #[error(transparent)]
     Db(#[from] statedb::Error),
@@ -90,7 +94,7 @@ pub fn wait_for_reconciliation_blocking<Obj: Send + Sync + 'static>(
     status_index: &Index<Obj, StatusKind>,
     timeout: Duration,
 ) -> Result<(), WaitError> {
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = crate::time::std_deadline(std::time::Instant::now(), timeout);
     while let Some(set) = check(db, table, status_index)? {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() || set.wait_timeout(left).is_empty() {
@@ -101,17 +105,33 @@ pub fn wait_for_reconciliation_blocking<Obj: Send + Sync + 'static>(
 }
 
 /// Where a reconciler is: the table revision up to which every change has
-/// been processed, and the objects left in error then.
+/// been processed, and what is still failing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconciled {
     /// Every change of the table up to this revision has been processed
-    /// (its operation ran and its result was written back).
+    /// (its operation ran and its result was written back, success or
+    /// failure). Published as soon as it moves, not only when idle.
     pub revision: statedb::Revision,
     /// Objects in error (waiting for a retry), hard deletes included.
     pub errors: usize,
     /// Primary keys of up to [`Reconciled::MAX_KEYS`] of them, as text
-    /// (lossy UTF-8).
+    /// (printable keys as they are, others in hex).
     pub error_keys: Vec<String>,
+    /// The lowest revision of a desired version still failing (the retry
+    /// low watermark): every change below it has succeeded, once
+    /// `revision` has passed it too. `None` when nothing fails.
+    pub lowest_failing: Option<statedb::Revision>,
+    /// Rows deleted from the table whose delete from the target has not
+    /// succeeded yet (counted in `errors` too).
+    pub pending_hard_deletes: usize,
+    /// Objects with an operation in flight now.
+    pub in_flight: usize,
+    /// The loop is running (false before start and after stop).
+    pub running: bool,
+    /// Prunes finished since start (full rounds' included).
+    pub prunes: u64,
+    /// Prunes started since start.
+    pub prunes_started: u64,
     /// Full reconciliations finished since start.
     pub full_rounds: u64,
     /// Full reconciliations started since start.
@@ -121,4 +141,15 @@ pub struct Reconciled {
 impl Reconciled {
     /// Most keys listed in [`Reconciled::error_keys`].
     pub const MAX_KEYS: usize = 100;
+
+    /// Has every change up to `revision` been processed?
+    pub fn processed(&self, revision: statedb::Revision) -> bool {
+        self.revision >= revision
+    }
+
+    /// Has every change up to `revision` *succeeded*: processed, and none
+    /// of them still failing (retries and hard deletes included)?
+    pub fn succeeded(&self, revision: statedb::Revision) -> bool {
+        self.processed(revision) && self.lowest_failing.is_none_or(|low| low > revision)
+    }
 }

@@ -129,6 +129,8 @@ fn config(table: &Table<TObj>, target: &Arc<Target>) -> Builder<TObj> {
     Reconciler::builder(table.clone(), target.clone())
         .status(|o| &o.status, |o, s| o.status = s)
         .retry_backoff(Duration::from_millis(10), Duration::from_millis(80))
+        // Exact gaps in the backoff tests; jitter has its own test.
+        .retry_jitter(0.0)
         .incremental_round_size(100)
 }
 
@@ -843,9 +845,12 @@ async fn soft_delete_calls_delete_once() {
 
 #[tokio::test(start_paused = true)]
 async fn prunes_leftovers_as_soon_as_the_table_is_initialized() {
-    // No interval configured, no initializer: pruned once at start.
+    // No intervals configured, no initializer: pruned once at start.
     let h = start(
-        |c| c.full_reconciliation_interval(Duration::ZERO),
+        |c| {
+            c.full_reconciliation_interval(Duration::ZERO)
+                .prune_interval(Duration::ZERO)
+        },
         |_, _| {},
     )
     .await;

@@ -73,9 +73,10 @@ struct Setup {
     lc: Lifecycle,
 }
 
-fn setup() -> Setup {
+/// A table whose status index waits for every one of `members`.
+fn setup(members: &[&str]) -> Setup {
     let by_id: Index<Route, u64> = Index::unique("id", |r: &Route, k| k.push(&r.id));
-    let status = reconciler::new_status_set_index(|r: &Route| &r.statuses);
+    let status = reconciler::new_status_set_index(|r: &Route| &r.statuses, members.to_vec());
     let table = Table::builder("routes", &by_id)
         .index(&status)
         .build()
@@ -150,7 +151,7 @@ fn route(id: u64, value: u32) -> Route {
 
 #[tokio::test(start_paused = true)]
 async fn two_reconcilers_share_an_object_each_with_its_own_status() {
-    let s = setup();
+    let s = setup(&["kernel", "bpf"]);
     let kernel = Arc::new(MapTarget::default());
     let bpf = Arc::new(MapTarget::default());
     let _k = reconciler_for(&s, "kernel", kernel.clone());
@@ -222,7 +223,7 @@ async fn two_reconcilers_share_an_object_each_with_its_own_status() {
 
 #[tokio::test(start_paused = true)]
 async fn prune_interval_prunes_without_updating_everything() {
-    let s = setup();
+    let s = setup(&["k"]);
     let target = Arc::new(MapTarget::default());
     let params = Params::new(
         s.db.clone(),
@@ -285,7 +286,7 @@ async fn a_prune_logs_what_the_target_removed() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let s = setup();
+    let s = setup(&["k"]);
     let target = Arc::new(MapTarget::default());
     target.state.lock().extend([(7, 0), (8, 0)]);
     let _r = reconciler_for(&s, "k", target.clone());

@@ -184,7 +184,7 @@ impl Watch {
     /// Blocks until the watch closes or `timeout` passes. Returns true if
     /// the watch closed.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_deadline(Some(Instant::now() + timeout))
+        self.wait_deadline(Instant::now().checked_add(timeout))
     }
 
     fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
@@ -400,7 +400,7 @@ impl WatchSet {
     /// Blocks until at least one watch closes or `timeout` passes; returns
     /// the closed watches (empty on timeout, or if the set is empty).
     pub fn wait_timeout(&self, timeout: Duration) -> Vec<Watch> {
-        self.wait_deadline(Some(Instant::now() + timeout))
+        self.wait_deadline(Instant::now().checked_add(timeout))
     }
 
     /// Blocks until at least one watch closes; returns the closed watches.
@@ -582,6 +582,29 @@ impl Drop for AnyClosed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Duration::MAX` (or any huge timeout) means "no deadline": it used
+    /// to panic adding the timeout to the current instant.
+    #[test]
+    fn huge_timeouts_wait_without_overflow() {
+        let closed = Watch::closed_watch();
+        assert!(closed.wait_timeout(Duration::MAX));
+        let mut set = WatchSet::new();
+        set.add(closed);
+        assert_eq!(set.wait_timeout(Duration::MAX).len(), 1);
+        let w = Watch::new();
+        let w2 = w.clone();
+        let t = std::thread::spawn(move || {
+            let mut set = WatchSet::new();
+            set.add(w2.clone());
+            (
+                w2.wait_timeout(Duration::MAX),
+                set.wait_timeout(Duration::MAX).len(),
+            )
+        });
+        w.close();
+        assert_eq!(t.join().unwrap(), (true, 1));
+    }
 
     #[test]
     fn close_wakes_blocking_waiter() {

@@ -1,298 +1,883 @@
-//! The reconciler loop and its parts: incremental rounds
-//! (`incremental.rs`), writing results back and tracking deletes
-//! (`write_back.rs`), prune and full rounds (`full.rs`), refresh
-//! (`refresh.rs`), and running one operation (`op.rs`).
+//! The reconciler loop, built from parts that own their state:
+//!
+//! - [`scheduler`]: the in-flight set (concurrency, one operation per key,
+//!   work queued behind a busy key);
+//! - [`op`]: operations as owned futures (timeout, panic, metrics);
+//! - [`write_back`]: outcomes into the table, a function of (table,
+//!   outcomes);
+//! - the retry queue (`crate::retries`), the [`breaker`], the
+//!   [`schedule`] of timers, [`full`] rounds and [`refresh`];
+//! - [`work`]: what flows between them, and the guarded user callbacks.
+//!
+//! The loop only moves work between them: read changes and due retries
+//! into the scheduler, start what may start, collect what finished,
+//! write it back, publish progress and health, and wait.
 
+mod breaker;
 mod full;
-mod incremental;
 mod op;
 mod refresh;
+mod schedule;
+mod scheduler;
+mod work;
 mod write_back;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
-use statedb::{Db, Key, ReadTxn, Revision, WatchSet};
+use futures::FutureExt;
+use statedb::{ChangeIterator, Db, Key, ReadTxn, Revision, TxnError, Watch, WriteTxn};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::builder::Settings;
 use crate::health::{Health, MAX_JOINED_ERRORS, join_errors};
-use crate::metrics::Metrics;
 use crate::retries::RetryQueue;
-use crate::status::Status;
+use crate::settings::Settings;
+use crate::status::StatusKind;
 use crate::wait::Reconciled;
 
-use refresh::RefreshClock;
+use breaker::Breaker;
+use full::{FullRound, log_prune};
+use op::OpRunner;
+use refresh::{Refresh, WallClock};
+use schedule::{Backoff, Schedule, sleep_until};
+use scheduler::Scheduler;
+use work::{Action, Callbacks, Origin, Outcome, Work, panic_message};
+use write_back::{Settled, Written, settle_hard_delete, write_rows};
 
-/// What a round does with one object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
-    /// `Operations::update`; the status is written back.
-    Update,
-    /// A soft delete (`Status::pending_delete`): `Operations::delete`, then
-    /// the row is removed.
-    SoftDelete,
-    /// The row was deleted from the table: `Operations::delete` with its
-    /// last version; no row to write back, so failures stay in the retry
-    /// queue until the delete succeeds or the key is inserted again.
-    HardDelete,
+/// Requests from the handle to the loop.
+#[derive(Default)]
+pub(crate) struct Signals {
+    /// A full round.
+    pub full: Notify,
+    /// A prune.
+    pub prune: Notify,
 }
 
-impl Action {
-    fn is_delete(self) -> bool {
-        self != Action::Update
+/// What the loop shares with its handle and supervisor.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub db: Db,
+    pub module_id: Arc<str>,
+    pub health: Arc<dyn Health>,
+    pub signals: Arc<Signals>,
+    pub progress: Arc<tokio::sync::watch::Sender<Reconciled>>,
+}
+
+/// Revisions of changes taken from the change iterator and not yet
+/// settled: everything up to `consumed` below the first of them is done.
+#[derive(Default)]
+struct Progress {
+    consumed: Revision,
+    outstanding: BTreeSet<Revision>,
+}
+
+impl Progress {
+    fn processed(&self) -> Revision {
+        match self.outstanding.first() {
+            Some(r) => self.consumed.min(r.saturating_sub(1)),
+            None => self.consumed,
+        }
     }
 }
 
-/// One object to reconcile in a round.
-struct Work<Obj> {
-    pk: Key,
-    object: Arc<Obj>,
-    revision: Revision,
-    action: Action,
-}
-
-/// The outcome of one operation on one object, to be written back.
-struct Outcome<Obj> {
-    pk: Key,
-    /// The object as reconciled (possibly changed by the operation).
-    object: Obj,
-    /// The revision the operation saw: the write-back is compare-and-swap.
-    revision: Revision,
-    action: Action,
-    result: Result<(), String>,
-}
+/// How long a write-back waits for the table lock before trying again
+/// later (it never blocks its thread longer than this).
+const WRITE_BACK_LOCK_WAIT: Duration = Duration::from_millis(5);
 
 pub(crate) struct Runner<Obj: Send + Sync + 'static> {
-    cfg: Settings<Obj>,
-    db: Db,
-    module_id: String,
-    metrics: Option<Arc<dyn Metrics>>,
-    health: Arc<dyn Health>,
-    trigger: Arc<Notify>,
+    s: Settings<Obj>,
+    sh: Shared,
+    cb: Callbacks<Obj>,
+    ops: OpRunner<Obj>,
     retries: RetryQueue<Obj>,
-    prune_error: Option<String>,
-    /// Published after every round that consumed every change it saw.
-    progress: tokio::sync::watch::Sender<Reconciled>,
-    /// Rows this reconciler removed after a successful soft delete: their
-    /// delete shows up in the change iterator and needs no second delete.
+    sched: Scheduler<Obj>,
+    breaker: Breaker,
+    /// Finished, not yet written back.
+    unwritten: Vec<Outcome<Obj>>,
+    write_back: Backoff,
+    /// The revision of this reconciler's last status write per key: the
+    /// change it produces is not work, whatever the status getter reads.
+    own_writes: HashMap<Key, Revision>,
+    /// Rows removed after a successful soft delete: their delete needs no
+    /// second delete.
     deleted_by_us: HashSet<Key>,
+    progress: Progress,
+    prune_error: Option<String>,
+    /// A user callback that panicked outside an object's work, or a table
+    /// read that failed: shown in health until a clean pass.
+    fault: Option<String>,
+    full: Option<FullRound<Obj>>,
+    full_requested: bool,
+    prune_requested: bool,
+    schedule: Schedule,
+    refresh: Refresh<Obj>,
+    clock: WallClock,
+    last_health: Option<(bool, String)>,
 }
 
 impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
-    pub fn new(
-        cfg: Settings<Obj>,
-        db: Db,
-        module_id: String,
-        metrics: Option<Arc<dyn Metrics>>,
-        health: Arc<dyn Health>,
-        trigger: Arc<Notify>,
-        progress: tokio::sync::watch::Sender<Reconciled>,
-    ) -> Self {
-        let retries = RetryQueue::new(cfg.retry_backoff_min, cfg.retry_backoff_max);
+    pub fn new(s: Settings<Obj>, sh: Shared) -> Self {
+        let c = &s.config;
+        let cb = Callbacks::new(s.table.clone(), s.get_status.clone(), s.set_status.clone());
+        let ops = OpRunner {
+            ops: s.operations.clone(),
+            batch: s.batch_operations.clone(),
+            metrics: s.metrics.clone(),
+            module_id: sh.module_id.clone(),
+            timeout: c.operation_timeout,
+            cb: cb.clone(),
+        };
+        let refresh = Refresh::new(c.refresh.0, c.refresh.1);
         Runner {
-            cfg,
-            db,
-            module_id,
-            metrics,
-            health,
-            trigger,
-            retries,
-            prune_error: None,
+            retries: RetryQueue::new(c.retry_backoff.0, c.retry_backoff.1, c.retry_jitter),
+            breaker: Breaker::new(c.breaker.0, c.breaker.1),
+            schedule: Schedule::new(
+                c.full_reconciliation_interval,
+                c.prune_interval,
+                refresh.tick(),
+            ),
+            refresh,
+            cb,
+            ops,
+            sched: Scheduler::new(),
+            unwritten: Vec::new(),
+            write_back: Backoff::default(),
+            own_writes: HashMap::new(),
             deleted_by_us: HashSet::new(),
-            progress,
+            progress: Progress::default(),
+            prune_error: None,
+            fault: None,
+            full: None,
+            full_requested: false,
+            // The first prune runs as soon as the table is initialized:
+            // leftovers in the target from before a restart go at once.
+            prune_requested: true,
+            clock: WallClock::new(),
+            last_health: None,
+            s,
+            sh,
         }
     }
 
-    fn primary_key(&self, obj: &Obj) -> Key {
-        self.cfg
-            .table
-            .primary_query(obj)
-            .map(|q| Key::from_slice(q.key()))
-            .unwrap_or_default()
+    fn round_size(&self) -> usize {
+        self.s.config.incremental_round_size
     }
 
-    fn status<'a>(&self, obj: &'a Obj) -> &'a Status {
-        (self.cfg.get_status)(obj)
+    /// Registers the change iterator, retrying with backoff (Degraded
+    /// meanwhile) until it works or `cancel` fires.
+    async fn follow(&mut self, cancel: &CancellationToken) -> Option<ChangeIterator<Obj>> {
+        let table = self.s.table.clone();
+        let mut backoff = Backoff::default();
+        loop {
+            let res = self.lock_table().and_then(|mut w| {
+                let c = table.changes(&mut w);
+                w.commit();
+                c
+            });
+            match res {
+                Ok(c) => return Some(c),
+                Err(e) => {
+                    let wait = backoff.failed(e.to_string());
+                    tracing::warn!(module_id = %self.sh.module_id, error = %e, "reconciler cannot follow the table yet; retrying");
+                    self.sh
+                        .health
+                        .degraded("Reconciler cannot follow the table", &e.to_string());
+                    tokio::select! {
+                        _ = cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
     }
 
-    /// The loop; returns when `cancel` fires. An incremental round in
-    /// flight then gets up to `shutdown_drain_duration` to finish (its
-    /// results are committed); after that it is dropped, which drops its
-    /// operations and commits nothing of it.
+    /// A write transaction on the table that never blocks the thread for
+    /// long: tried at once, then waited for briefly. A lock held by a task
+    /// on this thread (`WouldDeadlock`) or held long elsewhere is an error
+    /// the caller retries later, without blocking.
+    fn lock_table(&self) -> Result<WriteTxn, TxnError> {
+        match self.sh.db.try_write_txn(&[&self.s.table]) {
+            Err(TxnError::TablesBusy { .. }) => self
+                .sh
+                .db
+                .write_txn_timeout(&[&self.s.table], WRITE_BACK_LOCK_WAIT),
+            other => other,
+        }
+    }
+
+    /// The loop; returns when `cancel` fires. Operations in flight then
+    /// get up to `shutdown_drain` to finish (their results are
+    /// committed); after that they are dropped.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let table = self.cfg.table.clone();
-        let mut changes = match self.db.write_txn(&[&table]).and_then(|mut w| {
-            let c = table.changes(&mut w);
-            w.commit();
-            c
-        }) {
-            Ok(c) => c,
+        let Some(mut changes) = self.follow(&cancel).await else {
+            self.sh.health.stopped("reconciler stopped");
+            return;
+        };
+        tracing::info!(module_id = %self.sh.module_id, table = %self.s.table.name(), "reconciler started");
+        // The watch of the snapshot changes were last read from (`None`:
+        // read now), and whether that read stopped with changes left.
+        let mut watch: Option<Watch> = None;
+        let mut more = false;
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let mut progressed = false;
+            let txn = self.sh.db.read_txn();
+            let (initialized, init_watch) = self
+                .s
+                .table
+                .initialized(&txn)
+                .unwrap_or_else(|_| (false, Watch::closed_watch()));
+
+            let room = self.round_size().saturating_sub(self.sched.queued_len());
+            if room > 0 && (more || watch.as_ref().is_none_or(Watch::is_closed)) {
+                let (taken, w, m) = self.gather(&txn, &mut changes, room);
+                progressed |= taken;
+                watch = Some(w);
+                more = m;
+            }
+            progressed |= self.take_retries();
+
+            // A prune (alone or opening a full round) runs alone: what it
+            // sees must not race operations adding to the target.
+            let prune_waits =
+                initialized && self.full.is_none() && (self.full_requested || self.prune_requested);
+            if prune_waits && self.sched.running_len() == 0 {
+                if !self.prune(&cancel).await {
+                    break;
+                }
+                progressed = true;
+            }
+            if let Some(full) = &mut self.full {
+                let room = self
+                    .s
+                    .config
+                    .incremental_round_size
+                    .saturating_sub(self.sched.queued_len());
+                full.feed(&self.cb, &mut self.sched, room);
+            }
+            let prune_waits =
+                initialized && self.full.is_none() && (self.full_requested || self.prune_requested);
+            if !prune_waits {
+                progressed |= self.start_units();
+            }
+            while let Some(outs) = self.sched.ready() {
+                self.finished(outs);
+                progressed = true;
+            }
+            if !self.unwritten.is_empty() && self.write_back.ready() {
+                self.flush();
+                progressed = true;
+            }
+            self.finish_full_round();
+            if self.schedule.refresh_due() {
+                self.refresh.mark(&self.sh.db, &self.cb, &self.clock);
+            }
+            self.publish();
+            self.report_health();
+            if progressed {
+                // Never a hot loop: let the runtime run others between
+                // batches, even when operations complete without awaiting.
+                tokio::task::yield_now().await;
+                continue;
+            }
+
+            let room = self.round_size().saturating_sub(self.sched.queued_len()) > 0;
+            let changed = watch.clone().filter(|_| room);
+            let retry_at = self.retries.next_due().filter(|_| room);
+            let write_back_at = self.write_back.due.filter(|_| !self.unwritten.is_empty());
+            let full_at = self.schedule.next_full.filter(|_| initialized);
+            let prune_at = self.schedule.next_prune.filter(|_| initialized);
+            let mut woken_by_change = false;
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                outs = self.sched.next(), if self.sched.running_len() > 0 => self.finished(outs),
+                _ = wait_watch(changed) => woken_by_change = true,
+                _ = init_watch.closed(), if !initialized => {}
+                _ = self.sh.signals.full.notified() => self.full_requested = true,
+                _ = self.sh.signals.prune.notified() => self.prune_requested = true,
+                _ = sleep_until(retry_at) => {}
+                _ = sleep_until(write_back_at) => {}
+                _ = sleep_until(full_at) => self.full_requested = true,
+                _ = sleep_until(prune_at) => self.prune_requested = true,
+                _ = sleep_until(self.schedule.next_refresh) => {}
+                _ = sleep_until(self.breaker.reopens_at()) => {}
+            }
+            if woken_by_change && !self.rate_limit(&cancel).await {
+                break;
+            }
+        }
+        self.shutdown().await;
+    }
+
+    /// Waits for the rate limiter, if any; false if cancelled. A panicking
+    /// limiter is reported and skipped.
+    async fn rate_limit(&mut self, cancel: &CancellationToken) -> bool {
+        let Some(limiter) = self.s.rate_limiter.clone() else {
+            return true;
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => false,
+            r = AssertUnwindSafe(limiter.wait()).catch_unwind() => {
+                if let Err(p) = r {
+                    self.fault = Some(panic_message("rate limiter", p));
+                }
+                true
+            }
+        }
+    }
+
+    /// Reads up to `room` changes into the scheduler. Returns whether any
+    /// change was read, the watch for further changes, and whether it
+    /// stopped with changes left.
+    fn gather(
+        &mut self,
+        txn: &ReadTxn,
+        changes: &mut ChangeIterator<Obj>,
+        room: usize,
+    ) -> (bool, Watch, bool) {
+        let (iter, watch) = match changes.next(txn) {
+            Ok(x) => x,
             Err(e) => {
-                tracing::error!(module_id = %self.module_id, error = %e, "reconciler cannot follow table");
-                self.health
-                    .degraded("Reconciler failed to start", &e.to_string());
-                return;
+                self.fault = Some(format!("reading changes failed: {e}"));
+                return (false, Watch::closed_watch(), false);
             }
         };
-        let interval = self.cfg.full_reconciliation_interval;
-        let mut next_full = (!interval.is_zero()).then(|| Instant::now() + interval);
-        let mut full_requested = false;
-        let prune_interval = self.cfg.prune_interval;
-        let mut next_prune = (!prune_interval.is_zero()).then(|| Instant::now() + prune_interval);
-        // The first prune runs as soon as the table is initialized, whatever
-        // the intervals: leftovers in the target from before a restart go at
-        // once. (A full round requested by then prunes too.)
-        let mut prune_requested = true;
-        // Set when a round stopped at the round size with changes left.
-        let mut more = true;
-        // The table watch of the snapshot the last round read its changes
-        // from: it closes on any change that round did not see.
-        let mut changes_watch: Option<statedb::Watch> = None;
-        let mut refresh = RefreshClock::new(self.cfg.refresh_interval);
-        tracing::info!(module_id = %self.module_id, table = %table.name(), "reconciler started");
-        loop {
-            let txn = self.db.read_txn();
-            let (initialized, init_watch) = match table.initialized(&txn) {
-                Ok(x) => x,
-                Err(_) => (false, statedb::Watch::closed_watch()),
-            };
-            if !more {
-                let mut watches = WatchSet::new();
-                watches.add(
-                    changes_watch
-                        .take()
-                        .unwrap_or_else(statedb::Watch::closed_watch),
-                );
-                if !initialized {
-                    watches.add(init_watch);
-                }
-                let retry_at = self.retries.next_due();
-                let full_at = next_full.filter(|_| initialized);
-                let prune_at = next_prune.filter(|_| initialized);
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = watches.wait_async() => {}
-                    _ = self.trigger.notified() => full_requested = true,
-                    _ = sleep_until_opt(retry_at) => {}
-                    _ = sleep_until_opt(full_at) => full_requested = true,
-                    _ = sleep_until_opt(prune_at) => prune_requested = true,
-                    _ = sleep_until_opt(refresh.next_tick()) => {}
+        // Changes looked at per call, skipped ones included: bounded so
+        // that the loop yields between batches.
+        let budget = room.max(self.round_size()).saturating_mul(4);
+        let mut queued = 0;
+        let mut read = 0;
+        let mut last = None;
+        let mut more = false;
+        let mut fault = false;
+        for change in iter {
+            read += 1;
+            last = Some(change.revision);
+            match self.classify(txn, change) {
+                Ok(q) => queued += usize::from(q),
+                Err(e) => {
+                    fault = true;
+                    self.fault = Some(e);
                 }
             }
-            if let Some(limiter) = self.cfg.rate_limiter.clone() {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = limiter.wait() => {}
-                }
+            if queued >= room || read >= budget {
+                more = true;
+                break;
             }
-            let txn = self.db.read_txn();
-            let initialized = table.initialized(&txn).map(|x| x.0).unwrap_or(false);
-            let drain = self.cfg.shutdown_drain;
-            let finished = {
-                let round = self.incremental(&txn, &mut changes);
-                tokio::pin!(round);
-                tokio::select! {
-                    _ = cancel.cancelled() => {
-                        if tokio::time::timeout(drain, &mut round).await.is_err() {
-                            tracing::warn!(drain = ?drain, "operations still running at shutdown were cancelled");
-                        }
-                        None
-                    }
-                    done = &mut round => Some(done),
-                }
-            };
-            let Some((m, w)) = finished else { break };
-            more = m;
-            changes_watch = w;
-            if !more {
-                self.publish_progress(&txn);
-            }
-            if let Some(cutoff) = refresh.tick(table.revision(&txn).unwrap_or(0)) {
-                self.mark_for_refresh(&txn, cutoff);
-            }
-            if full_requested && initialized {
-                full_requested = false;
-                prune_requested = false;
-                let txn = self.db.read_txn();
-                self.progress.send_modify(|p| p.full_rounds_started += 1);
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = self.full(&txn) => {}
-                }
-                self.progress
-                    .send_modify(|p| p.full_rounds = p.full_rounds_started);
-                next_full = (!interval.is_zero()).then(|| Instant::now() + interval);
-                next_prune = (!prune_interval.is_zero()).then(|| Instant::now() + prune_interval);
-            } else if prune_requested && initialized {
-                prune_requested = false;
-                let txn = self.db.read_txn();
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = self.prune(&txn) => {}
-                }
-                next_prune = (!prune_interval.is_zero()).then(|| Instant::now() + prune_interval);
-            }
-            self.report_health();
         }
-        self.health.stopped("reconciler stopped");
-        tracing::info!(module_id = %self.module_id, "reconciler stopped");
+        if !fault
+            && self
+                .fault
+                .as_deref()
+                .is_some_and(|f| !f.starts_with("rate limiter"))
+        {
+            self.fault = None;
+        }
+        if more {
+            if let Some(last) = last {
+                self.progress.consumed = self.progress.consumed.max(last);
+            }
+        } else {
+            let rev = self.s.table.revision(txn).unwrap_or(0);
+            self.progress.consumed = self.progress.consumed.max(rev);
+        }
+        (read > 0, watch, more)
     }
 
-    /// Every change up to `txn`'s table revision is processed: publish it,
-    /// with the objects left in error.
-    fn publish_progress(&self, txn: &ReadTxn) {
-        let revision = self.cfg.table.revision(txn).unwrap_or(0);
-        if revision <= self.progress.borrow().revision
-            && self.retries.len() == self.progress.borrow().errors
+    /// Turns one change into work, or recognises it as none. Returns
+    /// whether work was queued.
+    fn classify(&mut self, txn: &ReadTxn, change: statedb::Change<Obj>) -> Result<bool, String> {
+        let pk = self.cb.primary_key(&change.object)?;
+        let revision = change.revision;
+        if change.deleted {
+            self.own_writes.remove(&pk);
+            // Earlier failures of the row no longer count.
+            self.retries.remove(&pk);
+            if self.deleted_by_us.remove(&pk) {
+                return Ok(false);
+            }
+            self.queue(Work {
+                pk,
+                object: change.object,
+                revision,
+                action: Action::HardDelete,
+                origin: Origin::Change,
+                since: revision,
+                txn: txn.clone(),
+            });
+            return Ok(true);
+        }
+        // This reconciler's own status write-back: never work, whatever
+        // the status getter reads back.
+        if let Some(own) = self.own_writes.remove(&pk)
+            && own == revision
         {
+            return Ok(false);
+        }
+        self.deleted_by_us.remove(&pk);
+        let work = |action| Work {
+            pk: pk.clone(),
+            object: change.object.clone(),
+            revision,
+            action,
+            origin: Origin::Change,
+            since: revision,
+            txn: txn.clone(),
+        };
+        let status = match self.cb.status(&change.object) {
+            Ok(s) => (s.kind, s.delete),
+            Err(e) => {
+                // The object gets an error status and a retry.
+                self.progress.outstanding.insert(revision);
+                let w = work(Action::Update);
+                self.unwritten.push(Outcome::of(w, None, Err(e), false));
+                return Ok(false);
+            }
+        };
+        match status {
+            (StatusKind::Pending | StatusKind::Refreshing, delete) => {
+                // A new desired version: earlier failures no longer count.
+                self.retries.remove(&pk);
+                let action = if delete {
+                    Action::SoftDelete
+                } else {
+                    Action::Update
+                };
+                self.queue(work(action));
+                Ok(true)
+            }
+            (kind, _) => {
+                // Another writer's change that leaves this reconciler's
+                // status as it was (another reconciler's status, say). A
+                // re-inserted key cancels a pending retry of its hard
+                // delete (the insert wins); an error status always has a
+                // retry, so nothing is left stuck in error.
+                if self.retries.is_hard_delete(&pk) {
+                    self.retries.remove(&pk);
+                }
+                if kind == StatusKind::Error
+                    && !self.retries.contains(&pk)
+                    && !self.sched.holds(&pk)
+                {
+                    self.retries
+                        .recheck(pk, change.object, revision, Instant::now());
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Queues work; work it replaces (same key, not started) is settled.
+    fn queue(&mut self, w: Work<Obj>) {
+        if w.origin == Origin::Change {
+            self.progress.outstanding.insert(w.revision);
+        }
+        if let Some(old) = self.sched.queue(w) {
+            self.settle_progress(old.origin, old.revision);
+        }
+    }
+
+    fn settle_progress(&mut self, origin: Origin, revision: Revision) {
+        match origin {
+            Origin::Change => {
+                self.progress.outstanding.remove(&revision);
+            }
+            Origin::Full => {
+                if let Some(f) = &mut self.full {
+                    f.outstanding = f.outstanding.saturating_sub(1);
+                }
+            }
+            Origin::Retry => {}
+        }
+    }
+
+    /// Moves due retries (of keys not already in work) into the
+    /// scheduler, each looked up again in a fresh snapshot.
+    fn take_retries(&mut self) -> bool {
+        let room = self.round_size().saturating_sub(self.sched.queued_len());
+        let now = Instant::now();
+        if room == 0 || self.retries.next_due().is_none_or(|t| t > now) {
+            return false;
+        }
+        let sched = &self.sched;
+        let due = self.retries.take_due(now, room, |k| sched.holds(k));
+        if due.is_empty() {
+            return false;
+        }
+        let txn = self.sh.db.read_txn();
+        for d in due {
+            let current = self.cb.current(&txn, &d.object);
+            let w = |object, revision, action| Work {
+                pk: d.key.clone(),
+                object,
+                revision,
+                action,
+                origin: Origin::Retry,
+                since: d.since,
+                txn: txn.clone(),
+            };
+            match current {
+                Err(e) => {
+                    let w = w(d.object.clone(), d.since, Action::Update);
+                    self.unwritten.push(Outcome::of(w, None, Err(e), false));
+                }
+                // The key is back in the table: the insert wins.
+                Ok(Some(_)) if d.hard_delete => self.retries.remove(&d.key),
+                Ok(None) if d.hard_delete => {
+                    self.queue(w(d.object.clone(), d.since, Action::HardDelete));
+                }
+                Ok(None) => self.retries.remove(&d.key),
+                Ok(Some((cur, revision))) => match self.cb.status(&cur) {
+                    Err(e) => {
+                        let w = w(cur, revision, Action::Update);
+                        self.unwritten.push(Outcome::of(w, None, Err(e), false));
+                    }
+                    Ok(s) if s.kind == StatusKind::Done => self.retries.remove(&d.key),
+                    Ok(s) => {
+                        let action = if s.delete {
+                            Action::SoftDelete
+                        } else {
+                            Action::Update
+                        };
+                        self.queue(w(cur, revision, action));
+                    }
+                },
+            }
+        }
+        true
+    }
+
+    /// Starts units while slots (and the breaker) allow: single
+    /// operations, or batches of what can start when batch operations
+    /// are given.
+    fn start_units(&mut self) -> bool {
+        let mut started = false;
+        loop {
+            let free = self
+                .s
+                .config
+                .concurrency
+                .saturating_sub(self.sched.running_len())
+                .min(self.breaker.allowed());
+            if free == 0 || self.sched.startable() == 0 {
+                return started;
+            }
+            let unit = match self.ops.batch.clone() {
+                Some(batch) => {
+                    let work = self.sched.take(self.round_size());
+                    self.ops.batch(batch, work)
+                }
+                None => {
+                    let Some(w) = self.sched.take(1).pop() else {
+                        return started;
+                    };
+                    self.ops.single(w)
+                }
+            };
+            self.breaker.started();
+            self.sched.spawn(unit);
+            started = true;
+        }
+    }
+
+    /// A unit finished: free its keys, feed the breaker, keep the
+    /// outcomes for the write-back.
+    fn finished(&mut self, outs: Vec<Outcome<Obj>>) {
+        for o in &outs {
+            self.sched.release(&o.pk);
+            self.breaker.record(&o.pk, o.result.is_ok());
+        }
+        self.unwritten.extend(outs);
+    }
+
+    /// Writes back what finished, in one short write transaction. If the
+    /// transaction cannot be had (the table is held elsewhere, or by a
+    /// task on this thread across an `.await`), every outcome is kept and
+    /// the write-back retried with backoff; health says Degraded if that
+    /// lasts.
+    fn flush(&mut self) {
+        let outcomes = std::mem::take(&mut self.unwritten);
+        let (hard, rows): (Vec<_>, Vec<_>) = outcomes
+            .into_iter()
+            .partition(|o| o.action == Action::HardDelete);
+        let mut written: Vec<Written<Obj>> = hard.into_iter().map(settle_hard_delete).collect();
+        if !rows.is_empty() {
+            match self.lock_table() {
+                Ok(mut wtxn) => {
+                    written.extend(write_rows(&self.cb, &mut wtxn, rows, self.clock.now()));
+                    wtxn.commit();
+                    self.write_back.succeeded();
+                }
+                Err(e) => {
+                    if self.write_back.failures == 0 {
+                        tracing::warn!(module_id = %self.sh.module_id, error = %e, "cannot write statuses yet; keeping the results and retrying");
+                    }
+                    self.write_back
+                        .failed(format!("writing statuses back failed: {e}"));
+                    self.unwritten = rows;
+                }
+            }
+        }
+        let mut errs = Vec::new();
+        let mut incremental = false;
+        let mut full_errs = Vec::new();
+        for w in written {
+            incremental |= w.origin != Origin::Full;
+            if let Settled::Failed { error, .. } = &w.settled {
+                if w.origin == Origin::Full {
+                    full_errs.push(error.clone());
+                } else {
+                    errs.push(error.clone());
+                }
+            }
+            self.settle(w);
+        }
+        if let Some(f) = &mut self.full {
+            f.errors.extend(full_errs);
+        }
+        if let Some(m) = &self.s.metrics
+            && incremental
+        {
+            m.incremental_reconciliation_errors(&self.sh.module_id, &errs);
+        }
+    }
+
+    /// Acts on what became of one outcome.
+    fn settle(&mut self, w: Written<Obj>) {
+        let now = Instant::now();
+        match w.settled {
+            Settled::Done { own } => {
+                self.retries.remove(&w.pk);
+                if let Some(own) = own {
+                    self.own_writes.insert(w.pk.clone(), own);
+                }
+                if w.origin == Origin::Full
+                    && w.changed
+                    && let Some(m) = &self.s.metrics
+                {
+                    m.full_reconciliation_out_of_sync(&self.sh.module_id);
+                }
+            }
+            Settled::SoftDeleted => {
+                self.retries.remove(&w.pk);
+                self.deleted_by_us.insert(w.pk.clone());
+            }
+            Settled::Failed { object, error, own } => {
+                if let Some(own) = own {
+                    self.own_writes.insert(w.pk.clone(), own);
+                }
+                let key = String::from_utf8_lossy(&w.pk).into_owned();
+                if self.retries.contains(&w.pk) {
+                    tracing::debug!(module_id = %self.sh.module_id, key = %key, error = %error, "operation failed again");
+                } else {
+                    tracing::warn!(module_id = %self.sh.module_id, key = %key, error = %error, "operation failed; retrying with backoff");
+                }
+                if w.action == Action::HardDelete {
+                    self.retries
+                        .add_hard_delete(w.pk.clone(), object, w.revision, error, now);
+                } else {
+                    self.retries.add(w.pk.clone(), object, w.since, error, now);
+                }
+            }
+            Settled::Lost { object } => {
+                // The row changed under the operation. Newer work queued
+                // for the key covers it; otherwise look at the row again
+                // now (another reconciler's status write may carry this
+                // reconciler's old error, which nothing else would retry).
+                if !self.sched.is_queued(&w.pk) {
+                    self.retries.recheck(w.pk.clone(), object, w.since, now);
+                }
+            }
+            Settled::Gone => self.retries.remove(&w.pk),
+        }
+        self.settle_progress(w.origin, w.revision);
+    }
+
+    /// Prunes (and starts a full round if one was asked for). False if
+    /// cancelled meanwhile.
+    async fn prune(&mut self, cancel: &CancellationToken) -> bool {
+        let txn = self.sh.db.read_txn();
+        let objects = match self.s.table.all(&txn) {
+            Ok(o) => o,
+            Err(e) => {
+                self.prune_error = Some(format!("prune: {e}"));
+                self.prune_requested = false;
+                self.schedule.prune_done();
+                return true;
+            }
+        };
+        let full = self.full_requested;
+        self.full_requested = false;
+        self.prune_requested = false;
+        self.sh.progress.send_modify(|p| {
+            p.prunes_started += 1;
+            if full {
+                p.full_rounds_started += 1;
+            }
+        });
+        let res = tokio::select! {
+            _ = cancel.cancelled() => return false,
+            r = self.ops.prune(&txn, objects) => r,
+        };
+        self.prune_error = log_prune(&self.sh.module_id, res);
+        self.sh
+            .progress
+            .send_modify(|p| p.prunes = p.prunes_started);
+        if full {
+            match self.s.table.all(&txn) {
+                Ok(objects) => {
+                    self.full = Some(FullRound::new(txn, objects, self.prune_error.clone()));
+                }
+                Err(e) => self.fault = Some(format!("full round: {e}")),
+            }
+        }
+        self.schedule.prune_done();
+        true
+    }
+
+    fn finish_full_round(&mut self) {
+        if !self.full.as_ref().is_some_and(FullRound::finished) {
             return;
         }
-        let error_keys = self
+        let Some(full) = self.full.take() else { return };
+        if let Some(m) = &self.s.metrics {
+            m.full_reconciliation_errors(&self.sh.module_id, &full.errors);
+        }
+        self.schedule.full_done();
+        self.sh
+            .progress
+            .send_modify(|p| p.full_rounds = p.full_rounds_started);
+    }
+
+    /// Publishes progress when it moved.
+    fn publish(&self) {
+        let revision = self.progress.processed();
+        let errors = self.retries.len();
+        let low = self.retries.low_watermark();
+        let hard = self.retries.hard_deletes();
+        let in_flight = self.sched.busy_len();
+        {
+            let p = self.sh.progress.borrow();
+            if p.revision >= revision
+                && p.errors == errors
+                && p.lowest_failing == low
+                && p.pending_hard_deletes == hard
+                && p.in_flight == in_flight
+                && p.running
+            {
+                return;
+            }
+        }
+        let keys: Vec<String> = self
             .retries
-            .keys()
-            .take(crate::wait::Reconciled::MAX_KEYS)
-            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .info(Reconciled::MAX_KEYS)
+            .into_iter()
+            .map(|r| self.cb.key_text(&r.key))
             .collect();
-        self.progress.send_modify(|p| {
-            p.revision = revision;
-            p.errors = self.retries.len();
-            p.error_keys = error_keys;
+        self.sh.progress.send_modify(|p| {
+            p.running = true;
+            p.revision = p.revision.max(revision);
+            p.errors = errors;
+            p.error_keys = keys;
+            p.lowest_failing = low;
+            p.pending_hard_deletes = hard;
+            p.in_flight = in_flight;
         });
     }
 
-    fn report_health(&self) {
-        if let Some(m) = &self.metrics {
-            m.retry_queue_size(&self.module_id, self.retries.len());
+    fn report_health(&mut self) {
+        if let Some(m) = &self.s.metrics {
+            m.retry_queue_size(&self.sh.module_id, self.retries.len());
         }
-        if self.retries.len() == 0 && self.prune_error.is_none() {
-            let n = self.cfg.table.num_objects(&self.db.read_txn()).unwrap_or(0);
-            self.health.ok(&format!("OK, {n} object(s)"));
+        let write_back = self
+            .write_back
+            .error
+            .clone()
+            .filter(|_| self.write_back.failures >= 3);
+        let faults: Vec<String> = [
+            self.fault.clone(),
+            write_back,
+            self.breaker.message(),
+            self.prune_error.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let report = if faults.is_empty() && self.retries.len() == 0 {
+            let n = self
+                .s
+                .table
+                .num_objects(&self.sh.db.read_txn())
+                .unwrap_or(0);
+            (true, format!("OK, {n} object(s)"))
         } else {
             // Only the errors shown are looked up: a long outage queues
-            // every object, and this runs after every round.
-            let errs = self
-                .prune_error
+            // every object.
+            let errs = faults
                 .iter()
                 .map(String::as_str)
-                .chain(self.retries.errors())
+                .chain(self.retries.errors(MAX_JOINED_ERRORS))
                 .take(MAX_JOINED_ERRORS);
             let mut message = join_errors(errs);
-            let total = usize::from(self.prune_error.is_some()) + self.retries.len();
+            let total = faults.len() + self.retries.len();
             if total > MAX_JOINED_ERRORS {
                 let omitted = total - MAX_JOINED_ERRORS;
                 message.push_str(&format!("\n{omitted} further errors omitted"));
             }
-            self.health.degraded("Reconciliation failed", &message);
+            (false, message)
+        };
+        if self.last_health.as_ref() == Some(&report) {
+            return;
         }
+        if report.0 {
+            self.sh.health.ok(&report.1);
+        } else {
+            self.sh.health.degraded("Reconciliation failed", &report.1);
+        }
+        self.last_health = Some(report);
+    }
+
+    /// Lets operations in flight finish within the drain time, commits
+    /// their results, and reports stopped.
+    async fn shutdown(mut self) {
+        for w in self.sched.drain_queued() {
+            self.settle_progress(w.origin, w.revision);
+        }
+        let drain = self.s.config.shutdown_drain;
+        if self.sched.running_len() > 0 {
+            let drained = tokio::time::timeout(drain, async {
+                while self.sched.running_len() > 0 {
+                    let outs = self.sched.next().await;
+                    self.finished(outs);
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(drain = ?drain, "operations still running at shutdown were cancelled");
+            }
+        }
+        if !self.unwritten.is_empty() {
+            self.write_back.succeeded();
+            self.flush();
+            if !self.unwritten.is_empty() {
+                tracing::warn!(module_id = %self.sh.module_id, count = self.unwritten.len(), "results of finished operations could not be written back at shutdown");
+            }
+        }
+        self.sh.progress.send_modify(|p| p.running = false);
+        self.sh.health.stopped("reconciler stopped");
+        tracing::info!(module_id = %self.sh.module_id, "reconciler stopped");
     }
 }
 
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
+async fn wait_watch(w: Option<Watch>) {
+    match w {
+        Some(w) => w.await,
         None => std::future::pending().await,
     }
 }

@@ -1,122 +1,124 @@
-//! Refresh: objects whose status is older than the refresh interval are
-//! marked for another update, a bounded number at a time.
+//! Refresh: objects whose status from this reconciler is older than the
+//! refresh interval are marked for another update, a bounded number at a
+//! time. Age is judged by this reconciler's own status (`updated_at`),
+//! not by the row's last write: in a status set, other reconcilers' writes
+//! must not keep an object young.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use statedb::{ReadTxn, Revision};
+use statedb::{Db, Objects, Revision};
 use tokio::time::Instant;
 
-use super::Runner;
+use super::work::Callbacks;
 use crate::status::{Status, StatusKind};
 
-/// When to look for stale objects, and which revisions are old enough.
-///
-/// Statuses carry wall-clock times, but the reconciler runs on tokio's
-/// clock (virtual in tests), so age is judged by revision: the clock
-/// samples the table revision every tenth of the interval, and a status
-/// written at or below the revision of a sample older than the interval
-/// is older than the interval.
-pub(super) struct RefreshClock {
-    interval: Duration,
-    tick: Duration,
-    next: Option<Instant>,
-    /// (when, table revision then), oldest first.
-    samples: VecDeque<(Instant, Revision)>,
+/// Wall-clock time that follows tokio's clock: statuses are stamped with
+/// it, so ages agree with the loop's timers (virtual in tests).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WallClock {
+    wall: SystemTime,
+    mono: Instant,
 }
 
-impl RefreshClock {
-    /// A clock for `interval`; zero never ticks.
-    pub fn new(interval: Duration) -> Self {
-        let tick = (interval / 10).max(Duration::from_millis(1));
-        RefreshClock {
+impl WallClock {
+    pub fn new() -> Self {
+        WallClock {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.wall
+            .checked_add(self.mono.elapsed())
+            .unwrap_or_else(SystemTime::now)
+    }
+}
+
+/// Scans the table a slice per tick for stale objects.
+pub(super) struct Refresh<Obj: Send + Sync + 'static> {
+    pub interval: Duration,
+    per_round: usize,
+    /// The scan in progress: a snapshot's objects, resumed every tick.
+    scan: Option<Objects<Obj>>,
+}
+
+impl<Obj: Clone + Send + Sync + 'static> Refresh<Obj> {
+    pub fn new(interval: Duration, per_round: usize) -> Self {
+        Refresh {
             interval,
-            tick,
-            next: (!interval.is_zero()).then(|| Instant::now() + tick),
-            samples: VecDeque::new(),
+            per_round,
+            scan: None,
         }
     }
 
-    /// When the loop should wake for the next sample.
-    pub fn next_tick(&self) -> Option<Instant> {
-        self.next
+    /// How often to look: a tenth of the interval, at least 1 ms.
+    pub fn tick(&self) -> Option<Duration> {
+        (!self.interval.is_zero()).then(|| (self.interval / 10).max(Duration::from_millis(1)))
     }
 
-    /// Samples `revision` (the table's now) if a tick is due, and returns
-    /// the revision at or below which statuses are older than the
-    /// interval, once such a sample exists.
-    pub fn tick(&mut self, revision: Revision) -> Option<Revision> {
-        let at = self.next.filter(|at| *at <= Instant::now())?;
-        let now = Instant::now();
-        self.next = Some(at + self.tick);
-        self.samples.push_back((now, revision));
-        // Keep the newest sample older than the interval, and the ones
-        // after it.
-        while self.samples.len() > 1 && now.duration_since(self.samples[1].0) >= self.interval {
-            self.samples.pop_front();
-        }
-        self.samples
-            .front()
-            .filter(|(t, _)| now.duration_since(*t) >= self.interval)
-            .map(|(_, r)| *r)
-    }
-}
-
-impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
-    /// Marks up to `refresh_per_round` done objects last written at or
-    /// below `cutoff` (their status is older than the refresh interval) as
-    /// refreshing; the incremental rounds then update them again. The
-    /// revision index lists objects by last write, oldest first, so this
-    /// reads only what it marks (plus the in-flight ones it skips).
-    pub(super) fn mark_for_refresh(&mut self, txn: &ReadTxn, cutoff: Revision) {
-        let table = self.cfg.table.clone();
-        let Ok((oldest, _)) = table.lower_bound_by_revision(txn, 0) else {
-            return;
+    /// Marks up to `per_round` done objects whose own status is older
+    /// than the interval as refreshing; they then go through incremental
+    /// work like new versions. Reads at most a bounded slice of the table
+    /// per call. Returns how many were marked.
+    pub fn mark(&mut self, db: &Db, cb: &Callbacks<Obj>, clock: &WallClock) -> usize {
+        let now = clock.now();
+        let Some(cutoff) = now.checked_sub(self.interval) else {
+            return 0;
         };
-        let stale: Vec<(Arc<Obj>, Revision)> = oldest
-            .take_while(|(_, rev)| *rev <= cutoff)
-            .filter(|(o, _)| {
-                let s = self.status(o);
-                s.kind == StatusKind::Done && !s.delete
-            })
-            .take(self.cfg.refresh_per_round)
-            .collect();
+        let budget = self.per_round.saturating_mul(10).max(1000);
+        let scan = match self.scan.take() {
+            Some(s) => s,
+            None => match cb.table.all(&db.read_txn()) {
+                Ok(s) => s,
+                Err(_) => return 0,
+            },
+        };
+        let mut scan = scan;
+        let mut stale: Vec<(Arc<Obj>, Revision)> = Vec::new();
+        let mut read = 0;
+        let mut exhausted = true;
+        for (obj, rev) in scan.by_ref() {
+            read += 1;
+            if let Ok(s) = cb.status(&obj)
+                && s.kind == StatusKind::Done
+                && !s.delete
+                && s.updated_at <= cutoff
+            {
+                stale.push((obj, rev));
+            }
+            if stale.len() >= self.per_round || read >= budget {
+                exhausted = false;
+                break;
+            }
+        }
+        if !exhausted {
+            self.scan = Some(scan);
+        }
         if stale.is_empty() {
-            return;
+            return 0;
         }
-        let Ok(mut wtxn) = self.db.write_txn(&[&table]) else {
-            return;
+        // Never wait for the lock here: if it is busy, the next tick tries.
+        let Ok(mut wtxn) = db.try_write_txn(&[&cb.table]) else {
+            return 0;
         };
-        let refreshing = Status::refreshing();
+        let mut marked = 0;
         for (obj, revision) in stale {
-            let mut obj = Obj::clone(&obj);
-            (self.cfg.set_status)(&mut obj, refreshing.clone());
+            let Ok(mut obj) = cb.clone_obj(&obj) else {
+                continue;
+            };
+            let mut refreshing = Status::refreshing();
+            refreshing.updated_at = now;
+            if cb.set_status(&mut obj, refreshing).is_err() {
+                continue;
+            }
             // Changed meanwhile: its new version is reconciled anyway.
-            let _ = table.compare_and_swap(&mut wtxn, revision, obj);
+            if cb.table.compare_and_swap(&mut wtxn, revision, obj).is_ok() {
+                marked += 1;
+            }
         }
         wtxn.commit();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn cutoff_is_the_revision_of_a_sample_older_than_the_interval() {
-        let mut clock = RefreshClock::new(Duration::from_secs(10));
-        assert_eq!(clock.tick(1), None, "not due yet");
-        let mut cutoffs = Vec::new();
-        for rev in 1..=25 {
-            tokio::time::advance(Duration::from_secs(1)).await;
-            cutoffs.push(clock.tick(rev));
-        }
-        // Samples every second; the first one older than 10 s appears at
-        // 11 s and holds the revision of 1 s.
-        assert_eq!(cutoffs[..10], [None; 10]);
-        assert_eq!(cutoffs[10], Some(1));
-        assert_eq!(cutoffs[24], Some(15));
-        assert!(RefreshClock::new(Duration::ZERO).next_tick().is_none());
+        marked
     }
 }

@@ -1,93 +1,191 @@
-//! Writing results back, and tracking deletes: soft deletes remove the
-//! row (and remember it, so its delete event is not deleted again), hard
-//! deletes that failed wait in the retry queue.
+//! Writing outcomes back: a function of (table, outcomes) in one write
+//! transaction, each row as a compare-and-swap on the revision the
+//! operation saw. It decides nothing about retries: it says what became
+//! of each outcome ([`Settled`]) and the loop acts on that.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use statedb::Key;
-use tokio::time::Instant;
+use statedb::{Key, Revision, WriteError, WriteTxn};
 
-use super::{Action, Outcome, Runner};
+use super::work::{Action, Callbacks, Origin, Outcome};
 use crate::status::Status;
 
-impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
-    /// Writes statuses back in one short write transaction, each as a
-    /// compare-and-swap on the revision the operation saw: a result for an
-    /// object that changed meanwhile is dropped, and the newer version is
-    /// reconciled in a later round.
-    pub(super) fn write_back(&mut self, outcomes: Vec<Outcome<Obj>>) {
-        let now = Instant::now();
-        // Hard deletes have no row to write: settle them first, and open
-        // a write transaction only for the rest.
-        let mut rows = Vec::with_capacity(outcomes.len());
-        for o in outcomes {
-            if o.action != Action::HardDelete {
-                rows.push(o);
-                continue;
-            }
-            match o.result {
-                Ok(()) => self.retries.remove(&o.pk),
-                Err(err) => {
-                    self.note_failure(&o.pk, &err);
-                    self.retries
-                        .add_hard_delete(o.pk, Arc::new(o.object), o.revision, err, now);
+/// What became of one outcome.
+pub(super) enum Settled<Obj> {
+    /// Success written back (a fresh done status at `own`, the revision
+    /// this write produced), or a hard delete that reached the target.
+    Done { own: Option<Revision> },
+    /// A soft delete reached the target and the row was removed.
+    SoftDeleted,
+    /// The operation failed (or its status could not be written): retry.
+    /// `own` is the revision of the error status written, if it was.
+    Failed {
+        object: Arc<Obj>,
+        error: String,
+        own: Option<Revision>,
+    },
+    /// The row changed while the operation ran (a newer version, or
+    /// another reconciler's status write): look at the current row again.
+    Lost { object: Arc<Obj> },
+    /// The row is gone: its delete is handled as a change of its own.
+    Gone,
+}
+
+/// One settled outcome.
+pub(super) struct Written<Obj> {
+    pub pk: Key,
+    pub action: Action,
+    pub origin: Origin,
+    pub revision: Revision,
+    pub since: Revision,
+    pub changed: bool,
+    pub settled: Settled<Obj>,
+}
+
+/// Hard deletes need no row: settle one without a transaction.
+pub(super) fn settle_hard_delete<Obj>(o: Outcome<Obj>) -> Written<Obj> {
+    let settled = match o.result {
+        Ok(()) => Settled::Done { own: None },
+        Err(error) => Settled::Failed {
+            object: o.original,
+            error,
+            own: None,
+        },
+    };
+    Written {
+        pk: o.pk,
+        action: o.action,
+        origin: o.origin,
+        revision: o.revision,
+        since: o.since,
+        changed: false,
+        settled,
+    }
+}
+
+/// A status stamped with the loop's clock.
+fn stamped(mut s: Status, now: SystemTime) -> Status {
+    s.updated_at = now;
+    s
+}
+
+/// Writes the outcomes of rows (not hard deletes) into `wtxn`.
+pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
+    cb: &Callbacks<Obj>,
+    wtxn: &mut WriteTxn,
+    outcomes: Vec<Outcome<Obj>>,
+    now: SystemTime,
+) -> Vec<Written<Obj>> {
+    let table = &cb.table;
+    let mut out = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        let Outcome {
+            pk,
+            original,
+            object,
+            revision,
+            action,
+            origin,
+            since,
+            result,
+            changed,
+        } = o;
+        let settled = match result {
+            Ok(()) if action == Action::SoftDelete => {
+                let obj = object.as_ref().unwrap_or(&*original);
+                match table.compare_and_delete(wtxn, revision, obj) {
+                    Ok(Some(_)) => Settled::SoftDeleted,
+                    Ok(None) => Settled::Gone,
+                    Err(e) => cas_failure(e, original),
                 }
             }
-        }
-        if rows.is_empty() {
-            return;
-        }
-        let table = self.cfg.table.clone();
-        let mut wtxn = match self.db.write_txn(&[&table]) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!(module_id = %self.module_id, error = %e, "cannot write statuses");
-                return;
+            Ok(()) => {
+                // A success always carries its object (only a failed clone
+                // leaves none, and that is an error).
+                let Some(mut obj) = object else {
+                    out.push(Written {
+                        pk,
+                        action,
+                        origin,
+                        revision,
+                        since,
+                        changed,
+                        settled: Settled::Failed {
+                            object: original,
+                            error: "the object could not be cloned".into(),
+                            own: None,
+                        },
+                    });
+                    continue;
+                };
+                match cb.set_status(&mut obj, stamped(Status::done(), now)) {
+                    Err(error) => Settled::Failed {
+                        object: original,
+                        error,
+                        own: None,
+                    },
+                    Ok(()) => match table.compare_and_swap(wtxn, revision, obj) {
+                        Ok(_) => Settled::Done {
+                            own: table.revision(wtxn).ok(),
+                        },
+                        Err(e) => cas_failure(e, original),
+                    },
+                }
+            }
+            Err(error) => {
+                let delete = action.is_delete();
+                let obj = match object {
+                    Some(o) => Some(o),
+                    None => cb.clone_obj(&original).ok(),
+                };
+                let written = obj.and_then(|mut obj| {
+                    cb.set_status(&mut obj, stamped(Status::error(delete, &error), now))
+                        .ok()?;
+                    let obj = Arc::new(obj);
+                    table
+                        .compare_and_swap(wtxn, revision, obj.clone())
+                        .map_err(|e| cas_failure(e, original.clone()))
+                        .map(|_| obj)
+                        .ok()
+                });
+                match written {
+                    Some(obj) => Settled::Failed {
+                        object: obj,
+                        error,
+                        own: table.revision(wtxn).ok(),
+                    },
+                    // Not written (the row changed, or a callback
+                    // panicked): the retry still stands.
+                    None => Settled::Failed {
+                        object: original,
+                        error,
+                        own: None,
+                    },
+                }
             }
         };
-        // One timestamp for the whole write-back.
-        let done = Status::done();
-        for mut o in rows {
-            match o.result {
-                Ok(()) if o.action == Action::SoftDelete => {
-                    // Stale (changed or gone) deletes are dropped.
-                    if let Ok(Some(_)) = table.compare_and_delete(&mut wtxn, o.revision, &o.object)
-                    {
-                        self.deleted_by_us.insert(o.pk.clone());
-                    }
-                    self.retries.remove(&o.pk);
-                }
-                Ok(()) => {
-                    (self.cfg.set_status)(&mut o.object, done.clone());
-                    let _ = table.compare_and_swap(&mut wtxn, o.revision, o.object);
-                    self.retries.remove(&o.pk);
-                }
-                Err(err) => {
-                    let delete = o.action.is_delete();
-                    (self.cfg.set_status)(&mut o.object, Status::error(delete, &err));
-                    let object = Arc::new(o.object);
-                    if table
-                        .compare_and_swap(&mut wtxn, o.revision, object.clone())
-                        .is_ok()
-                    {
-                        self.note_failure(&o.pk, &err);
-                        self.retries.add(o.pk, object, err, now);
-                    }
-                }
-            }
-        }
-        wtxn.commit();
+        out.push(Written {
+            pk,
+            action,
+            origin,
+            revision,
+            since,
+            changed,
+            settled,
+        });
     }
+    out
+}
 
-    /// Logs a failure at `warn` once per failure streak of an object (the
-    /// first failure after a success or a new version), later ones at
-    /// `debug`.
-    pub(super) fn note_failure(&self, pk: &Key, err: &str) {
-        let key = String::from_utf8_lossy(pk);
-        if self.retries.contains(pk) {
-            tracing::debug!(module_id = %self.module_id, key = %key, error = %err, "operation failed again");
-        } else {
-            tracing::warn!(module_id = %self.module_id, key = %key, error = %err, "operation failed; retrying with backoff");
-        }
+fn cas_failure<Obj>(e: statedb::Error, original: Arc<Obj>) -> Settled<Obj> {
+    match e.as_write() {
+        Some(WriteError::ObjectNotFound) => Settled::Gone,
+        Some(WriteError::RevisionNotEqual { .. }) => Settled::Lost { object: original },
+        _ => Settled::Failed {
+            object: original,
+            error: format!("writing the status back failed: {e}"),
+            own: None,
+        },
     }
 }
