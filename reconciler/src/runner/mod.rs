@@ -236,10 +236,15 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
 
             let room = self.round_size().saturating_sub(self.sched.queued_len());
             if room > 0 && (more || watch.as_ref().is_none_or(Watch::is_closed)) {
-                let (taken, w, m) = self.gather(&txn, &mut changes, room);
+                let (taken, queued, w, m) = self.gather(&txn, &mut changes, room);
                 progressed |= taken;
                 watch = Some(w);
                 more = m;
+                // The limiter spaces rounds that brought work (not passes
+                // that only saw this reconciler's own status writes).
+                if queued && !self.rate_limit(&cancel).await {
+                    break;
+                }
             }
             progressed |= self.take_retries();
 
@@ -293,11 +298,10 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             let write_back_at = self.write_back.due.filter(|_| !self.unwritten.is_empty());
             let full_at = self.schedule.next_full.filter(|_| initialized);
             let prune_at = self.schedule.next_prune.filter(|_| initialized);
-            let mut woken_by_change = false;
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 outs = self.sched.next(), if self.sched.running_len() > 0 => self.finished(outs),
-                _ = wait_watch(changed) => woken_by_change = true,
+                _ = wait_watch(changed) => {}
                 _ = init_watch.closed(), if !initialized => {}
                 _ = self.sh.signals.full.notified() => self.full_requested = true,
                 _ = self.sh.signals.prune.notified() => self.prune_requested = true,
@@ -307,9 +311,6 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 _ = sleep_until(prune_at) => self.prune_requested = true,
                 _ = sleep_until(self.schedule.next_refresh) => {}
                 _ = sleep_until(self.breaker.reopens_at()) => {}
-            }
-            if woken_by_change && !self.rate_limit(&cancel).await {
-                break;
             }
         }
         self.shutdown().await;
@@ -333,19 +334,19 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
     }
 
     /// Reads up to `room` changes into the scheduler. Returns whether any
-    /// change was read, the watch for further changes, and whether it
-    /// stopped with changes left.
+    /// change was read, whether any work was queued, the watch for further
+    /// changes, and whether it stopped with changes left.
     fn gather(
         &mut self,
         txn: &ReadTxn,
         changes: &mut ChangeIterator<Obj>,
         room: usize,
-    ) -> (bool, Watch, bool) {
+    ) -> (bool, bool, Watch, bool) {
         let (iter, watch) = match changes.next(txn) {
             Ok(x) => x,
             Err(e) => {
                 self.fault = Some(format!("reading changes failed: {e}"));
-                return (false, Watch::closed_watch(), false);
+                return (false, false, Watch::closed_watch(), false);
             }
         };
         // Changes looked at per call, skipped ones included: bounded so
@@ -387,7 +388,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             let rev = self.s.table.revision(txn).unwrap_or(0);
             self.progress.consumed = self.progress.consumed.max(rev);
         }
-        (read > 0, watch, more)
+        (read > 0, queued > 0, watch, more)
     }
 
     /// Turns one change into work, or recognises it as none. Returns
