@@ -100,26 +100,15 @@ pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
                     Err(e) => cas_failure(e, original),
                 }
             }
-            Ok(()) => {
-                // A success always carries its object (only a failed clone
-                // leaves none, and that is an error).
-                let Some(mut obj) = object else {
-                    out.push(Written {
-                        pk,
-                        action,
-                        origin,
-                        revision,
-                        since,
-                        changed,
-                        settled: Settled::Failed {
-                            object: original,
-                            error: "the object could not be cloned".into(),
-                            own: None,
-                        },
-                    });
-                    continue;
-                };
-                match cb.set_status(&mut obj, stamped(Status::done(), now)) {
+            // A success always carries its object (only a failed clone
+            // leaves none, and that is an error).
+            Ok(()) => match object {
+                None => Settled::Failed {
+                    object: original,
+                    error: "the object could not be cloned".into(),
+                    own: None,
+                },
+                Some(mut obj) => match cb.set_status(&mut obj, stamped(Status::done(), now)) {
                     Err(error) => Settled::Failed {
                         object: original,
                         error,
@@ -131,8 +120,8 @@ pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
                         },
                         Err(e) => cas_failure(e, original),
                     },
-                }
-            }
+                },
+            },
             Err(error) => {
                 let delete = action.is_delete();
                 let obj = match object {
