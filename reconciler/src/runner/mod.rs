@@ -296,8 +296,16 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             let changed = watch.clone().filter(|_| room);
             let retry_at = self.retries.next_due().filter(|_| room);
             let write_back_at = self.write_back.due.filter(|_| !self.unwritten.is_empty());
-            let full_at = self.schedule.next_full.filter(|_| initialized);
-            let prune_at = self.schedule.next_prune.filter(|_| initialized);
+            // A due timer whose round is already requested or running is
+            // disarmed: left armed in the past it wakes the select at once,
+            // forever (a round longer than its interval spun the loop and
+            // stopped tokio's paused clock).
+            let full_idle = self.full.is_none() && !self.full_requested;
+            let full_at = self.schedule.next_full.filter(|_| initialized && full_idle);
+            let prune_at = self
+                .schedule
+                .next_prune
+                .filter(|_| initialized && full_idle && !self.prune_requested);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 outs = self.sched.next(), if self.sched.running_len() > 0 => self.finished(outs),
