@@ -17,10 +17,11 @@ use crate::limiter::{DynRateLimiter, RateLimiter};
 use crate::metrics::Metrics;
 use crate::ops::{BatchOperations, DynBatchOperations, DynOperations, Operations};
 use crate::params::Params;
+use crate::report::Reconciled;
 use crate::runner::{Runner, Shared, Signals};
 use crate::settings::{GetStatus, SetStatus, Settings};
+use crate::state::{ReconcilerState, ensure_state_table, publish_state};
 use crate::status::Status;
-use crate::wait::Reconciled;
 
 /// Declares a reconciler of one table: start with
 /// [`Reconciler::builder`], set what differs from the defaults, then
@@ -265,10 +266,36 @@ fn start<Obj: Clone + Send + Sync + 'static>(
         module_id: params.module_id.clone(),
         _obj: std::marker::PhantomData,
     };
+    // The reconciler's own state, inspectable beside the tables.
+    let state = ensure_state_table(&params.db).map(|t| {
+        let row = ReconcilerState {
+            table: settings.table.name().to_string(),
+            module_id: params.module_id.clone(),
+            report: Reconciled::default(),
+        };
+        (t, row)
+    });
     let name = format!("reconcile-{}", params.module_id);
     params.lifecycle.add_job(&name, move |cancel| {
         started.store(true, Ordering::Release);
-        supervise(settings, shared, cancel)
+        async move {
+            let Some((table, row)) = state else {
+                return supervise(settings, shared, cancel).await;
+            };
+            let done = CancellationToken::new();
+            let publisher = publish_state(
+                shared.db.clone(),
+                table,
+                row,
+                shared.progress.subscribe(),
+                done.clone(),
+            );
+            let run = async {
+                supervise(settings, shared, cancel).await;
+                done.cancel();
+            };
+            futures::future::join(run, publisher).await;
+        }
     });
     Ok(handle)
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use statedb::Revision;
 
+use crate::report::Reconciled;
 use crate::runner::Signals;
-use crate::wait::{Reconciled, WaitError};
+use crate::wait::WaitError;
 
 /// A requested full reconciliation or prune; see
 /// [`Reconciler::trigger_full_reconciliation`] and [`Reconciler::prune`].

@@ -16,9 +16,11 @@ mod ops;
 mod params;
 #[cfg(feature = "prometheus")]
 mod prometheus_metrics;
+mod report;
 mod retries;
 mod runner;
 mod settings;
+mod state;
 mod status;
 mod status_set;
 mod time;
@@ -39,10 +41,12 @@ pub use ops::{BatchEntry, BatchOperations, OpError, Operations, Pruned};
 pub use params::Params;
 #[cfg(feature = "prometheus")]
 pub use prometheus_metrics::PrometheusMetrics;
+pub use report::{Failing, Reconciled};
+pub use state::{ReconcilerState, STATE_TABLE, state_table};
 pub use status::{OP_DELETE, OP_PRUNE, OP_UPDATE, Status, StatusKind, new_status_index};
 pub use status_set::{StatusSet, new_status_set_index};
 pub use wait::{
-    Reconciled, WaitError, wait_for_reconciliation, wait_for_reconciliation_blocking,
+    WaitError, wait_for_reconciliation, wait_for_reconciliation_blocking,
     wait_for_reconciliation_timeout,
 };
 

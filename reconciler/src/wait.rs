@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use statedb::{Db, Index, Table, WatchSet};
 
+use crate::state::state_table;
 use crate::status::StatusKind;
 
 /// Why a wait ended without all objects reconciled: one error type for
@@ -45,12 +46,34 @@ fn check<Obj: Send + Sync + 'static>(
         busy |= objs.next().is_some();
         set.add(watch);
     }
+    // What statuses cannot show: a running reconciler of the table that
+    // has not yet read every change (a delete, say), or whose deletes of
+    // rows gone from the table have not all succeeded.
+    if let Some(states) = state_table(db) {
+        let revision = table.revision(&txn)?;
+        let (rows, watch) = states.all_watch(&txn)?;
+        set.add(watch);
+        busy |= rows.map(|(s, _)| s).any(|s| {
+            s.table == table.name()
+                && s.report.running
+                && (s.report.pending_hard_deletes > 0 || s.report.revision < revision)
+        });
+    }
     Ok(busy.then_some(set))
 }
 
 /// Completes once no object of `table` is pending or in error, as seen
-/// through `status_index` (see [`crate::new_status_index`]). Cancel it by
-/// dropping the future, e.g. with `tokio::time::timeout`.
+/// through `status_index` (see [`crate::new_status_index`] and
+/// [`crate::new_status_set_index`]), and every running reconciler of the
+/// table has read every change and has no delete of a removed row still
+/// pending or failing (as its row in the [`crate::STATE_TABLE`] table
+/// says). Cancel it by dropping the future, e.g. with
+/// `tokio::time::timeout`.
+///
+/// ## Warning
+///
+/// Only reconcilers built on the same Db are seen: a status written by a
+/// reconciler elsewhere counts through the status index alone.
 ///
 /// # Errors
 ///
@@ -102,54 +125,4 @@ pub fn wait_for_reconciliation_blocking<Obj: Send + Sync + 'static>(
         }
     }
     Ok(())
-}
-
-/// Where a reconciler is: the table revision up to which every change has
-/// been processed, and what is still failing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reconciled {
-    /// Every change of the table up to this revision has been processed
-    /// (its operation ran and its result was written back, success or
-    /// failure). Published as soon as it moves, not only when idle.
-    pub revision: statedb::Revision,
-    /// Objects in error (waiting for a retry), hard deletes included.
-    pub errors: usize,
-    /// Primary keys of up to [`Reconciled::MAX_KEYS`] of them, as text
-    /// (printable keys as they are, others in hex).
-    pub error_keys: Vec<String>,
-    /// The lowest revision of a desired version still failing (the retry
-    /// low watermark): every change below it has succeeded, once
-    /// `revision` has passed it too. `None` when nothing fails.
-    pub lowest_failing: Option<statedb::Revision>,
-    /// Rows deleted from the table whose delete from the target has not
-    /// succeeded yet (counted in `errors` too).
-    pub pending_hard_deletes: usize,
-    /// Objects with an operation in flight now.
-    pub in_flight: usize,
-    /// The loop is running (false before start and after stop).
-    pub running: bool,
-    /// Prunes finished since start (full rounds' included).
-    pub prunes: u64,
-    /// Prunes started since start.
-    pub prunes_started: u64,
-    /// Full reconciliations finished since start.
-    pub full_rounds: u64,
-    /// Full reconciliations started since start.
-    pub full_rounds_started: u64,
-}
-
-impl Reconciled {
-    /// Most keys listed in [`Reconciled::error_keys`].
-    pub const MAX_KEYS: usize = 100;
-
-    /// Has every change up to `revision` been processed?
-    pub fn processed(&self, revision: statedb::Revision) -> bool {
-        self.revision >= revision
-    }
-
-    /// Has every change up to `revision` *succeeded*: processed, and none
-    /// of them still failing (retries and hard deletes included)?
-    pub fn succeeded(&self, revision: statedb::Revision) -> bool {
-        self.processed(revision) && self.lowest_failing.is_none_or(|low| low > revision)
-    }
 }

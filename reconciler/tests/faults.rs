@@ -234,10 +234,40 @@ fn message(h: &HealthReporter) -> String {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// Fails the test run when a test takes two minutes of wall-clock time:
+/// a hot loop stops tokio's paused clock, so virtual deadlines never pass
+/// and only a real-time watchdog turns the hang into a failure.
+struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl Watchdog {
+    fn arm() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let name = std::thread::current().name().unwrap_or("test").to_string();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(Duration::from_secs(120))
+            {
+                eprintln!("watchdog: {name} hung for 120 s of wall-clock time");
+                std::process::abort();
+            }
+        });
+        Watchdog(Some(tx))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 // Defect 1: the write-back of a's successful retry loses its
 // compare-and-swap to b's status write. The retry must not be forgotten.
 #[tokio::test(start_paused = true)]
 async fn d01_a_lost_status_race_keeps_the_retry() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&["a", "b"]);
     let (ta, tb) = (Arc::new(Target::default()), Arc::new(Target::default()));
     // a: fails first, then its retry takes 50 ms; b's first update takes
@@ -275,6 +305,7 @@ async fn d01_a_lost_status_race_keeps_the_retry() {
 // operation again.
 #[tokio::test(start_paused = true)]
 async fn d02_write_back_outlives_a_user_holding_the_lock_across_await() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     target.gated.lock().insert(1);
@@ -329,6 +360,7 @@ async fn d02_write_back_outlives_a_user_holding_the_lock_across_await() {
 // has reported too; waiting on the set's index returns only then.
 #[tokio::test(start_paused = true)]
 async fn d03_a_status_set_is_done_only_when_every_member_is() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&["fast", "slow"]);
     let (tf, ts) = (Arc::new(Target::default()), Arc::new(Target::default()));
     ts.fault(1, Fault::Slow(Duration::from_secs(1)));
@@ -368,6 +400,7 @@ async fn d03_a_status_set_is_done_only_when_every_member_is() {
 // smaller than the round size.
 #[tokio::test(start_paused = true)]
 async fn d04_waits_return_under_sustained_load() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     let (p, _) = fx.params("r");
@@ -411,6 +444,7 @@ async fn d04_waits_return_under_sustained_load() {
 // nowhere; waits with it return when their condition holds.
 #[tokio::test(start_paused = true)]
 async fn d05_duration_max_everywhere() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     let (p, health) = fx.params("r");
@@ -440,7 +474,9 @@ async fn d05_duration_max_everywhere() {
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert!(rec.progress().running, "the loop died");
     assert_eq!(level(&health), Some(HealthLevel::Degraded));
-    // Blocking wait with MAX from a plain thread, once 2 is deleted.
+    // Blocking wait with MAX from a plain thread, once 2 is deleted (and
+    // the delete reaches the target: the wait waits for that too).
+    target.heal();
     let mut w = fx.db.write_txn(&[&fx.table]).unwrap();
     fx.table.delete(&mut w, &fx.get(2)).unwrap();
     w.commit();
@@ -465,6 +501,7 @@ async fn d05_duration_max_everywhere() {
 // so does the object once the callback behaves.
 #[tokio::test(start_paused = true)]
 async fn d06_panicking_status_getter_and_setter_are_contained() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     let bad_get = Arc::new(AtomicBool::new(true));
@@ -537,6 +574,7 @@ impl RateLimiter for PanickyLimiter {
 
 #[tokio::test(start_paused = true)]
 async fn d06_a_panicking_rate_limiter_is_contained() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     let (p, _health) = fx.params("r");
@@ -588,6 +626,7 @@ impl BatchOperations<Obj> for SortingBatch {
 // and a panicking batch is contained.
 #[tokio::test(start_paused = true)]
 async fn d10_batch_results_are_matched_by_key_and_panics_contained() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     let batch = Arc::new(SortingBatch::default());
@@ -614,7 +653,8 @@ async fn d10_batch_results_are_matched_by_key_and_panics_contained() {
         })
     })
     .await;
-    assert_eq!(rec.progress().error_keys.len(), 1);
+    // The key as its type prints it (a u64: `4`), not its bytes.
+    assert_eq!(rec.progress().error_keys, vec!["4".to_string()]);
     batch.fail.lock().clear();
     rec.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
     until("4 Done", MINUTE, || {
@@ -640,6 +680,7 @@ async fn d10_batch_results_are_matched_by_key_and_panics_contained() {
 // and retried, and converges once the target answers.
 #[tokio::test(start_paused = true)]
 async fn d07_one_hung_operation_stalls_no_other_key() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     target.fault(0, Fault::Hang);
@@ -679,6 +720,7 @@ async fn d07_one_hung_operation_stalls_no_other_key() {
 // runner update the object over and over, nor starve the runtime.
 #[tokio::test(start_paused = true)]
 async fn d08_a_lying_status_getter_causes_no_hot_loop() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     let (p, _) = fx.params("r");
@@ -720,6 +762,7 @@ async fn d08_a_lying_status_getter_causes_no_hot_loop() {
 // not starve incremental work.
 #[tokio::test(start_paused = true)]
 async fn d09_full_rounds_honour_concurrency() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     for i in 0..64 {
@@ -760,6 +803,7 @@ async fn d09_full_rounds_honour_concurrency() {
 // another member's frequent writes do not keep resetting it.
 #[tokio::test(start_paused = true)]
 async fn d11_refresh_ages_by_its_own_status_in_a_set() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&["slowpoke", "busy"]);
     let (ta, tb) = (Arc::new(Target::default()), Arc::new(Target::default()));
     let (pa, _) = fx.params("slowpoke");
@@ -794,6 +838,7 @@ async fn d11_refresh_ages_by_its_own_status_in_a_set() {
 // whose lifecycle never starts answers waits with an error.
 #[tokio::test(start_paused = true)]
 async fn d12_built_after_start_runs_and_never_started_errs() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     fx.lc.start().await.unwrap();
@@ -821,6 +866,7 @@ async fn d12_built_after_start_runs_and_never_started_errs() {
 // target recovers.
 #[tokio::test(start_paused = true)]
 async fn breaker_pauses_an_outage_and_recovers() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&[]);
     let target = Arc::new(Target::default());
     for i in 0..50 {
@@ -858,6 +904,7 @@ async fn breaker_pauses_an_outage_and_recovers() {
 // other member stuck, and the panicking one converges after.
 #[tokio::test(start_paused = true)]
 async fn panicking_operation_in_a_set_converges() {
+    let _watchdog = Watchdog::arm();
     let fx = fixture(&["a", "b"]);
     let (ta, tb) = (Arc::new(Target::default()), Arc::new(Target::default()));
     ta.once.lock().insert(1, vec![Fault::Panic, Fault::Panic]);
@@ -877,5 +924,121 @@ async fn panicking_operation_in_a_set_converges() {
     .unwrap()
     .unwrap();
     assert_eq!((ta.has(1), tb.has(1)), (Some(1), Some(1)));
+    fx.lc.stop().await;
+}
+
+// Defect 13: a hard delete that keeps failing leaves the row gone from the
+// table (and from the status index) but the object in the target:
+// `wait_for_reconciliation` must not return until the delete succeeded.
+#[tokio::test(start_paused = true)]
+async fn d13_wait_for_reconciliation_waits_for_pending_hard_deletes() {
+    let _watchdog = Watchdog::arm();
+    let fx = fixture(&[]);
+    let target = Arc::new(Target::default());
+    let (p, _) = fx.params("r");
+    let rec = fx.single(&target).build(p).unwrap();
+    fx.lc.start().await.unwrap();
+    let rev = fx.insert([obj(1, 7), obj(2, 7)]);
+    rec.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
+    let wait =
+        |limit| reconciler::wait_for_reconciliation_timeout(&fx.db, &fx.table, &fx.status, limit);
+    wait(MINUTE).await.unwrap();
+
+    // The hostile step: the target refuses the delete.
+    target.fault(1, Fault::Fail);
+    let mut w = fx.db.write_txn(&[&fx.table]).unwrap();
+    fx.table.delete(&mut w, &obj(1, 7)).unwrap();
+    let rev = fx.table.revision(&w.commit()).unwrap();
+    assert_eq!(
+        wait(Duration::from_secs(5)).await,
+        Err(WaitError::Timeout),
+        "returned while the delete of 1 was failing"
+    );
+    assert_eq!(target.has(1), Some(7));
+    let blocking = {
+        let (db, table, status) = (fx.db.clone(), fx.table.clone(), fx.status.clone());
+        std::thread::spawn(move || {
+            reconciler::wait_for_reconciliation_blocking(
+                &db,
+                &table,
+                &status,
+                Duration::from_millis(50),
+            )
+        })
+    };
+    assert_eq!(blocking.join().unwrap(), Err(WaitError::Timeout));
+
+    // The reconciler's own row says why: inspectable in the Db.
+    let states = reconciler::state_table(&fx.db).expect("state table registered");
+    let row = states
+        .all(&fx.db.read_txn())
+        .unwrap()
+        .map(|(s, _)| s)
+        .find(|s| s.module_id == "r")
+        .expect("the reconciler's row");
+    assert_eq!(row.table, "objs");
+    assert_eq!(row.report.pending_hard_deletes, 1);
+    let failing = &row.report.failing[0];
+    assert_eq!(failing.key, "1");
+    assert!(failing.hard_delete && failing.attempts >= 1);
+    assert!(
+        failing.error.contains("cannot write 1"),
+        "{}",
+        failing.error
+    );
+    assert!(!row.report.healthy);
+    let any = fx
+        .db
+        .table_by_name(reconciler::STATE_TABLE)
+        .expect("inspectable");
+    let json = &any.all(&fx.db.read_txn()).unwrap()[0].json;
+    assert_eq!(json["failing"][0]["key"], "1");
+
+    target.heal();
+    wait(MINUTE).await.unwrap();
+    assert_eq!(
+        target.has(1),
+        None,
+        "returned before the delete reached the target"
+    );
+    rec.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
+    fx.lc.stop().await;
+    // A stopped reconciler's row says so, and holds up no wait.
+    until("row not running", MINUTE, || {
+        states
+            .all(&fx.db.read_txn())
+            .unwrap()
+            .all(|(s, _)| !s.report.running)
+    })
+    .await;
+}
+
+// The wait sees changes the reconciler has not read yet: a delete written
+// just before the wait, of a row whose status index entry is gone at once.
+#[tokio::test(start_paused = true)]
+async fn d13_a_delete_not_yet_read_holds_the_wait() {
+    let _watchdog = Watchdog::arm();
+    let fx = fixture(&[]);
+    let target = Arc::new(Target::default());
+    target
+        .once
+        .lock()
+        .insert(1, vec![Fault::Slow(Duration::ZERO)]);
+    let (p, _) = fx.params("r");
+    let rec = fx.single(&target).build(p).unwrap();
+    fx.lc.start().await.unwrap();
+    let rev = fx.insert([obj(1, 7)]);
+    rec.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
+    // Deletes take 2 s from now on: the wait must outlast them.
+    target.fault(1, Fault::Slow(Duration::from_secs(2)));
+    let mut w = fx.db.write_txn(&[&fx.table]).unwrap();
+    fx.table.delete(&mut w, &obj(1, 7)).unwrap();
+    w.commit();
+    let start = Instant::now();
+    reconciler::wait_for_reconciliation_timeout(&fx.db, &fx.table, &fx.status, MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(target.has(1), None);
+    assert!(start.elapsed() >= Duration::from_secs(2));
     fx.lc.stop().await;
 }

@@ -115,6 +115,37 @@ impl Db {
         &self.inner
     }
 
+    /// The registered table called `name`, if its objects are `T`: how
+    /// two parts of a program that share a Db (two libraries, say) find
+    /// one table without passing its handle around.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table};
+    /// let by_id: Index<u32, u32> = Index::unique("id", |o: &u32, k| k.push(o));
+    /// let db = Db::new();
+    /// db.register_table(&Table::new("ids", &by_id)?)?;
+    /// let ids: Table<u32> = db.table("ids").expect("registered");
+    /// let mut w = db.write_txn(&[&ids])?;
+    /// ids.insert(&mut w, 7)?;
+    /// w.commit();
+    /// assert!(db.table::<String>("ids").is_none(), "not a table of String");
+    /// assert!(db.table::<u32>("other").is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn table<T: Send + Sync + 'static>(&self, name: &str) -> Option<Table<T>> {
+        let erased = self
+            .inner
+            .tables()
+            .iter()
+            .find(|t| t.name() == name)?
+            .clone();
+        let inner = erased
+            .as_any()
+            .downcast::<crate::table_inner::TableInner<T>>()
+            .ok()?;
+        Some(Table::from_arc(inner))
+    }
+
     /// Names of the registered tables, in registration order.
     pub fn table_names(&self) -> Vec<String> {
         self.inner

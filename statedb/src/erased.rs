@@ -37,11 +37,16 @@ pub(crate) trait ErasedTable: Send + Sync {
     fn request_collection(&self);
     /// The indexes, primary first.
     fn indexes(&self) -> Vec<IndexInfo>;
+    /// The typed table behind, for [`crate::Db::table`]'s downcast.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
 impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
     fn name(&self) -> &str {
         TableInner::name(self)
+    }
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
     }
     fn registration(&self) -> Option<(u64, usize)> {
         TableInner::registration(self)

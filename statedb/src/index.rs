@@ -53,7 +53,11 @@ pub(crate) struct IndexInner<Obj> {
     parse: ParseFn,
     /// How a prefix written as text parses ([`KeyEncoding::parse_prefix`]).
     parse_prefix: ParsePrefixFn,
+    /// How an encoded key prints ([`KeyEncoding::format_key`]).
+    format: FormatFn,
 }
+
+type FormatFn = fn(&[u8]) -> Option<String>;
 
 type ParseFn = fn(&str, &mut Key) -> Result<(), ParseKeyError>;
 type ParsePrefixFn = fn(&str, &mut Key) -> Result<Option<part::KeyFilter>, ParseKeyError>;
@@ -85,6 +89,12 @@ impl<Obj> IndexInner<Obj> {
         let mut key = Key::new();
         let filter = (self.parse_prefix)(text, &mut key)?;
         Ok((key, filter))
+    }
+
+    /// An encoded key as text, as the key type prints it, else as
+    /// [`part::format_key_bytes`] does.
+    pub fn format_key(&self, key: &[u8]) -> String {
+        (self.format)(key).unwrap_or_else(|| part::format_key_bytes(key))
     }
 
     pub fn keys_of(&self, obj: &Obj) -> KeySet {
@@ -157,6 +167,7 @@ impl<Obj, K: KeyEncoding + ?Sized> Index<Obj, K> {
                 keys: Box::new(keys),
                 parse: K::parse_key,
                 parse_prefix: K::parse_prefix,
+                format: K::format_key,
             }),
             _key: PhantomData,
         }

@@ -67,6 +67,11 @@ impl<T> Table<T> {
         }
     }
 
+    /// A handle on an existing shared part.
+    pub(crate) fn from_arc(inner: Arc<TableInner<T>>) -> Self {
+        Table { inner }
+    }
+
     /// The shared part every handle of this table holds.
     pub(crate) fn inner(&self) -> &Arc<TableInner<T>> {
         &self.inner
@@ -114,6 +119,25 @@ impl<T: Send + Sync + 'static> Table<T> {
         std::iter::once(self.inner.primary())
             .chain(self.inner.secondary().iter().map(|i| &**i))
             .find(|i| i.name() == name)
+    }
+
+    /// An encoded primary key (as [`Changes`](crate::Changes) and errors
+    /// carry it) written as text the way its key type prints it
+    /// ([`KeyEncoding::format_key`](part::KeyEncoding::format_key)):
+    /// `10.0.0.0/24` for an `IpNet`, `2` for a `u64`. Bytes the key type
+    /// cannot print come out as text when printable, else `0x` and hex.
+    ///
+    /// ```
+    /// # use statedb::{Index, Table};
+    /// struct Route { dst: ipnet::IpNet }
+    /// let by_dst: Index<Route, ipnet::IpNet> = Index::unique("dst", |r: &Route, k| k.push(&r.dst));
+    /// let routes = Table::new("routes", &by_dst).unwrap();
+    /// let net: ipnet::IpNet = "10.0.0.0/24".parse().unwrap();
+    /// let key = by_dst.query(&net).key().to_vec();
+    /// assert_eq!(routes.primary_key_text(&key), "10.0.0.0/24");
+    /// ```
+    pub fn primary_key_text(&self, key: &[u8]) -> String {
+        self.inner.primary().format_key(key)
     }
 
     /// A query on the primary index for `obj`'s own primary key.

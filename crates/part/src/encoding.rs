@@ -45,6 +45,37 @@ pub trait KeyEncoding {
     fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
         Self::parse_key(text, out).map(|()| None)
     }
+
+    /// An encoded key written back as text, the way
+    /// [`KeyEncoding::parse_key`] reads it (`10.0.0.0/24` for a network,
+    /// `2` for a `u64`), for messages and inspection. `None` when the
+    /// bytes are not an encoding of this type, or when the type does not
+    /// say how to print one (the default); callers fall back to
+    /// [`format_key_bytes`].
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        let _ = encoded;
+        None
+    }
+}
+
+/// Key bytes as text when nothing better is known: the text itself when
+/// it is printable UTF-8, else `0x` and hex digits (which
+/// `<[u8]>::parse_key` reads back).
+pub fn format_key_bytes(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) if !s.is_empty() && !s.starts_with("0x") && !s.chars().any(char::is_control) => {
+            s.to_string()
+        }
+        _ => {
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            format!("0x{hex}")
+        }
+    }
+}
+
+/// `N` bytes exactly, or `None`.
+fn exact<const N: usize>(encoded: &[u8]) -> Option<[u8; N]> {
+    encoded.try_into().ok()
 }
 
 /// A test on encoded keys ([`KeyEncoding::parse_prefix`]).
@@ -130,6 +161,9 @@ macro_rules! unsigned {
             fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
                 parse_via_from_str::<$t>(text, out, stringify!($t))
             }
+            fn format_key(encoded: &[u8]) -> Option<String> {
+                exact(encoded).map(|b| <$t>::from_be_bytes(b).to_string())
+            }
         }
     )*};
 }
@@ -147,6 +181,10 @@ macro_rules! signed {
             fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
                 parse_via_from_str::<$t>(text, out, stringify!($t))
             }
+            fn format_key(encoded: &[u8]) -> Option<String> {
+                let flipped = <$u>::from_be_bytes(exact(encoded)?);
+                Some(((flipped ^ (1 << (<$u>::BITS - 1))) as $t).to_string())
+            }
         }
     )*};
 }
@@ -159,6 +197,13 @@ impl KeyEncoding for bool {
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<bool>(text, out, "bool")
     }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        match encoded {
+            [0] => Some("false".into()),
+            [1] => Some("true".into()),
+            _ => None,
+        }
+    }
 }
 
 impl KeyEncoding for str {
@@ -169,6 +214,9 @@ impl KeyEncoding for str {
         out.extend_from_slice(text.as_bytes());
         Ok(())
     }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        std::str::from_utf8(encoded).ok().map(str::to_string)
+    }
 }
 
 impl KeyEncoding for String {
@@ -177,6 +225,9 @@ impl KeyEncoding for String {
     }
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         str::parse_key(text, out)
+    }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        str::format_key(encoded)
     }
 }
 
@@ -188,6 +239,9 @@ impl KeyEncoding for [u8] {
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_bytes(text, out)
     }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        Some(format_key_bytes(encoded))
+    }
 }
 
 impl KeyEncoding for Vec<u8> {
@@ -196,6 +250,9 @@ impl KeyEncoding for Vec<u8> {
     }
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_bytes(text, out)
+    }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        Some(format_key_bytes(encoded))
     }
 }
 
@@ -212,6 +269,9 @@ impl<const N: usize> KeyEncoding for [u8; N] {
         out.extend_from_slice(&bytes);
         Ok(())
     }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        (encoded.len() == N).then(|| format_key_bytes(encoded))
+    }
 }
 
 impl KeyEncoding for Ipv4Addr {
@@ -221,6 +281,9 @@ impl KeyEncoding for Ipv4Addr {
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<Ipv4Addr>(text, out, "IPv4 address")
     }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        exact::<4>(encoded).map(|b| Ipv4Addr::from(b).to_string())
+    }
 }
 
 impl KeyEncoding for Ipv6Addr {
@@ -229,6 +292,9 @@ impl KeyEncoding for Ipv6Addr {
     }
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<Ipv6Addr>(text, out, "IPv6 address")
+    }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        exact::<16>(encoded).map(|b| Ipv6Addr::from(b).to_string())
     }
 }
 
@@ -249,6 +315,9 @@ impl KeyEncoding for IpAddr {
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<IpAddr>(text, out, "IP address")
     }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        decode_ip(encoded).map(|a| a.to_string())
+    }
 }
 
 impl KeyEncoding for SocketAddr {
@@ -259,6 +328,11 @@ impl KeyEncoding for SocketAddr {
     }
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<SocketAddr>(text, out, "socket address")
+    }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        let (ip, port) = encoded.split_at_checked(encoded.len().checked_sub(2)?)?;
+        let port = u16::from_be_bytes(exact(port)?);
+        Some(SocketAddr::new(decode_ip(ip)?, port).to_string())
     }
 }
 
@@ -276,6 +350,36 @@ fn encode_component<T: KeyEncoding + ?Sized>(part: &T, out: &mut Key) {
         }
     }
     out.extend_from_slice(&[0, 0]);
+}
+
+/// The first component of an encoded tuple, unescaped, and the bytes
+/// after its terminator: the inverse of [`encode_component`].
+fn split_component(encoded: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    let mut raw = Vec::new();
+    let mut i = 0;
+    loop {
+        match (encoded.get(i)?, encoded.get(i + 1)) {
+            (0, Some(0)) => return Some((raw, &encoded[i + 2..])),
+            (0, Some(1)) => {
+                raw.push(0);
+                i += 2;
+            }
+            (0, _) => return None,
+            (b, _) => {
+                raw.push(*b);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// An encoded `IpAddr` (tag byte, then the address) decoded.
+fn decode_ip(encoded: &[u8]) -> Option<IpAddr> {
+    match encoded.split_first()? {
+        (4, rest) => Some(IpAddr::from(exact::<4>(rest)?)),
+        (6, rest) => Some(IpAddr::from(exact::<16>(rest)?)),
+        _ => None,
+    }
 }
 
 /// A parsed component of a tuple, escaped and terminated as
@@ -313,6 +417,11 @@ impl<A: KeyEncoding, B: KeyEncoding + ?Sized> KeyEncoding for (A, B) {
         parse_component::<A>(a, out)?;
         B::parse_key(b, out)
     }
+    /// `"a,b"`, as [`KeyEncoding::parse_key`] reads it.
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        let (a, rest) = split_component(encoded)?;
+        Some(format!("{},{}", A::format_key(&a)?, B::format_key(rest)?))
+    }
 }
 
 impl<A: KeyEncoding, B: KeyEncoding, C: KeyEncoding + ?Sized> KeyEncoding for (A, B, C) {
@@ -332,6 +441,17 @@ impl<A: KeyEncoding, B: KeyEncoding, C: KeyEncoding + ?Sized> KeyEncoding for (A
         parse_component::<B>(b, out)?;
         C::parse_key(c, out)
     }
+    /// `"a,b,c"`, as [`KeyEncoding::parse_key`] reads it.
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        let (a, rest) = split_component(encoded)?;
+        let (b, rest) = split_component(rest)?;
+        Some(format!(
+            "{},{},{}",
+            A::format_key(&a)?,
+            B::format_key(&b)?,
+            C::format_key(rest)?
+        ))
+    }
 }
 
 impl KeyEncoding for ipnet::Ipv4Net {
@@ -343,6 +463,12 @@ impl KeyEncoding for ipnet::Ipv4Net {
     }
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<ipnet::Ipv4Net>(text, out, "IPv4 prefix")
+    }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        (encoded.len() == 5)
+            .then(|| decode_network(encoded))
+            .flatten()
+            .map(|n| n.to_string())
     }
     /// The networks within the given one.
     fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
@@ -359,6 +485,12 @@ impl KeyEncoding for ipnet::Ipv6Net {
     }
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<ipnet::Ipv6Net>(text, out, "IPv6 prefix")
+    }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        (encoded.len() == 17)
+            .then(|| decode_network(encoded))
+            .flatten()
+            .map(|n| n.to_string())
     }
     /// The networks within the given one.
     fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
@@ -383,6 +515,18 @@ impl KeyEncoding for ipnet::IpNet {
     }
     fn parse_key(text: &str, out: &mut Key) -> Result<(), ParseKeyError> {
         parse_via_from_str::<ipnet::IpNet>(text, out, "IP prefix")
+    }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        let (tag, body) = encoded.split_first()?;
+        let want = match tag {
+            4 => 5,
+            6 => 17,
+            _ => return None,
+        };
+        (body.len() == want)
+            .then(|| decode_network(body))
+            .flatten()
+            .map(|n| n.to_string())
     }
     /// The networks within the given one.
     fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
@@ -439,6 +583,9 @@ impl<T: KeyEncoding + ?Sized> KeyEncoding for &T {
     fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
         T::parse_prefix(text, out)
     }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        T::format_key(encoded)
+    }
 }
 
 impl<T: KeyEncoding + ?Sized> KeyEncoding for Box<T> {
@@ -451,6 +598,9 @@ impl<T: KeyEncoding + ?Sized> KeyEncoding for Box<T> {
     fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
         T::parse_prefix(text, out)
     }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        T::format_key(encoded)
+    }
 }
 
 impl<T: KeyEncoding + ?Sized> KeyEncoding for std::sync::Arc<T> {
@@ -462,6 +612,9 @@ impl<T: KeyEncoding + ?Sized> KeyEncoding for std::sync::Arc<T> {
     }
     fn parse_prefix(text: &str, out: &mut Key) -> Result<Option<KeyFilter>, ParseKeyError> {
         T::parse_prefix(text, out)
+    }
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        T::format_key(encoded)
     }
 }
 
@@ -617,6 +770,60 @@ mod tests {
             prop_assert_eq!(parsed::<i64>(&a.to_string()).unwrap(), a.to_key());
             prop_assert_eq!(parsed::<(u32, i64)>(&format!("{b},{a}")).unwrap(), (b, a).to_key());
         }
+
+        /// What `format_key` prints, `parse_key` reads back to the same bytes.
+        #[test]
+        fn keys_print_as_the_text_that_parses_back(
+            a: i16,
+            b: u64,
+            s in "[a-z0-9 ]{1,8}",
+            ip: IpAddr,
+            sock: SocketAddr,
+            len4 in 0u8..=32,
+            len6 in 0u8..=128,
+            bytes: Vec<u8>,
+        ) {
+            fn round_trip<T: KeyEncoding + ?Sized>(key: &[u8]) -> Result<(), TestCaseError> {
+                let text = T::format_key(key).ok_or_else(|| TestCaseError::fail("no text"))?;
+                prop_assert_eq!(&parsed::<T>(&text).unwrap()[..], key, "{}", text);
+                Ok(())
+            }
+            round_trip::<i16>(&a.to_key())?;
+            round_trip::<u64>(&b.to_key())?;
+            round_trip::<String>(&s.to_key())?;
+            round_trip::<IpAddr>(&ip.to_key())?;
+            round_trip::<SocketAddr>(&sock.to_key())?;
+            round_trip::<Vec<u8>>(&bytes.to_key())?;
+            let v4 = ipnet::IpNet::new(Ipv4Addr::from(b as u32).into(), len4).unwrap().trunc();
+            let v6 = ipnet::IpNet::new(Ipv6Addr::from(u128::from(b) << 64).into(), len6).unwrap().trunc();
+            round_trip::<ipnet::IpNet>(&v4.to_key())?;
+            round_trip::<ipnet::IpNet>(&v6.to_key())?;
+            round_trip::<(String, u64)>(&(s.clone(), b).to_key())?;
+            round_trip::<(u8, String, IpAddr)>(&(3u8, s.clone(), ip).to_key())?;
+        }
+    }
+
+    #[test]
+    fn keys_print_as_people_write_them() {
+        let net: ipnet::IpNet = "10.0.0.0/24".parse().unwrap();
+        assert_eq!(
+            ipnet::IpNet::format_key(&net.to_key()).unwrap(),
+            "10.0.0.0/24"
+        );
+        assert_eq!(u64::format_key(&2u64.to_key()).unwrap(), "2");
+        assert_eq!(i32::format_key(&(-5i32).to_key()).unwrap(), "-5");
+        assert_eq!(bool::format_key(&true.to_key()).unwrap(), "true");
+        assert_eq!(
+            <(String, u16)>::format_key(&("a\0b".to_string(), 7u16).to_key()).unwrap(),
+            "a\0b,7"
+        );
+        assert_eq!(<[u8]>::format_key(&[0, 255]).unwrap(), "0x00ff");
+        // Bytes that are not an encoding of the type: no text, never a panic.
+        assert_eq!(u64::format_key(&[1, 2, 3]), None);
+        assert_eq!(ipnet::IpNet::format_key(&[4, 10, 0, 0]), None);
+        assert_eq!(ipnet::IpNet::format_key(&[4, 10, 0, 0, 0, 99]), None);
+        assert_eq!(<(u8, u8)>::format_key(&[1, 0]), None);
+        assert_eq!(str::format_key(&[0xff]), None);
     }
 
     #[test]

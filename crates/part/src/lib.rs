@@ -12,7 +12,7 @@ mod watch;
 mod watch_cell;
 
 pub use collections::{Map, Set};
-pub use encoding::{KeyEncoding, KeyFilter, ParseKeyError};
+pub use encoding::{KeyEncoding, KeyFilter, ParseKeyError, format_key_bytes};
 pub use node::Key;
 pub use read::Read;
 pub use tree::{Iter, OwnedIter, OwnedRevIter, Tree};

@@ -34,10 +34,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::{Health, MAX_JOINED_ERRORS, join_errors};
+use crate::report::{Failing, Reconciled};
 use crate::retries::RetryQueue;
 use crate::settings::Settings;
 use crate::status::StatusKind;
-use crate::wait::Reconciled;
 
 use breaker::Breaker;
 use full::{FullRound, log_prune};
@@ -771,6 +771,25 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         let low = self.retries.low_watermark();
         let hard = self.retries.hard_deletes();
         let in_flight = self.sched.busy_len();
+        let now = Instant::now();
+        // Only the keys shown are looked at (the queue may hold every
+        // object during an outage), and none at all when nothing fails.
+        let failing: Vec<Failing> = self
+            .retries
+            .info(Reconciled::MAX_KEYS)
+            .into_iter()
+            .map(|r| Failing {
+                key: self.cb.key_text(&r.key),
+                attempts: r.attempts,
+                error: r.error,
+                hard_delete: r.hard_delete,
+                retry_in: r
+                    .due
+                    .filter(|_| !self.sched.holds(&r.key))
+                    .map(|d| d.saturating_duration_since(now)),
+            })
+            .collect();
+        let prune_error = self.prune_error.clone();
         {
             let p = self.sh.progress.borrow();
             if p.revision >= revision
@@ -779,24 +798,22 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 && p.pending_hard_deletes == hard
                 && p.in_flight == in_flight
                 && p.running
+                && p.prune_error == prune_error
+                && same_failures(&p.failing, &failing)
             {
                 return;
             }
         }
-        let keys: Vec<String> = self
-            .retries
-            .info(Reconciled::MAX_KEYS)
-            .into_iter()
-            .map(|r| self.cb.key_text(&r.key))
-            .collect();
         self.sh.progress.send_modify(|p| {
             p.running = true;
             p.revision = p.revision.max(revision);
             p.errors = errors;
-            p.error_keys = keys;
+            p.error_keys = failing.iter().map(|f| f.key.clone()).collect();
+            p.failing = failing;
             p.lowest_failing = low;
             p.pending_hard_deletes = hard;
             p.in_flight = in_flight;
+            p.prune_error = prune_error;
         });
     }
 
@@ -849,6 +866,10 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         } else {
             self.sh.health.degraded("Reconciliation failed", &report.1);
         }
+        self.sh.progress.send_modify(|p| {
+            p.healthy = report.0;
+            p.health = report.1.clone();
+        });
         self.last_health = Some(report);
     }
 
@@ -882,6 +903,19 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         self.sh.health.stopped("reconciler stopped");
         tracing::info!(module_id = %self.sh.module_id, "reconciler stopped");
     }
+}
+
+/// The same failures, ignoring how long until each retry (which changes
+/// with every look at the clock and is no reason to publish).
+fn same_failures(a: &[Failing], b: &[Failing]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.key == y.key
+                && x.attempts == y.attempts
+                && x.error == y.error
+                && x.hard_delete == y.hard_delete
+                && x.retry_in.is_some() == y.retry_in.is_some()
+        })
 }
 
 async fn wait_watch(w: Option<Watch>) {

@@ -163,16 +163,10 @@ impl<Obj: Clone + Send + Sync + 'static> Callbacks<Obj> {
         self.table.get(txn, q).map_err(|e| e.to_string())
     }
 
-    /// A primary key as text for people: the text itself when printable,
-    /// else hex.
+    /// A primary key as text for people, as its key type prints it
+    /// (`10.0.0.0/24`, `2`): [`Table::primary_key_text`].
     pub fn key_text(&self, key: &[u8]) -> String {
-        match std::str::from_utf8(key) {
-            Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
-            _ => {
-                let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-                format!("0x{hex}")
-            }
-        }
+        self.table.primary_key_text(key)
     }
 
     /// A clone of `obj`.
