@@ -1,8 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// Modules from the bottom up: each uses only those declared before it
-// (tests/layers.rs checks this).
+// No module circles (xtask/tests/layers.rs checks every crate).
 mod builder;
 mod config;
 #[cfg(feature = "governor")]
