@@ -78,6 +78,14 @@ pub struct Status {
     /// A boxed `str`, not a `String`: every object carries a status, and
     /// the spare capacity word made it 8 bytes bigger (see the size test).
     pub error: Option<Box<str>>,
+    /// The revision of the row version a reconciler's write-back wrote
+    /// this status with (low 48 bits; all zero: not written by one). A
+    /// change at any other revision is another writer's, so a new object
+    /// version that carries an old `Done` status is still reconciled. It
+    /// fills padding: the status stays 40 bytes. Not serialized: a status
+    /// read back from elsewhere was not written into this Db.
+    #[serde(skip)]
+    written: [u8; 6],
 }
 
 impl Status {
@@ -87,7 +95,45 @@ impl Status {
             delete,
             updated_at: SystemTime::now(),
             error,
+            written: [0; 6],
         }
+    }
+
+    /// The status as a reconciler's write-back writes it into the row
+    /// version at `revision`.
+    pub(crate) fn written_at(mut self, revision: statedb::Revision) -> Status {
+        self.written = stamp(revision);
+        self
+    }
+
+    /// Was this status written by a reconciler's write-back into the row
+    /// version at `revision`? False for any other writer's version (a
+    /// user's insert of a clone that kept the old status, say), which is
+    /// work for the reconciler whatever its kind.
+    pub fn written_by_reconciler_at(&self, revision: statedb::Revision) -> bool {
+        self.written != [0; 6] && self.written == stamp(revision)
+    }
+
+    /// Was this status written by a reconciler's write-back into another
+    /// row version than the one at `revision`? Then the version at
+    /// `revision` is another writer's that kept an old status (a clone of
+    /// the row changed and inserted): new desired state, which the
+    /// reconciler reconciles whatever the kind. A status never written by
+    /// a reconciler (`Status::done()` made by the writer) is not stale:
+    /// it is the writer's own word.
+    pub fn is_stale_at(&self, revision: statedb::Revision) -> bool {
+        self.written != [0; 6] && self.written != stamp(revision)
+    }
+
+    /// The stamp, shared by every entry of a [`crate::StatusSet`] when
+    /// one member writes back.
+    pub(crate) fn stamp(&self) -> [u8; 6] {
+        self.written
+    }
+
+    pub(crate) fn with_stamp(mut self, written: [u8; 6]) -> Status {
+        self.written = written;
+        self
     }
 
     /// Marks the object as needing reconciliation (an update).
@@ -154,6 +200,12 @@ impl fmt::Display for Status {
     }
 }
 
+/// The low 48 bits of a revision (2^48 commits: 89 years at 100k/s).
+fn stamp(revision: statedb::Revision) -> [u8; 6] {
+    let b = revision.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
 mod rfc3339 {
     use std::time::SystemTime;
 
@@ -185,10 +237,26 @@ mod tests {
     use super::*;
 
     /// Every reconciled object carries one: 40 bytes (the time 16, the
-    /// error 16, the kind and the delete flag).
+    /// error 16, the kind, the delete flag and the 6-byte write stamp).
     #[test]
     fn status_is_five_words() {
         assert_eq!(std::mem::size_of::<Status>(), 40);
+    }
+
+    #[test]
+    fn the_stamp_names_the_write_back_revision() {
+        let s = Status::done();
+        assert!(!s.written_by_reconciler_at(0) && !s.written_by_reconciler_at(7));
+        let s = s.written_at(7);
+        assert!(s.written_by_reconciler_at(7));
+        assert!(!s.written_by_reconciler_at(8));
+        assert!(s.is_stale_at(8) && !s.is_stale_at(7));
+        assert!(!Status::done().is_stale_at(8), "the writer's own word");
+        let big = (1u64 << 48) - 1;
+        assert!(Status::done().written_at(big).written_by_reconciler_at(big));
+        // Not serialized.
+        let back: Status = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert!(!back.written_by_reconciler_at(7));
     }
 
     #[test]

@@ -1042,3 +1042,68 @@ async fn d13_a_delete_not_yet_read_holds_the_wait() {
     assert!(start.elapsed() >= Duration::from_secs(2));
     fx.lc.stop().await;
 }
+
+// No silent ignore: the natural "clone the row, change a field, insert"
+// keeps the old Done status; it is a new version all the same, for a
+// single status and for every member of a set, and the members' own
+// status writes never make work for each other (no ping-pong).
+#[tokio::test(start_paused = true)]
+async fn s2_a_clone_with_its_old_done_status_is_reconciled() {
+    let _watchdog = Watchdog::arm();
+    for members in [&[][..], &["a", "b"][..]] {
+        let fx = fixture(members);
+        let targets: Vec<Arc<Target>> = (0..members.len().max(1))
+            .map(|_| Arc::new(Target::default()))
+            .collect();
+        let recs: Vec<Reconciler<Obj>> = if members.is_empty() {
+            vec![fx.single(&targets[0]).build(fx.params("r").0).unwrap()]
+        } else {
+            vec![
+                fx.member("a", &targets[0]).build(fx.params("a").0).unwrap(),
+                fx.member("b", &targets[1]).build(fx.params("b").0).unwrap(),
+            ]
+        };
+        fx.lc.start().await.unwrap();
+        let rev = fx.insert([obj(1, 7)]);
+        for r in &recs {
+            r.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
+        }
+        reconciler::wait_for_reconciliation_timeout(&fx.db, &fx.table, &fx.status, MINUTE)
+            .await
+            .unwrap();
+        // The hostile step: the stored row, Done status and all, with a new value.
+        let mut changed = fx.get(1);
+        changed.value = 8;
+        let rev = fx.insert([changed]);
+        for r in &recs {
+            r.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
+        }
+        for t in &targets {
+            assert_eq!(
+                t.has(1),
+                Some(8),
+                "members {members:?}: the new value was ignored"
+            );
+        }
+        // Settled: nobody's status write is work for anyone any more.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let ops: Vec<usize> = targets
+            .iter()
+            .map(|t| t.updates.load(Ordering::SeqCst))
+            .collect();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let later: Vec<usize> = targets
+            .iter()
+            .map(|t| t.updates.load(Ordering::SeqCst))
+            .collect();
+        assert_eq!(
+            ops, later,
+            "members {members:?}: status writes keep making work"
+        );
+        assert!(
+            ops.iter().all(|&n| n == 2),
+            "members {members:?}: {ops:?} updates"
+        );
+        fx.lc.stop().await;
+    }
+}

@@ -121,6 +121,33 @@ impl<T: Send + Sync + 'static> Table<T> {
             .find(|i| i.name() == name)
     }
 
+    /// The revision the next insert or delete of this table in `txn` will
+    /// carry: one more than the table's revision in `txn` (each write of a
+    /// row takes the next revision, in order). A writer can record it in
+    /// the object it writes, to recognise its own version later.
+    ///
+    /// ```
+    /// # use statedb::{Db, Index, Table};
+    /// let by_id: Index<u32, u32> = Index::unique("id", |o: &u32, k| k.push(o));
+    /// let t = Table::new("ids", &by_id)?;
+    /// let db = Db::new();
+    /// db.register_table(&t)?;
+    /// let mut w = db.write_txn(&[&t])?;
+    /// let next = t.next_revision(&w)?;
+    /// t.insert(&mut w, 1)?;
+    /// assert_eq!(t.next_revision(&w)?, next + 1);
+    /// let txn = w.commit();
+    /// assert_eq!(t.get(&txn, by_id.query(&1))?.unwrap().1, next);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Table::revision`].
+    pub fn next_revision(&self, txn: &WriteTxn) -> Result<Revision, TxnError> {
+        Ok(self.revision(txn)?.saturating_add(1))
+    }
+
     /// An encoded primary key (as [`Changes`](crate::Changes) and errors
     /// carry it) written as text the way its key type prints it
     /// ([`KeyEncoding::format_key`](part::KeyEncoding::format_key)):

@@ -440,6 +440,16 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             txn: txn.clone(),
         };
         let status = match self.cb.status(&change.object) {
+            Ok(s) if s.is_stale_at(revision) && !s.is_pending() => {
+                // Another writer's version carrying a status a reconciler
+                // wrote into an older version (a clone changed and
+                // inserted, say): a new desired version, never silently
+                // ignored. (A status set member's write-back restamps the
+                // entries that were up to date, so it is not one; a fresh
+                // `Status::done()` is the writer's word, as in the
+                // reference.)
+                (StatusKind::Pending, s.delete)
+            }
             Ok(s) => (s.kind, s.delete),
             Err(e) => {
                 // The object gets an error status and a retry.

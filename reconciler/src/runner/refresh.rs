@@ -110,7 +110,12 @@ impl<Obj: Clone + Send + Sync + 'static> Refresh<Obj> {
             };
             let mut refreshing = Status::refreshing();
             refreshing.updated_at = now;
-            if cb.set_status(&mut obj, refreshing).is_err() {
+            // Stamped like a write-back: the other members of a status
+            // set see a status write, not a new version to reconcile.
+            if let Ok(next) = cb.table.next_revision(&wtxn) {
+                refreshing = refreshing.written_at(next);
+            }
+            if cb.set_status(&mut obj, revision, refreshing).is_err() {
                 continue;
             }
             // Changed meanwhile: its new version is reconciled anyway.

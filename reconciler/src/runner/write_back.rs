@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use statedb::{Key, Revision, WriteError, WriteTxn};
+use statedb::{Key, Revision, Table, WriteError, WriteTxn};
 
 use super::work::{Action, Callbacks, Origin, Outcome};
 use crate::status::Status;
@@ -64,10 +64,20 @@ pub(super) fn settle_hard_delete<Obj>(o: Outcome<Obj>) -> Written<Obj> {
     }
 }
 
-/// A status stamped with the loop's clock.
-fn stamped(mut s: Status, now: SystemTime) -> Status {
+/// A status stamped with the loop's clock and with the revision of the
+/// row version it is written into (the next write of the table in
+/// `wtxn`), so that every other writer's version is recognised as one.
+fn stamped(
+    cb_table: &Table<impl Send + Sync + 'static>,
+    wtxn: &WriteTxn,
+    mut s: Status,
+    now: SystemTime,
+) -> (Status, Option<Revision>) {
     s.updated_at = now;
-    s
+    match cb_table.next_revision(wtxn) {
+        Ok(next) => (s.written_at(next), Some(next)),
+        Err(_) => (s, None),
+    }
 }
 
 /// Writes the outcomes of rows (not hard deletes) into `wtxn`.
@@ -108,19 +118,20 @@ pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
                     error: "the object could not be cloned".into(),
                     own: None,
                 },
-                Some(mut obj) => match cb.set_status(&mut obj, stamped(Status::done(), now)) {
-                    Err(error) => Settled::Failed {
-                        object: original,
-                        error,
-                        own: None,
-                    },
-                    Ok(()) => match table.compare_and_swap(wtxn, revision, obj) {
-                        Ok(_) => Settled::Done {
-                            own: table.revision(wtxn).ok(),
+                Some(mut obj) => {
+                    let (status, next) = stamped(table, wtxn, Status::done(), now);
+                    match cb.set_status(&mut obj, revision, status) {
+                        Err(error) => Settled::Failed {
+                            object: original,
+                            error,
+                            own: None,
                         },
-                        Err(e) => cas_failure(e, original),
-                    },
-                },
+                        Ok(()) => match table.compare_and_swap(wtxn, revision, obj) {
+                            Ok(_) => Settled::Done { own: next },
+                            Err(e) => cas_failure(e, original),
+                        },
+                    }
+                }
             },
             Err(error) => {
                 let delete = action.is_delete();
@@ -128,9 +139,9 @@ pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
                     Some(o) => Some(o),
                     None => cb.clone_obj(&original).ok(),
                 };
+                let (status, next) = stamped(table, wtxn, Status::error(delete, &error), now);
                 let written = obj.and_then(|mut obj| {
-                    cb.set_status(&mut obj, stamped(Status::error(delete, &error), now))
-                        .ok()?;
+                    cb.set_status(&mut obj, revision, status).ok()?;
                     let obj = Arc::new(obj);
                     table
                         .compare_and_swap(wtxn, revision, obj.clone())
@@ -142,7 +153,7 @@ pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
                     Some(obj) => Settled::Failed {
                         object: obj,
                         error,
-                        own: table.revision(wtxn).ok(),
+                        own: next,
                     },
                     // Not written (the row changed, or a callback
                     // panicked): the retry still stands.
