@@ -22,6 +22,7 @@ use crate::runner::{Runner, Shared, Signals};
 use crate::settings::{GetStatus, SetStatus, Settings};
 use crate::state::{ReconcilerState, ensure_state_table, publish_state};
 use crate::status::Status;
+use crate::write_log::WriteLog;
 
 /// Declares a reconciler of one table: start with
 /// [`Reconciler::builder`], set what differs from the defaults, then
@@ -257,6 +258,7 @@ fn start<Obj: Clone + Send + Sync + 'static>(
         health: params.health.clone(),
         signals: Arc::new(Signals::default()),
         progress: Arc::new(progress_tx),
+        writes: Arc::new(WriteLog::of(&params.db, settings.table.name()).reader()),
     };
     let started = Arc::new(AtomicBool::new(false));
     let handle = Reconciler {

@@ -24,6 +24,7 @@ mod status;
 mod status_set;
 mod time;
 mod wait;
+mod write_log;
 
 pub use builder::Builder;
 pub use config::{Config, ConfigError};

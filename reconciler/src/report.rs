@@ -22,6 +22,11 @@ pub struct Reconciled {
     /// low watermark): every change below it has succeeded, once
     /// `revision` has passed it too. `None` when nothing fails.
     pub lowest_failing: Option<statedb::Revision>,
+    /// The lowest revision whose work has not succeeded yet: failing, or
+    /// queued or running again (a retry replaced by a newer version
+    /// stands for the revision it failed at). `None` when nothing is
+    /// outstanding. [`Reconciled::succeeded`] looks at it.
+    pub lowest_unsettled: Option<statedb::Revision>,
     /// Rows deleted from the table whose delete from the target has not
     /// succeeded yet (counted in `errors` too).
     pub pending_hard_deletes: usize,
@@ -80,6 +85,8 @@ impl Reconciled {
     /// Has every change up to `revision` *succeeded*: processed, and none
     /// of them still failing (retries and hard deletes included)?
     pub fn succeeded(&self, revision: statedb::Revision) -> bool {
-        self.processed(revision) && self.lowest_failing.is_none_or(|low| low > revision)
+        self.processed(revision)
+            && self.lowest_failing.is_none_or(|low| low > revision)
+            && self.lowest_unsettled.is_none_or(|low| low > revision)
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct Due<Obj> {
     pub object: Arc<Obj>,
     pub hard_delete: bool,
     pub since: Revision,
+    /// An operation failed (not only a lost status race to look at).
+    pub failed: bool,
 }
 
 /// Failed objects by primary key, ordered by when they are due again.
@@ -183,6 +185,11 @@ impl<Obj> RetryQueue<Obj> {
         );
     }
 
+    /// The revision `pk`'s retry stands for, if it has one.
+    pub fn since_of(&self, pk: &[u8]) -> Option<Revision> {
+        self.entries.get(pk).map(|e| e.since)
+    }
+
     /// Forgets `pk` (success, a new version, or deletion).
     pub fn remove(&mut self, pk: &[u8]) {
         let Some(e) = self.entries.remove(pk) else {
@@ -236,6 +243,7 @@ impl<Obj> RetryQueue<Obj> {
                     object: e.object.clone(),
                     hard_delete: e.hard_delete,
                     since: e.since,
+                    failed: e.attempts > 0,
                 });
             }
         }

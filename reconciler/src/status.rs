@@ -114,26 +114,11 @@ impl Status {
         self.written != [0; 6] && self.written == stamp(revision)
     }
 
-    /// Was this status written by a reconciler's write-back into another
-    /// row version than the one at `revision`? Then the version at
-    /// `revision` is another writer's that kept an old status (a clone of
-    /// the row changed and inserted): new desired state, which the
-    /// reconciler reconciles whatever the kind. A status never written by
-    /// a reconciler (`Status::done()` made by the writer) is not stale:
-    /// it is the writer's own word.
-    pub fn is_stale_at(&self, revision: statedb::Revision) -> bool {
-        self.written != [0; 6] && self.written != stamp(revision)
-    }
-
-    /// The stamp, shared by every entry of a [`crate::StatusSet`] when
-    /// one member writes back.
-    pub(crate) fn stamp(&self) -> [u8; 6] {
-        self.written
-    }
-
-    pub(crate) fn with_stamp(mut self, written: [u8; 6]) -> Status {
-        self.written = written;
-        self
+    /// The revision a reconciler wrote this status at (its low 48 bits),
+    /// if one did.
+    pub(crate) fn written(&self) -> Option<statedb::Revision> {
+        let w = self.written;
+        (w != [0; 6]).then(|| u64::from_be_bytes([0, 0, w[0], w[1], w[2], w[3], w[4], w[5]]))
     }
 
     /// Marks the object as needing reconciliation (an update).
@@ -250,8 +235,8 @@ mod tests {
         let s = s.written_at(7);
         assert!(s.written_by_reconciler_at(7));
         assert!(!s.written_by_reconciler_at(8));
-        assert!(s.is_stale_at(8) && !s.is_stale_at(7));
-        assert!(!Status::done().is_stale_at(8), "the writer's own word");
+        assert_eq!(s.written(), Some(7));
+        assert_eq!(Status::done().written(), None, "the writer's own word");
         let big = (1u64 << 48) - 1;
         assert!(Status::done().written_at(big).written_by_reconciler_at(big));
         // Not serialized.

@@ -50,26 +50,6 @@ static NOT_YET: LazyLock<Status> = LazyLock::new(|| {
     s
 });
 
-thread_local! {
-    /// The revision of the row version a write-back replaces, while it
-    /// calls the user's status setter (which calls [`StatusSet::set`]).
-    static REPLACING: std::cell::Cell<Option<statedb::Revision>> = const { std::cell::Cell::new(None) };
-}
-
-/// Runs `f` (a status setter) for a write-back that replaces the row
-/// version at `revision`.
-pub(crate) fn replacing<R>(revision: statedb::Revision, f: impl FnOnce() -> R) -> R {
-    struct Reset(Option<statedb::Revision>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            REPLACING.set(self.0);
-        }
-    }
-    // Restored however `f` ends (a panicking setter is caught above us).
-    let _reset = Reset(REPLACING.replace(Some(revision)));
-    f()
-}
-
 impl StatusSet {
     /// An empty set: every reconciler reads pending.
     pub fn new() -> Self {
@@ -84,34 +64,10 @@ impl StatusSet {
     }
 
     /// A set with reconciler `name`'s status replaced.
-    ///
-    /// A status from a reconciler's write-back carries the revision of the
-    /// row version it writes ([`Status::written_by_reconciler_at`]). Every
-    /// other entry that was up to date with the version replaced (stamped
-    /// with its revision) takes the new stamp, so its member knows the new
-    /// version for a status write, not new desired state; an entry that
-    /// was not (the version replaced was another writer's) keeps its old
-    /// stamp, and its member still reconciles. (This copies the entries: a
-    /// few per object.)
     #[must_use]
     pub fn set(&self, name: &str, status: Status) -> Self {
-        let stamp = status.stamp();
-        let mut statuses = self.statuses.clone();
-        if let Some(replaced) = REPLACING.get().filter(|_| stamp != [0; 6]) {
-            statuses = statuses
-                .iter()
-                .map(|(k, s)| {
-                    let s = if s.written_by_reconciler_at(replaced) {
-                        s.clone().with_stamp(stamp)
-                    } else {
-                        s.clone()
-                    };
-                    (k.clone(), s)
-                })
-                .collect();
-        }
         StatusSet {
-            statuses: statuses.insert(name.to_string(), status),
+            statuses: self.statuses.insert(name.to_string(), status),
         }
     }
 

@@ -146,6 +146,25 @@ impl Db {
         Some(Table::from_arc(inner))
     }
 
+    /// The value shared under `key` by every part of the program that
+    /// uses this Db, made with `T::default()` on first use: how libraries
+    /// on top of one Db (several reconcilers of a table, say) share state
+    /// without a global. Pick keys that name their owner
+    /// (`"mylib/thing"`).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// let db = statedb::Db::new();
+    /// db.shared::<AtomicU64>("demo/counter").unwrap().fetch_add(1, Ordering::Relaxed);
+    /// let again = db.shared::<AtomicU64>("demo/counter").unwrap();
+    /// assert_eq!(again.load(Ordering::Relaxed), 1);
+    /// assert!(db.shared::<String>("demo/counter").is_none(), "another type");
+    /// assert_eq!(statedb::Db::new().shared::<AtomicU64>("demo/counter").unwrap().load(Ordering::Relaxed), 0);
+    /// ```
+    pub fn shared<T: Default + Send + Sync + 'static>(&self, key: &str) -> Option<Arc<T>> {
+        self.inner.shared(key)
+    }
+
     /// Names of the registered tables, in registration order.
     pub fn table_names(&self) -> Vec<String> {
         self.inner

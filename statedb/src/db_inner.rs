@@ -23,6 +23,8 @@ pub(crate) struct DbInner {
     /// untyped inspection handles of `inspect.rs`), type-erased so that
     /// this module names nothing above it.
     extensions: Mutex<Vec<(String, Arc<dyn Any + Send + Sync>)>>,
+    /// Values shared by the users of this Db, by key ([`crate::Db::shared`]).
+    shared: Mutex<Vec<(String, Arc<dyn Any + Send + Sync>)>>,
 }
 
 impl DbInner {
@@ -35,6 +37,7 @@ impl DbInner {
             metrics,
             #[cfg(feature = "json")]
             extensions: Mutex::new(Vec::new()),
+            shared: Mutex::new(Vec::new()),
         }
     }
 
@@ -70,6 +73,18 @@ impl DbInner {
 
     pub fn metrics(&self) -> Option<&dyn DbMetrics> {
         self.metrics.as_deref()
+    }
+
+    /// The value shared under `key`, made with `T::default()` on first
+    /// use; `None` if the key holds another type.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self, key: &str) -> Option<Arc<T>> {
+        let mut all = self.shared.lock();
+        if let Some((_, v)) = all.iter().find(|(k, _)| k == key) {
+            return v.clone().downcast::<T>().ok();
+        }
+        let v = Arc::new(T::default());
+        all.push((key.to_string(), v.clone()));
+        Some(v)
     }
 
     /// Attaches `value` to table `name` (replacing an earlier one).

@@ -22,7 +22,7 @@ mod scheduler;
 mod work;
 mod write_back;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +38,7 @@ use crate::report::{Failing, Reconciled};
 use crate::retries::RetryQueue;
 use crate::settings::Settings;
 use crate::status::StatusKind;
+use crate::write_log::{Reader, Version};
 
 use breaker::Breaker;
 use full::{FullRound, log_prune};
@@ -65,6 +66,10 @@ pub(crate) struct Shared {
     pub health: Arc<dyn Health>,
     pub signals: Arc<Signals>,
     pub progress: Arc<tokio::sync::watch::Sender<Reconciled>>,
+    /// This reconciler's registration in its table's log of status
+    /// writes (`crate::write_log`), from build until the job ends: a
+    /// reader that joined late would miss what it must see.
+    pub writes: Arc<Reader>,
 }
 
 /// Revisions of changes taken from the change iterator and not yet
@@ -72,13 +77,27 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct Progress {
     consumed: Revision,
-    outstanding: BTreeSet<Revision>,
+    /// How many unsettled works stand for each revision (their `since`).
+    outstanding: BTreeMap<Revision, usize>,
 }
 
 impl Progress {
+    fn add(&mut self, since: Revision) {
+        *self.outstanding.entry(since).or_default() += 1;
+    }
+
+    fn settle(&mut self, since: Revision) {
+        if let Some(n) = self.outstanding.get_mut(&since) {
+            *n -= 1;
+            if *n == 0 {
+                self.outstanding.remove(&since);
+            }
+        }
+    }
+
     fn processed(&self) -> Revision {
-        match self.outstanding.first() {
-            Some(r) => self.consumed.min(r.saturating_sub(1)),
+        match self.outstanding.first_key_value() {
+            Some((r, _)) => self.consumed.min(r.saturating_sub(1)),
             None => self.consumed,
         }
     }
@@ -281,7 +300,8 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             }
             self.finish_full_round();
             if self.schedule.refresh_due() {
-                self.refresh.mark(&self.sh.db, &self.cb, &self.clock);
+                self.refresh
+                    .mark(&self.sh.db, &self.cb, self.sh.writes.log(), &self.clock);
             }
             self.publish();
             self.report_health();
@@ -365,10 +385,15 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         let mut last = None;
         let mut more = false;
         let mut fault = false;
+        // Every change read now is above what was consumed before: a
+        // version read may stand for earlier writes of its key that the
+        // iterator folded into it (a user's write under other
+        // reconcilers' status writes), so its work counts from here.
+        let floor = self.progress.consumed.saturating_add(1);
         for change in iter {
             read += 1;
             last = Some(change.revision);
-            match self.classify(txn, change) {
+            match self.classify(txn, change, floor) {
                 Ok(q) => queued += usize::from(q),
                 Err(e) => {
                     fault = true;
@@ -401,12 +426,21 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
 
     /// Turns one change into work, or recognises it as none. Returns
     /// whether work was queued.
-    fn classify(&mut self, txn: &ReadTxn, change: statedb::Change<Obj>) -> Result<bool, String> {
+    fn classify(
+        &mut self,
+        txn: &ReadTxn,
+        change: statedb::Change<Obj>,
+        floor: Revision,
+    ) -> Result<bool, String> {
         let pk = self.cb.primary_key(&change.object)?;
         let revision = change.revision;
+        let since = floor.min(revision);
         if change.deleted {
             self.own_writes.remove(&pk);
-            // Earlier failures of the row no longer count.
+            // The delete replaces earlier failures of the row, and stands
+            // for what they stood for (a failed soft delete whose row
+            // another reconciler removed is still not out of the target).
+            let since = self.retries.since_of(&pk).map_or(since, |s| s.min(since));
             self.retries.remove(&pk);
             if self.deleted_by_us.remove(&pk) {
                 return Ok(false);
@@ -417,7 +451,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 revision,
                 action: Action::HardDelete,
                 origin: Origin::Change,
-                since: revision,
+                since,
                 txn: txn.clone(),
             });
             return Ok(true);
@@ -436,24 +470,20 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             revision,
             action,
             origin: Origin::Change,
-            since: revision,
+            since,
             txn: txn.clone(),
         };
         let status = match self.cb.status(&change.object) {
-            Ok(s) if s.is_stale_at(revision) && !s.is_pending() => {
-                // Another writer's version carrying a status a reconciler
-                // wrote into an older version (a clone changed and
-                // inserted, say): a new desired version, never silently
-                // ignored. (A status set member's write-back restamps the
-                // entries that were up to date, so it is not one; a fresh
-                // `Status::done()` is the writer's word, as in the
-                // reference.)
+            Ok(s) if !s.is_pending() && self.is_new_version(s, revision) => {
+                // A version that kept a status written into an older one
+                // (a clone changed and inserted, say): new desired state,
+                // never silently ignored.
                 (StatusKind::Pending, s.delete)
             }
             Ok(s) => (s.kind, s.delete),
             Err(e) => {
                 // The object gets an error status and a retry.
-                self.progress.outstanding.insert(revision);
+                self.progress.add(since);
                 let w = work(Action::Update);
                 self.unwritten.push(Outcome::of(w, None, Err(e), false));
                 return Ok(false);
@@ -461,14 +491,21 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         };
         match status {
             (StatusKind::Pending | StatusKind::Refreshing, delete) => {
-                // A new desired version: earlier failures no longer count.
+                // A new desired version replaces the retry, and stands for
+                // what the retry stood for: a wait up to the failed
+                // version returns only once the target holds a version.
+                let failed_since = self.retries.since_of(&pk);
                 self.retries.remove(&pk);
                 let action = if delete {
                     Action::SoftDelete
                 } else {
                     Action::Update
                 };
-                self.queue(work(action));
+                let mut w = work(action);
+                if let Some(s) = failed_since {
+                    w.since = w.since.min(s);
+                }
+                self.queue(w);
                 Ok(true)
             }
             (kind, _) => {
@@ -485,28 +522,53 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                     && !self.sched.holds(&pk)
                 {
                     self.retries
-                        .recheck(pk, change.object, revision, Instant::now());
+                        .recheck(pk, change.object, since, Instant::now());
                 }
                 Ok(false)
             }
         }
     }
 
-    /// Queues work; work it replaces (same key, not started) is settled.
-    fn queue(&mut self, w: Work<Obj>) {
-        if w.origin == Origin::Change {
-            self.progress.outstanding.insert(w.revision);
+    /// Is the version at `revision`, whose status for this reconciler is
+    /// `status` (not pending), new desired state? Only if a reconciler
+    /// wrote that status (a status made by the writer, `Status::done()`,
+    /// is its word, as in the reference) into an older version, and the
+    /// version since carries a user's write after it. Other reconcilers'
+    /// status writes carry none, so they never make work here.
+    fn is_new_version(&self, status: &crate::status::Status, revision: Revision) -> bool {
+        let Some(written) = status.written() else {
+            return false;
+        };
+        if status.written_by_reconciler_at(revision) {
+            return false;
         }
-        if let Some(old) = self.sched.queue(w) {
-            self.settle_progress(old.origin, old.revision);
+        match self.sh.writes.log().version(revision) {
+            Version::User => true,
+            Version::StatusWrite { desired } => desired > written,
+            // Written before this reconciler joined (a restart): another
+            // writer's version since its own, of unknown kind. One more
+            // operation settles it; skipping could miss a user's write.
+            Version::Unknown => true,
         }
     }
 
-    fn settle_progress(&mut self, origin: Origin, revision: Revision) {
+    /// Queues work; work it replaces (same key, not started) is settled.
+    fn queue(&mut self, mut w: Work<Obj>) {
+        // Work replacing queued work stands for what that stood for too.
+        if let Some(old) = self.sched.queued_since(&w.pk) {
+            w.since = w.since.min(old);
+        }
+        if w.origin == Origin::Change {
+            self.progress.add(w.since);
+        }
+        if let Some(old) = self.sched.queue(w) {
+            self.settle_progress(old.origin, old.since);
+        }
+    }
+
+    fn settle_progress(&mut self, origin: Origin, since: Revision) {
         match origin {
-            Origin::Change => {
-                self.progress.outstanding.remove(&revision);
-            }
+            Origin::Change => self.progress.settle(since),
             Origin::Full => {
                 if let Some(f) = &mut self.full {
                     f.outstanding = f.outstanding.saturating_sub(1);
@@ -557,7 +619,14 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                         let w = w(cur, revision, Action::Update);
                         self.unwritten.push(Outcome::of(w, None, Err(e), false));
                     }
-                    Ok(s) if s.kind == StatusKind::Done => self.retries.remove(&d.key),
+                    // Done: fixed meanwhile, unless an operation failed and
+                    // its error status never reached the row (its write
+                    // lost a race): the Done read is then the one from
+                    // before the failure, and the failure stands.
+                    Ok(s) if s.kind == StatusKind::Done && !d.failed => self.retries.remove(&d.key),
+                    Ok(s) if s.kind == StatusKind::Done => {
+                        self.queue(w(cur, revision, Action::Update));
+                    }
                     Ok(s) => {
                         let action = if s.delete {
                             Action::SoftDelete
@@ -629,7 +698,13 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         if !rows.is_empty() {
             match self.lock_table() {
                 Ok(mut wtxn) => {
-                    written.extend(write_rows(&self.cb, &mut wtxn, rows, self.clock.now()));
+                    written.extend(write_rows(
+                        &self.cb,
+                        self.sh.writes.log(),
+                        &mut wtxn,
+                        rows,
+                        self.clock.now(),
+                    ));
                     wtxn.commit();
                     self.write_back.succeeded();
                 }
@@ -699,7 +774,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 }
                 if w.action == Action::HardDelete {
                     self.retries
-                        .add_hard_delete(w.pk.clone(), object, w.revision, error, now);
+                        .add_hard_delete(w.pk.clone(), object, w.since, error, now);
                 } else {
                     self.retries.add(w.pk.clone(), object, w.since, error, now);
                 }
@@ -715,7 +790,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             }
             Settled::Gone => self.retries.remove(&w.pk),
         }
-        self.settle_progress(w.origin, w.revision);
+        self.settle_progress(w.origin, w.since);
     }
 
     /// Prunes (and starts a full round if one was asked for). False if
@@ -777,8 +852,15 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
     /// Publishes progress when it moved.
     fn publish(&self) {
         let revision = self.progress.processed();
+        // Processed, not only read: a change read and then dropped by a
+        // stop must still be learnable from the log after a restart.
+        self.sh.writes.read_up_to(revision);
         let errors = self.retries.len();
         let low = self.retries.low_watermark();
+        let unsettled = match (low, self.progress.outstanding.first_key_value()) {
+            (Some(a), Some((&b, _))) => Some(a.min(b)),
+            (a, b) => a.or(b.map(|(&r, _)| r)),
+        };
         let hard = self.retries.hard_deletes();
         let in_flight = self.sched.busy_len();
         let now = Instant::now();
@@ -805,6 +887,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             if p.revision >= revision
                 && p.errors == errors
                 && p.lowest_failing == low
+                && p.lowest_unsettled == unsettled
                 && p.pending_hard_deletes == hard
                 && p.in_flight == in_flight
                 && p.running
@@ -821,6 +904,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             p.error_keys = failing.iter().map(|f| f.key.clone()).collect();
             p.failing = failing;
             p.lowest_failing = low;
+            p.lowest_unsettled = unsettled;
             p.pending_hard_deletes = hard;
             p.in_flight = in_flight;
             p.prune_error = prune_error;
@@ -887,7 +971,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
     /// their results, and reports stopped.
     async fn shutdown(mut self) {
         for w in self.sched.drain_queued() {
-            self.settle_progress(w.origin, w.revision);
+            self.settle_progress(w.origin, w.since);
         }
         let drain = self.s.config.shutdown_drain;
         if self.sched.running_len() > 0 {

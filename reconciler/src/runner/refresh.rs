@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::work::Callbacks;
 use crate::status::{Status, StatusKind};
+use crate::write_log::WriteLog;
 
 /// Wall-clock time that follows tokio's clock: statuses are stamped with
 /// it, so ages agree with the loop's timers (virtual in tests).
@@ -62,7 +63,13 @@ impl<Obj: Clone + Send + Sync + 'static> Refresh<Obj> {
     /// than the interval as refreshing; they then go through incremental
     /// work like new versions. Reads at most a bounded slice of the table
     /// per call. Returns how many were marked.
-    pub fn mark(&mut self, db: &Db, cb: &Callbacks<Obj>, clock: &WallClock) -> usize {
+    pub fn mark(
+        &mut self,
+        db: &Db,
+        cb: &Callbacks<Obj>,
+        log: &WriteLog,
+        clock: &WallClock,
+    ) -> usize {
         let now = clock.now();
         let Some(cutoff) = now.checked_sub(self.interval) else {
             return 0;
@@ -112,14 +119,18 @@ impl<Obj: Clone + Send + Sync + 'static> Refresh<Obj> {
             refreshing.updated_at = now;
             // Stamped like a write-back: the other members of a status
             // set see a status write, not a new version to reconcile.
-            if let Ok(next) = cb.table.next_revision(&wtxn) {
+            let next = cb.table.next_revision(&wtxn).ok();
+            if let Some(next) = next {
                 refreshing = refreshing.written_at(next);
             }
-            if cb.set_status(&mut obj, revision, refreshing).is_err() {
+            if cb.set_status(&mut obj, refreshing).is_err() {
                 continue;
             }
             // Changed meanwhile: its new version is reconciled anyway.
             if cb.table.compare_and_swap(&mut wtxn, revision, obj).is_ok() {
+                if let Some(next) = next {
+                    log.record(next, revision);
+                }
                 marked += 1;
             }
         }

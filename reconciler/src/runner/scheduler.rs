@@ -49,6 +49,11 @@ impl<Obj> Scheduler<Obj> {
         self.busy.contains(pk) || self.queued.contains_key(pk)
     }
 
+    /// The `since` of the work queued for `pk`, if any.
+    pub fn queued_since(&self, pk: &[u8]) -> Option<statedb::Revision> {
+        self.queued.get(pk).map(|w| w.since)
+    }
+
     pub fn is_queued(&self, pk: &[u8]) -> bool {
         self.queued.contains_key(pk)
     }

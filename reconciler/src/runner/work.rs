@@ -134,18 +134,10 @@ impl<Obj: Clone + Send + Sync + 'static> Callbacks<Obj> {
             .map_err(|p| panic_message("status getter", p))
     }
 
-    /// Sets this reconciler's status in `obj`, the row version at
-    /// `replaced` (for the stamps of a status set's other entries).
-    pub fn set_status(
-        &self,
-        obj: &mut Obj,
-        replaced: Revision,
-        status: Status,
-    ) -> Result<(), String> {
-        crate::status_set::replacing(replaced, || {
-            catch_unwind(AssertUnwindSafe(|| (self.set)(obj, status)))
-                .map_err(|p| panic_message("status setter", p))
-        })
+    /// Sets this reconciler's status in `obj`.
+    pub fn set_status(&self, obj: &mut Obj, status: Status) -> Result<(), String> {
+        catch_unwind(AssertUnwindSafe(|| (self.set)(obj, status)))
+            .map_err(|p| panic_message("status setter", p))
     }
 
     /// The primary key of `obj`.

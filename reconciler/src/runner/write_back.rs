@@ -10,6 +10,7 @@ use statedb::{Key, Revision, Table, WriteError, WriteTxn};
 
 use super::work::{Action, Callbacks, Origin, Outcome};
 use crate::status::Status;
+use crate::write_log::WriteLog;
 
 /// What became of one outcome.
 pub(super) enum Settled<Obj> {
@@ -37,7 +38,6 @@ pub(super) struct Written<Obj> {
     pub pk: Key,
     pub action: Action,
     pub origin: Origin,
-    pub revision: Revision,
     pub since: Revision,
     pub changed: bool,
     pub settled: Settled<Obj>,
@@ -57,7 +57,6 @@ pub(super) fn settle_hard_delete<Obj>(o: Outcome<Obj>) -> Written<Obj> {
         pk: o.pk,
         action: o.action,
         origin: o.origin,
-        revision: o.revision,
         since: o.since,
         changed: false,
         settled,
@@ -80,9 +79,11 @@ fn stamped(
     }
 }
 
-/// Writes the outcomes of rows (not hard deletes) into `wtxn`.
+/// Writes the outcomes of rows (not hard deletes) into `wtxn`, each
+/// status write recorded in `log` (the transaction always commits).
 pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
     cb: &Callbacks<Obj>,
+    log: &WriteLog,
     wtxn: &mut WriteTxn,
     outcomes: Vec<Outcome<Obj>>,
     now: SystemTime,
@@ -120,14 +121,19 @@ pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
                 },
                 Some(mut obj) => {
                     let (status, next) = stamped(table, wtxn, Status::done(), now);
-                    match cb.set_status(&mut obj, revision, status) {
+                    match cb.set_status(&mut obj, status) {
                         Err(error) => Settled::Failed {
                             object: original,
                             error,
                             own: None,
                         },
                         Ok(()) => match table.compare_and_swap(wtxn, revision, obj) {
-                            Ok(_) => Settled::Done { own: next },
+                            Ok(_) => {
+                                if let Some(n) = next {
+                                    log.record(n, revision);
+                                }
+                                Settled::Done { own: next }
+                            }
                             Err(e) => cas_failure(e, original),
                         },
                     }
@@ -141,7 +147,7 @@ pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
                 };
                 let (status, next) = stamped(table, wtxn, Status::error(delete, &error), now);
                 let written = obj.and_then(|mut obj| {
-                    cb.set_status(&mut obj, revision, status).ok()?;
+                    cb.set_status(&mut obj, status).ok()?;
                     let obj = Arc::new(obj);
                     table
                         .compare_and_swap(wtxn, revision, obj.clone())
@@ -150,11 +156,16 @@ pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
                         .ok()
                 });
                 match written {
-                    Some(obj) => Settled::Failed {
-                        object: obj,
-                        error,
-                        own: next,
-                    },
+                    Some(obj) => {
+                        if let Some(n) = next {
+                            log.record(n, revision);
+                        }
+                        Settled::Failed {
+                            object: obj,
+                            error,
+                            own: next,
+                        }
+                    }
                     // Not written (the row changed, or a callback
                     // panicked): the retry still stands.
                     None => Settled::Failed {
@@ -169,7 +180,6 @@ pub(super) fn write_rows<Obj: Clone + Send + Sync + 'static>(
             pk,
             action,
             origin,
-            revision,
             since,
             changed,
             settled,
