@@ -1,7 +1,6 @@
 //! The shared state behind every handle of one Db: its root, the lock
 //! that orders root swaps, its tables and its metrics.
 
-#[cfg(feature = "json")]
 use std::any::Any;
 use std::sync::Arc;
 
