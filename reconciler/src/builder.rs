@@ -258,7 +258,7 @@ fn start<Obj: Clone + Send + Sync + 'static>(
         health: params.health.clone(),
         signals: Arc::new(Signals::default()),
         progress: Arc::new(progress_tx),
-        writes: Arc::new(WriteLog::of(&params.db, settings.table.name()).reader()),
+        writes: Arc::new(WriteLog::of(&params.db, settings.table.name()).reader(&params.module_id)),
     };
     let started = Arc::new(AtomicBool::new(false));
     let handle = Reconciler {

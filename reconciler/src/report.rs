@@ -82,10 +82,23 @@ impl Reconciled {
         self.revision >= revision
     }
 
-    /// Has every change up to `revision` *succeeded*: processed, and none
-    /// of them still failing (retries and hard deletes included)?
+    /// Has every change up to `revision` *succeeded*: processed, none of
+    /// them still failing (retries and hard deletes included), and the
+    /// first prune since start done without error (so nothing deleted
+    /// before a restart lingers in the target)?
+    ///
+    /// ## Warning
+    ///
+    /// The first prune waits until the table is initialized: until then
+    /// this is false.
     pub fn succeeded(&self, revision: statedb::Revision) -> bool {
+        // Leftovers from before a (re)start (a delete lost with the last
+        // run's retries) are gone only after a prune: until the first one
+        // since start has succeeded, the target may hold rows the table
+        // does not.
         self.processed(revision)
+            && self.prunes > 0
+            && self.prune_error.is_none()
             && self.lowest_failing.is_none_or(|low| low > revision)
             && self.lowest_unsettled.is_none_or(|low| low > revision)
     }

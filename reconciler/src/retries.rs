@@ -190,6 +190,22 @@ impl<Obj> RetryQueue<Obj> {
         self.entries.get(pk).map(|e| e.since)
     }
 
+    /// Forgets `pk`'s retry if it stands for nothing newer than `since`:
+    /// an operation's success settles the failures it covers, not one of
+    /// a version that came after it started. A newer one parked behind
+    /// the operation is made due now, to be looked at again.
+    pub fn remove_up_to(&mut self, pk: &[u8], since: Revision, now: Instant) {
+        let Some(e) = self.entries.get_mut(pk) else {
+            return;
+        };
+        if e.since <= since {
+            self.remove(pk);
+        } else if e.due.is_none() {
+            e.due = Some(now);
+            self.by_due.insert((now, Key::from_slice(pk)));
+        }
+    }
+
     /// Forgets `pk` (success, a new version, or deletion).
     pub fn remove(&mut self, pk: &[u8]) {
         let Some(e) = self.entries.remove(pk) else {

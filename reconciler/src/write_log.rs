@@ -40,12 +40,21 @@ pub(crate) enum Version {
 struct Inner {
     /// Revision of a status write → the user write it carries.
     writes: BTreeMap<Revision, Revision>,
-    /// Per registered reconciler: the revision it has read changes up to.
-    readers: HashMap<u64, Revision>,
-    next_reader: u64,
+    /// Per reconciler (module id): the revision it has processed changes
+    /// up to. A reconciler that stopped keeps its place, so that when it
+    /// starts again (a restart builds it anew) it still finds what was
+    /// written while it was away; see [`MAX_KEPT`].
+    readers: HashMap<String, Revision>,
+    /// How many live readers each module id has.
+    live: HashMap<String, usize>,
     /// Everything at or below has been read by every reader; only grows.
     floor: Revision,
 }
+
+/// How many entries the log keeps for the sake of stopped reconcilers:
+/// past it, their places are given up (a reconciler restarted after that
+/// long may miss a clone written while it was away until a full round).
+pub(crate) const MAX_KEPT: usize = 1 << 16;
 
 /// The log of one table (see the module docs).
 #[derive(Default)]
@@ -61,17 +70,39 @@ impl WriteLog {
             .unwrap_or_default()
     }
 
-    /// Registers a reader, which reports what it has read with
-    /// [`Reader::read_up_to`]; it leaves when dropped.
-    pub fn reader(self: &Arc<Self>) -> Reader {
+    /// Registers reconciler `module_id` as a reader (taking the place it
+    /// had if it ran before), which reports what it has processed with
+    /// [`Reader::read_up_to`].
+    pub fn reader(self: &Arc<Self>, module_id: &str) -> Reader {
         let mut g = self.inner.lock();
-        let id = g.next_reader;
-        g.next_reader += 1;
         let floor = g.floor;
-        g.readers.insert(id, floor);
+        g.readers.entry(module_id.to_string()).or_insert(floor);
+        *g.live.entry(module_id.to_string()).or_default() += 1;
         Reader {
             log: self.clone(),
-            id,
+            id: module_id.to_string(),
+        }
+    }
+
+    /// Gives up the places of stopped reconcilers once the log is large.
+    fn trim(g: &mut Inner) {
+        if g.writes.len() <= MAX_KEPT {
+            return;
+        }
+        let live = std::mem::take(&mut g.live);
+        g.readers.retain(|id, _| live.contains_key(id));
+        g.live = live;
+        Self::advance(g);
+    }
+
+    /// Moves the floor to the least place and drops what is below.
+    fn advance(g: &mut Inner) {
+        let Some(low) = g.readers.values().copied().min() else {
+            return;
+        };
+        if low > g.floor {
+            g.floor = low;
+            g.writes = g.writes.split_off(&(low + 1));
         }
     }
 
@@ -90,6 +121,7 @@ impl WriteLog {
         let mut g = self.inner.lock();
         let d = Self::desired_of(&g, replaced);
         g.writes.insert(written, d);
+        Self::trim(&mut g);
     }
 
     /// What the version at `revision` is.
@@ -111,7 +143,7 @@ impl WriteLog {
 /// One reconciler's registration with a [`WriteLog`].
 pub(crate) struct Reader {
     log: Arc<WriteLog>,
-    id: u64,
+    id: String,
 }
 
 impl Reader {
@@ -130,21 +162,21 @@ impl Reader {
             return;
         }
         *r = revision;
-        let low = g.readers.values().copied().min().unwrap_or(revision);
-        if low > g.floor {
-            g.floor = low;
-            g.writes = g.writes.split_off(&(low + 1));
-        }
+        WriteLog::advance(&mut g);
     }
 }
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        // The entries stay, even with no reader left: a reconciler
-        // restarted on the table must still learn what the versions
-        // written meanwhile carry. (Only readers add entries, so the log
-        // does not grow while none is registered.)
-        self.log.inner.lock().readers.remove(&self.id);
+        // The place stays: the reconciler restarted must still learn what
+        // the versions written meanwhile carry.
+        let mut g = self.log.inner.lock();
+        if let Some(n) = g.live.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                g.live.remove(&self.id);
+            }
+        }
     }
 }
 
@@ -155,8 +187,8 @@ mod tests {
     #[test]
     fn status_writes_carry_the_user_write_they_replaced() {
         let log = Arc::new(WriteLog::default());
-        let a = log.reader();
-        let b = log.reader();
+        let a = log.reader("a");
+        let b = log.reader("b");
         // User writes at 1; a writes its status at 2; b at 3.
         assert_eq!(log.version(1), Version::User);
         log.record(2, 1);
@@ -177,25 +209,43 @@ mod tests {
         // Over a version below the floor: nothing new to carry.
         log.record(7, 5);
         assert_eq!(log.version(7), Version::StatusWrite { desired: 0 });
+        // b stops while a goes on: b's place holds what b has not
+        // processed, for when b starts again.
+        log.record(8, 6);
+        drop(b);
+        a.read_up_to(9);
+        assert_eq!(log.version(8), Version::StatusWrite { desired: 6 });
+        let b = log.reader("b");
+        b.read_up_to(9);
+        assert_eq!(log.version(8), Version::Unknown);
         drop((a, b));
-        // A restarted reader still learns what 7 carries.
-        let c = log.reader();
-        assert_eq!(log.version(7), Version::StatusWrite { desired: 0 });
-        c.read_up_to(7);
-        assert_eq!(log.version(7), Version::Unknown);
     }
 
     #[test]
     fn a_new_reader_holds_the_floor_where_it_is() {
         let log = Arc::new(WriteLog::default());
-        let a = log.reader();
+        let a = log.reader("a");
         a.read_up_to(10);
         log.record(11, 10);
-        let b = log.reader();
+        let b = log.reader("b");
         a.read_up_to(20);
         assert_eq!(log.version(11), Version::StatusWrite { desired: 0 });
         b.read_up_to(20);
         assert_eq!(log.version(11), Version::Unknown);
+    }
+
+    #[test]
+    fn stopped_readers_are_given_up_past_the_bound() {
+        let log = Arc::new(WriteLog::default());
+        let a = log.reader("a");
+        drop(log.reader("gone"));
+        a.read_up_to(1);
+        for r in 2..(MAX_KEPT as u64 + 10) {
+            log.record(r, r - 1);
+            a.read_up_to(r);
+        }
+        assert!(log.len() <= MAX_KEPT, "{}", log.len());
+        assert_eq!(log.len(), 0, "a processed everything");
     }
 
     #[test]

@@ -390,10 +390,11 @@ async fn run(steps: Vec<Step>, concurrency: usize) -> Result<(), TestCaseError> 
                             prop_assert_eq!(
                                 state.get(&key),
                                 desired.get(&key),
-                                "{} said succeeded up to {} but key {} is off",
+                                "{} said succeeded up to {} but key {} is off: {:?}",
                                 NAMES[r],
                                 rev,
-                                key
+                                key,
+                                res
                             );
                         }
                     }
@@ -444,7 +445,14 @@ async fn run(steps: Vec<Step>, concurrency: usize) -> Result<(), TestCaseError> 
         let res = rec
             .wait_until_succeeded_timeout(rev, Duration::from_secs(10))
             .await;
-        prop_assert!(res.is_ok(), "{}: {:?}", NAMES[r], res);
+        prop_assert!(
+            res.is_ok(),
+            "{}: {:?} at {}: {:?}",
+            NAMES[r],
+            res,
+            rev,
+            rec.progress()
+        );
     }
     for index in [&world.solo_status, &world.set_status] {
         let res = reconciler::wait_for_reconciliation_timeout(
@@ -492,6 +500,68 @@ async fn run(steps: Vec<Step>, concurrency: usize) -> Result<(), TestCaseError> 
 fn regressions() {
     use Step::*;
     let cases: Vec<(usize, Vec<Step>)> = vec![
+        // A restart with drain: a reconciler stopped first must keep its
+        // place in the write log while the others drain.
+        (
+            4,
+            vec![
+                HardDelete(0),
+                Upsert(1, 94),
+                Advance(174),
+                Advance(110),
+                Upsert(0, 9),
+                Prune(1),
+                Upsert(0, 129),
+                TriggerFull(0),
+                TriggerFull(1),
+                UpdateClone(1, 175),
+                Upsert(5, 43),
+                UpdateClone(2, 239),
+                Restart(true),
+            ],
+        ),
+        // A success must not drop a newer retry parked behind it.
+        (
+            4,
+            vec![
+                TriggerFull(0),
+                SoftDelete(1),
+                TriggerFull(0),
+                Wait(0, 154),
+                Upsert(3, 112),
+            ],
+        ),
+        // A hard delete's success must not drop the retry of a panicking
+        // getter on the key inserted again meanwhile.
+        (
+            1,
+            vec![
+                Upsert(1, 2),
+                SoftDelete(1),
+                Wait(0, 14),
+                Upsert(1, 0),
+                GetterPanics(2),
+                Wait(1, 14),
+            ],
+        ),
+        // A panicking getter during a soft delete: no status may be
+        // written (an error status would turn the delete into an update).
+        (
+            1,
+            vec![
+                Upsert(2, 74),
+                Upsert(1, 123),
+                HoldLock(153),
+                Upsert(0, 0),
+                GetterPanics(3),
+                Upsert(0, 1),
+                Wait(0, 117),
+                SoftDelete(0),
+                Restart(false),
+                GetterPanics(0),
+                Wait(1, 14),
+            ],
+        ),
         // A user's clone folded under another reconciler's status write.
         (
             1,

@@ -482,10 +482,13 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             }
             Ok(s) => (s.kind, s.delete),
             Err(e) => {
-                // The object gets an error status and a retry.
-                self.progress.add(since);
-                let w = work(Action::Update);
-                self.unwritten.push(Outcome::of(w, None, Err(e), false));
+                // A retry (and health Degraded), but no status written:
+                // without reading the status there is no knowing whether
+                // it asked for a delete, and an error status would turn a
+                // soft delete into an update.
+                let failed_since = self.retries.since_of(&pk).map_or(since, |s| s.min(since));
+                self.retries
+                    .add(pk, change.object, failed_since, e, Instant::now());
                 return Ok(false);
             }
         };
@@ -616,8 +619,8 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 Ok(None) => self.retries.remove(&d.key),
                 Ok(Some((cur, revision))) => match self.cb.status(&cur) {
                     Err(e) => {
-                        let w = w(cur, revision, Action::Update);
-                        self.unwritten.push(Outcome::of(w, None, Err(e), false));
+                        // As in `classify`: a retry, no status written.
+                        self.retries.add(d.key.clone(), cur, d.since, e, now);
                     }
                     // Done: fixed meanwhile, unless an operation failed and
                     // its error status never reached the row (its write
@@ -747,7 +750,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         let now = Instant::now();
         match w.settled {
             Settled::Done { own } => {
-                self.retries.remove(&w.pk);
+                self.retries.remove_up_to(&w.pk, w.since, now);
                 if let Some(own) = own {
                     self.own_writes.insert(w.pk.clone(), own);
                 }
@@ -759,7 +762,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 }
             }
             Settled::SoftDeleted => {
-                self.retries.remove(&w.pk);
+                self.retries.remove_up_to(&w.pk, w.since, now);
                 self.deleted_by_us.insert(w.pk.clone());
             }
             Settled::Failed { object, error, own } => {
@@ -788,7 +791,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                     self.retries.recheck(w.pk.clone(), object, w.since, now);
                 }
             }
-            Settled::Gone => self.retries.remove(&w.pk),
+            Settled::Gone => self.retries.remove_up_to(&w.pk, w.since, now),
         }
         self.settle_progress(w.origin, w.since);
     }
