@@ -500,6 +500,53 @@ async fn run(steps: Vec<Step>, concurrency: usize) -> Result<(), TestCaseError> 
 fn regressions() {
     use Step::*;
     let cases: Vec<(usize, Vec<Step>)> = vec![
+        // A failed update settling after the failed delete of its row (its
+        // write-back waited for a user's lock) must not cancel the delete.
+        (
+            1,
+            vec![
+                Upsert(1, 161),
+                Faults(1, 203, Fault::Fail),
+                Wait(1, 468),
+                UpdateClone(1, 129),
+                Wait(1, 109),
+                HoldLock(157),
+                HardDelete(1),
+                Wait(1, 444),
+                HoldLock(186),
+                Advance(224),
+            ],
+        ),
+        // A user's write folded under status writes after a read in
+        // pieces had passed its revision.
+        (
+            1,
+            vec![
+                Advance(72),
+                Upsert(2, 6),
+                Upsert(3, 42),
+                Upsert(0, 96),
+                Faults(0, 3, Fault::Slow),
+                Wait(1, 104),
+                Upsert(1, 25),
+                Wait(0, 474),
+            ],
+        ),
+        // A failure lost with a restart: the write log must keep what the
+        // failed key's later versions carry until it succeeds.
+        (
+            4,
+            vec![
+                Upsert(1, 0),
+                Wait(1, 15),
+                GetterPanics(2),
+                UpdateClone(1, 1),
+                Upsert(2, 16),
+                Advance(8),
+                Faults(0, 20, Fault::Fail),
+                Restart(false),
+            ],
+        ),
         // A restart with drain: a reconciler stopped first must keep its
         // place in the write log while the others drain.
         (
@@ -633,7 +680,19 @@ fn regressions() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // A fixed seed: CI runs the same cases every time (set MODEL_RANDOM=1
+    // to explore with fresh seeds; what they find goes into
+    // `regressions`).
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        rng_seed: if std::env::var_os("MODEL_RANDOM").is_some() {
+            proptest::test_runner::RngSeed::Random
+        } else {
+            proptest::test_runner::RngSeed::Fixed(20_261_207)
+        },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn several_reconcilers_converge_under_faults(

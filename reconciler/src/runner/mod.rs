@@ -434,7 +434,15 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
     ) -> Result<bool, String> {
         let pk = self.cb.primary_key(&change.object)?;
         let revision = change.revision;
-        let since = floor.min(revision);
+        // The work stands for the earliest write it may carry: a version
+        // written by a reconciler over a user's write carries that write
+        // (the change iterator folds it, even below what was read before,
+        // when a read in pieces passed it).
+        let carried = match self.sh.writes.log().version(revision) {
+            Version::StatusWrite { desired } if desired > 0 => desired,
+            _ => revision,
+        };
+        let since = floor.min(carried);
         if change.deleted {
             self.own_writes.remove(&pk);
             // The delete replaces earlier failures of the row, and stands
@@ -775,9 +783,16 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 } else {
                     tracing::warn!(module_id = %self.sh.module_id, key = %key, error = %error, "operation failed; retrying with backoff");
                 }
+                // A failed update that settles after the failed delete of its
+                // row (its status write waited for the lock) must not turn
+                // the delete back into an update, unless the key is back.
+                let row_gone =
+                    || matches!(self.cb.current(&self.sh.db.read_txn(), &object), Ok(None));
                 if w.action == Action::HardDelete {
                     self.retries
                         .add_hard_delete(w.pk.clone(), object, w.since, error, now);
+                } else if self.retries.is_hard_delete(&w.pk) && row_gone() {
+                    tracing::debug!(module_id = %self.sh.module_id, key = %key, "an update failed after its row was deleted; the delete stands");
                 } else {
                     self.retries.add(w.pk.clone(), object, w.since, error, now);
                 }
@@ -855,9 +870,14 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
     /// Publishes progress when it moved.
     fn publish(&self) {
         let revision = self.progress.processed();
-        // Processed, not only read: a change read and then dropped by a
-        // stop must still be learnable from the log after a restart.
-        self.sh.writes.read_up_to(revision);
+        // Processed and not failing, not only read: a change read and then
+        // dropped by a stop (with the retries) must still be learnable
+        // from the log after a restart.
+        let settled = self
+            .retries
+            .low_watermark()
+            .map_or(revision, |low| revision.min(low.saturating_sub(1)));
+        self.sh.writes.read_up_to(settled);
         let errors = self.retries.len();
         let low = self.retries.low_watermark();
         let unsettled = match (low, self.progress.outstanding.first_key_value()) {
