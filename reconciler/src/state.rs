@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::report::Reconciled;
 
 /// The name of the table of reconciler states ([`ReconcilerState`]),
-/// registered (inspectable) in a Db by the first reconciler built on it.
+/// registered in a Db by the first reconciler built on it (inspectable,
+/// for the HTTP API, `sdb` and the web view, with the `inspect` feature).
 pub const STATE_TABLE: &str = "reconcilers";
 
 /// One reconciler's row in the [`STATE_TABLE`] table.
@@ -49,7 +50,11 @@ pub(crate) fn ensure_state_table(db: &Db) -> Option<Table<ReconcilerState>> {
         return Some(t);
     }
     let table = Table::new(STATE_TABLE, &primary()).ok()?;
-    match db.register_inspectable(&table) {
+    #[cfg(feature = "inspect")]
+    let registered = db.register_inspectable(&table);
+    #[cfg(not(feature = "inspect"))]
+    let registered = db.register_table(&table);
+    match registered {
         Ok(()) => Some(table),
         // Registered meanwhile by another reconciler being built.
         Err(_) => state_table(db),
