@@ -234,34 +234,9 @@ fn message(h: &HealthReporter) -> String {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// Fails the test run when a test takes two minutes of wall-clock time:
-/// a hot loop stops tokio's paused clock, so virtual deadlines never pass
-/// and only a real-time watchdog turns the hang into a failure.
-struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
-
-impl Watchdog {
-    fn arm() -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let name = std::thread::current().name().unwrap_or("test").to_string();
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                rx.recv_timeout(Duration::from_secs(120))
-            {
-                eprintln!("watchdog: {name} hung for 120 s of wall-clock time");
-                std::process::abort();
-            }
-        });
-        Watchdog(Some(tx))
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-    }
-}
+#[path = "common/watchdog.rs"]
+mod watchdog;
+use watchdog::Watchdog;
 
 // Defect 1: the write-back of a's successful retry loses its
 // compare-and-swap to b's status write. The retry must not be forgotten.

@@ -28,6 +28,10 @@ use reconciler::{
 };
 use statedb::{Db, Index, Objects, ReadTxn, Revision, Table};
 
+#[path = "common/watchdog.rs"]
+mod watchdog;
+use watchdog::Watchdog;
+
 const MEMBERS: [&str; 2] = ["a", "b"];
 const NAMES: [&str; 3] = ["solo", "a", "b"];
 
@@ -498,6 +502,7 @@ async fn run(steps: Vec<Step>, concurrency: usize) -> Result<(), TestCaseError> 
 /// plain tests so that they run every time.
 #[test]
 fn regressions() {
+    let _watchdog = Watchdog::arm();
     use Step::*;
     let cases: Vec<(usize, Vec<Step>)> = vec![
         // A failed update settling after the failed delete of its row (its
@@ -699,23 +704,14 @@ proptest! {
         steps in proptest::collection::vec(step(), 1..40),
         concurrency in prop_oneof![Just(1usize), Just(4usize)],
     ) {
-        // A hot loop stops the paused clock: only wall-clock time catches it.
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                done_rx.recv_timeout(Duration::from_secs(120))
-            {
-                eprintln!("watchdog: a case hung for 120 s of wall-clock time");
-                std::process::abort();
-            }
-        });
+        let watchdog = Watchdog::arm();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
             .build()
             .unwrap();
         let res = rt.block_on(run(steps, concurrency));
-        drop(done_tx);
+        drop(watchdog);
         res?;
     }
 }
