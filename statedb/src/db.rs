@@ -11,7 +11,7 @@ use crate::info::TableInfo;
 use crate::metrics::DbMetrics;
 use crate::table::Table;
 use crate::table_inner::POS_BITS;
-use crate::txn::{LockWait, ReadTxn, WriteTxn, lock_tables};
+use crate::txn::{LockWait, ReadTxn, WriteTxn, WriteTxnFuture, lock_tables};
 
 // A plain std atomic even under loom: ids only need to be unique.
 static NEXT_DB_ID: AtomicU64 = AtomicU64::new(1);
@@ -216,25 +216,88 @@ impl Db {
         ReadTxn::new(self.inner.id(), self.inner.root())
     }
 
-    /// A write transaction locking `tables`. Blocks while another write
-    /// transaction holds one of them.
+    /// A write transaction locking `tables`. Blocks the thread while
+    /// another write transaction holds one of them.
     ///
     /// Lock every table a transaction needs in one call: tables named in
     /// one call are locked in a global order, so writers naming
-    /// overlapping tables in any order never deadlock; but a thread that
+    /// overlapping tables in any order never deadlock; but a caller that
     /// holds one write transaction and asks for another that needs a
-    /// table held elsewhere can deadlock with a thread doing the reverse.
+    /// table held elsewhere can deadlock with a caller doing the reverse.
     /// [`Db::write_txn_timeout`] and [`Db::try_write_txn`] bound the wait.
+    ///
+    /// Waiters are served in arrival order, blocking and
+    /// [async](Db::write_txn_async) alike: a released lock goes straight to
+    /// the first in line.
+    ///
+    /// ## Warning
+    ///
+    /// In async code use [`Db::write_txn_async`]: this call blocks the
+    /// runtime's worker thread, and if the holder is a task that needs
+    /// that thread to finish (always so on a current-thread runtime), it
+    /// never will.
     ///
     /// # Errors
     ///
     /// [`TxnError::TableNotRegistered`] / [`TxnError::TableFromOtherDb`] for a
-    /// table of no or another Db; [`TxnError::WouldDeadlock`] if this thread
-    /// holds one of the tables in a write transaction already (waiting
-    /// would never end). A write transaction moved to another thread
-    /// still counts for the thread that opened it.
+    /// table of no or another Db; [`TxnError::WouldDeadlock`] if the caller
+    /// holds one of the tables in a write transaction already, so waiting
+    /// would never end. The caller is the tokio task it runs in, or, outside
+    /// a task, its thread; a transaction belongs to the task that opened
+    /// it, or, opened outside a task, to the thread that last wrote
+    /// through it (a transaction moved to another thread is that thread's
+    /// once it writes there). Another task on the same thread is not the
+    /// caller: it waits.
     pub fn write_txn(&self, tables: &[&dyn TableHandle]) -> Result<WriteTxn, TxnError> {
         self.lock(tables, LockWait::Block)
+    }
+
+    /// A write transaction locking `tables`, for async code: the future
+    /// waits for the locks without blocking a thread, in the same queue
+    /// as the blocking callers (first come, first served).
+    ///
+    /// It is cancel-safe: dropping the future before it completes (for
+    /// example under `tokio::time::timeout` or in a `select!`) leaves the
+    /// queues and releases any lock it took, so a timeout is simply
+    /// `tokio::time::timeout(d, db.write_txn_async(&[&t])).await`.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), statedb::Error> {
+    /// let idx = Index::<u32, u32>::unique("id", |o: &u32, k| k.push(o));
+    /// let t = Table::new("t", &idx)?;
+    /// let db = Db::new();
+    /// db.register_table(&t)?;
+    /// let held = db.write_txn_async(&[&t]).await?;
+    /// // Another task waits without blocking this (only) thread.
+    /// let waiter = tokio::spawn({
+    ///     let (db, t) = (db.clone(), t.clone());
+    ///     async move {
+    ///         let mut txn = db.write_txn_async(&[&t]).await?;
+    ///         t.insert(&mut txn, 7)?;
+    ///         txn.commit();
+    ///         Ok::<_, statedb::Error>(())
+    ///     }
+    /// });
+    /// tokio::task::yield_now().await;
+    /// held.commit();
+    /// waiter.await.unwrap()?;
+    /// assert!(t.get(&db.read_txn(), idx.query(&7))?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::write_txn`], when awaited: [`TxnError::WouldDeadlock`] if the
+    /// tokio task awaiting it holds one of the tables already. Outside a
+    /// tokio task it is never refused, as waiting does not block the
+    /// thread (an executor that blocks its thread on it while that thread
+    /// holds the table hangs, as with any async lock).
+    pub fn write_txn_async(&self, tables: &[&dyn TableHandle]) -> WriteTxnFuture {
+        let erased = tables.iter().map(|t| t.erased().0).collect();
+        WriteTxnFuture::new(&self.inner, erased)
     }
 
     /// Like [`Db::write_txn`], but never waits.

@@ -7,8 +7,8 @@ use std::sync::{Arc, Weak};
 use crate::Revision;
 use crate::error::{Result, TxnError};
 use crate::info::IndexInfo;
+use crate::lock::TableLock;
 use crate::state::{AnyTableState, AnyTableTxn, TableState, TableTxn};
-use crate::sync::{AtomicU64, OwnedLock};
 use crate::table_inner::TableInner;
 
 /// Type-erased table operations the Db and the transactions need.
@@ -22,9 +22,7 @@ pub(crate) trait ErasedTable: Send + Sync {
         db: Weak<dyn Any + Send + Sync>,
         publish: &mut dyn FnMut() -> Result<usize, TxnError>,
     ) -> Result<(), TxnError>;
-    fn lock(&self) -> &OwnedLock;
-    /// Thread token of the lock holder (0: none).
-    fn owner(&self) -> &AtomicU64;
+    fn lock(&self) -> &TableLock;
     fn new_state(&self) -> Arc<dyn AnyTableState>;
     /// A write transaction's copy of `state`, or `None` if `state` is not
     /// this table's (never: the root holds each table's own state type at
@@ -59,11 +57,8 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
     ) -> Result<(), TxnError> {
         TableInner::register(self, db_id, db, publish)
     }
-    fn lock(&self) -> &OwnedLock {
+    fn lock(&self) -> &TableLock {
         TableInner::lock(self)
-    }
-    fn owner(&self) -> &AtomicU64 {
-        TableInner::owner(self)
     }
     fn new_state(&self) -> Arc<dyn AnyTableState> {
         Arc::new(TableState::<T>::new(self.secondary().len()))
@@ -99,7 +94,7 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
 
 /// A handle to any table, for naming tables in [`crate::Db::write_txn`].
 /// Implemented by [`crate::Table`]; sealed.
-pub trait TableHandle: crate::sealed::Sealed {
+pub trait TableHandle: crate::sealed::Sealed + Send + Sync {
     /// The table name.
     fn table_name(&self) -> &str;
     #[doc(hidden)]

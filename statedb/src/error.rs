@@ -73,11 +73,11 @@ pub enum TxnError {
     /// The write transaction did not lock this table.
     #[error("table {0:?} is not locked by this write transaction")]
     TableNotLocked(String),
-    /// The calling thread already holds a write transaction on these
-    /// tables: waiting for them would wait forever. Lock every table you
-    /// need in one call.
+    /// The caller (its tokio task, or outside a task its thread) already
+    /// holds a write transaction on these tables: waiting for them would
+    /// wait forever. Lock every table you need in one call.
     #[error(
-        "this thread already holds a write transaction on {tables:?}: lock every table you need in one write_txn call"
+        "the caller (this task or thread) already holds a write transaction on {tables:?}: lock every table you need in one write_txn call"
     )]
     WouldDeadlock {
         /// The tables held already.

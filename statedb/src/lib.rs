@@ -13,6 +13,9 @@ mod sealed;
 // locks and atomics, swapped for loom's in model checks
 mod sync;
 
+// the fair table lock, owned by a transaction
+mod lock;
+
 // the metrics hook
 mod metrics;
 
@@ -110,7 +113,7 @@ pub use prometheus_metrics::PrometheusDbMetrics;
 pub use table::{Initializer, Table, TableBuilder};
 #[doc(hidden)]
 pub use table_inner::TableInner;
-pub use txn::{ReadTxn, WriteTxn};
+pub use txn::{ReadTxn, WriteTxn, WriteTxnFuture};
 pub use view::{ReadTxnLike, View};
 
 /// Revision of an object: per table, strictly increasing on every insert
@@ -135,5 +138,6 @@ const _: () = {
 const _: () = {
     const fn send<T: Send>() {}
     send::<WriteTxn>();
+    send::<WriteTxnFuture>();
     send::<ChangeIterator<u32>>();
 };

@@ -1,127 +1,20 @@
 //! The synchronisation primitives `statedb` uses beyond those of `part`
-//! (whose [`Mutex`] and [`Arc`] it reuses), in one place so that the loom
-//! model checker can replace them: the owned table locks, the atomically
-//! replaced root, the atomics, and the thread token that recognises a
-//! lock its own thread holds.
+//! (whose [`Mutex`], [`Condvar`] and [`Arc`] it reuses), in one place so
+//! that the loom model checker can replace them: the atomically replaced
+//! root, the atomics, and the thread token that names a thread holding a
+//! table lock (the lock itself is built on these, in `lock.rs`).
 //!
 //! Normal builds get `parking_lot`, `arc-swap` and `std` atomics; built
 //! with `RUSTFLAGS="--cfg loom"`, loom's instrumented primitives (see
 //! `crates/testkit/tests/loom.rs`).
 
-pub(crate) use part::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use part::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
-/// A lock with no data whose guard owns a reference to it, so a write
-/// transaction can hold table locks for as long as it lives and move
-/// between threads. Cloning yields a handle to the same lock.
-#[derive(Default, Clone)]
-pub(crate) struct OwnedLock {
-    #[cfg(not(loom))]
-    inner: Arc<parking_lot::Mutex<()>>,
-    #[cfg(loom)]
-    inner: Arc<LoomLock>,
-}
-
-#[cfg(loom)]
-#[derive(Default)]
-struct LoomLock {
-    locked: loom::sync::Mutex<bool>,
-    released: loom::sync::Condvar,
-}
-
-/// Holds an [`OwnedLock`] until dropped.
-#[must_use = "the lock is released when the guard is dropped"]
-pub(crate) struct OwnedLockGuard {
-    #[cfg(not(loom))]
-    _guard: parking_lot::lock_api::ArcMutexGuard<parking_lot::RawMutex, ()>,
-    #[cfg(loom)]
-    lock: Arc<LoomLock>,
-}
-
-impl OwnedLock {
-    /// A new unlocked lock.
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
-    /// Blocks until the lock is held by the returned guard.
-    pub(crate) fn lock_owned(&self) -> OwnedLockGuard {
-        #[cfg(not(loom))]
-        {
-            OwnedLockGuard {
-                _guard: self.inner.lock_arc(),
-            }
-        }
-        #[cfg(loom)]
-        {
-            let mut locked = self.inner.locked.lock().unwrap_or_else(|e| e.into_inner());
-            while *locked {
-                locked = self
-                    .inner
-                    .released
-                    .wait(locked)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-            *locked = true;
-            OwnedLockGuard {
-                lock: self.inner.clone(),
-            }
-        }
-    }
-
-    /// Waits up to `timeout` for the lock. (Under loom, which has no
-    /// clock, it tries once.)
-    pub(crate) fn try_lock_owned_for(
-        &self,
-        timeout: std::time::Duration,
-    ) -> Option<OwnedLockGuard> {
-        #[cfg(not(loom))]
-        {
-            self.inner
-                .try_lock_arc_for(timeout)
-                .map(|g| OwnedLockGuard { _guard: g })
-        }
-        #[cfg(loom)]
-        {
-            let _ = timeout;
-            self.try_lock_owned()
-        }
-    }
-
-    /// Takes the lock if it is free.
-    pub(crate) fn try_lock_owned(&self) -> Option<OwnedLockGuard> {
-        #[cfg(not(loom))]
-        {
-            self.inner
-                .try_lock_arc()
-                .map(|g| OwnedLockGuard { _guard: g })
-        }
-        #[cfg(loom)]
-        {
-            let mut locked = self.inner.locked.lock().unwrap_or_else(|e| e.into_inner());
-            if *locked {
-                return None;
-            }
-            *locked = true;
-            Some(OwnedLockGuard {
-                lock: self.inner.clone(),
-            })
-        }
-    }
-}
-
-#[cfg(loom)]
-impl Drop for OwnedLockGuard {
-    fn drop(&mut self) {
-        *self.lock.locked.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        self.lock.released.notify_one();
-    }
-}
 
 // A plain std atomic even under loom: tokens only need to be unique.
 static NEXT_THREAD_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -139,6 +32,11 @@ loom::thread_local! {
 /// the thread holds already.
 pub(crate) fn thread_token() -> u64 {
     THREAD_TOKEN.with(|t| *t)
+}
+
+/// A number no thread has as its token, nor will.
+pub(crate) fn fresh_token() -> u64 {
+    NEXT_THREAD_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// An atomically replaceable `Arc<T>`: readers load it without locking.

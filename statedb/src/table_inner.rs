@@ -10,7 +10,8 @@ use part::{Watch, WatchCloser};
 use crate::error::{Result, TxnError};
 use crate::graveyard::Trackers;
 use crate::index::{IndexInner, IndexPos};
-use crate::sync::{AtomicU64, Mutex, Ordering, OwnedLock};
+use crate::lock::TableLock;
+use crate::sync::{AtomicU64, Mutex, Ordering};
 
 /// Bits of the packed registration that hold the position.
 pub(crate) const POS_BITS: u32 = 24;
@@ -21,15 +22,12 @@ pub struct TableInner<T> {
     name: String,
     primary: Arc<IndexInner<T>>,
     secondary: Vec<Arc<IndexInner<T>>>,
-    lock: OwnedLock,
+    lock: TableLock,
     /// (Db id, position in the root) packed as `id << 24 | position`; 0
     /// while unregistered. One atomic load on every query.
     registration: AtomicU64,
     /// The Db registered with, to tell a live one from a dropped one.
     registered_db: Mutex<Option<Weak<dyn Any + Send + Sync>>>,
-    /// Thread token of the write transaction holding the lock (0: none),
-    /// to refuse a same-thread re-lock instead of hanging.
-    owner: AtomicU64,
     trackers: Trackers,
     /// The "initialized" watch and its closer.
     init: Mutex<(Watch, WatchCloser)>,
@@ -48,10 +46,9 @@ impl<T> TableInner<T> {
             name,
             primary,
             secondary,
-            lock: OwnedLock::new(),
+            lock: TableLock::default(),
             registration: AtomicU64::new(0),
             registered_db: Mutex::new(None),
-            owner: AtomicU64::new(0),
             trackers: Trackers::new(),
             init: Mutex::new((watch, closer)),
             next_initializer: AtomicU64::new(1),
@@ -70,13 +67,8 @@ impl<T> TableInner<T> {
         &self.secondary
     }
 
-    pub(crate) fn lock(&self) -> &OwnedLock {
+    pub(crate) fn lock(&self) -> &TableLock {
         &self.lock
-    }
-
-    /// Thread token of the lock holder (0: none).
-    pub(crate) fn owner(&self) -> &AtomicU64 {
-        &self.owner
     }
 
     pub(crate) fn trackers(&self) -> &Trackers {

@@ -11,9 +11,10 @@ use smallvec::SmallVec;
 use crate::db_inner::DbInner;
 use crate::erased::ErasedTable;
 use crate::error::{Result, TxnError};
+use crate::lock::{Acquire, Owner, Waiter};
 use crate::root::Root;
 use crate::state::{AnyTableTxn, TableState, TableTxn};
-use crate::sync::{Ordering, OwnedLockGuard, thread_token};
+use crate::sync::thread_token;
 use crate::table_inner::TableInner;
 use crate::view::{ReadTxnLike, View};
 
@@ -111,6 +112,11 @@ pub struct WriteTxn {
     db: Arc<DbInner>,
     base: Arc<Root>,
     locked: PerTable<Locked>,
+    /// Who holds the locks (see `lock.rs`).
+    owner: Arc<Owner>,
+    /// The owner's thread as last seen here, 0 when a task owns it: a
+    /// write from another thread re-owns the transaction.
+    thread: u64,
     started: Option<Instant>,
 }
 
@@ -175,6 +181,13 @@ impl WriteTxn {
         &mut self,
         table: &TableInner<T>,
     ) -> Result<&mut TableTxn<T>, TxnError> {
+        if self.thread != 0 {
+            let me = thread_token();
+            if me != self.thread {
+                self.thread = me;
+                self.owner.moved_to(me);
+            }
+        }
         let not_locked = || TxnError::TableNotLocked(table.name().to_string());
         let (db, pos) = table.registration().ok_or_else(not_locked)?;
         if db != self.db.id() {
@@ -266,9 +279,10 @@ pub(crate) fn collect_if_idle(db: &Arc<DbInner>, table: &Arc<dyn ErasedTable>) {
     }
     drop(root);
     table.request_collection();
-    if let Some(guard) = TableGuard::try_new(table) {
+    let owner = Owner::current();
+    if let Some(guard) = TableGuard::try_new(table, &owner) {
         // Committing runs the graveyard collection.
-        begin_locked(db, smallvec::smallvec![(pos, guard)], None).commit();
+        begin_locked(db, smallvec::smallvec![(pos, guard)], owner, None).commit();
     }
 }
 
@@ -280,45 +294,41 @@ pub(crate) enum LockWait {
     Timeout(Duration),
 }
 
-/// A held table lock. It records the holding thread, so that the same
-/// thread asking for the table again gets [`TxnError::WouldDeadlock`] instead
-/// of waiting for itself forever.
+/// A held table lock, released (handed to the next waiter) when dropped.
 pub(crate) struct TableGuard {
     table: Arc<dyn ErasedTable>,
-    _guard: OwnedLockGuard,
 }
 
 impl TableGuard {
-    fn new(table: Arc<dyn ErasedTable>, guard: OwnedLockGuard) -> Self {
-        table.owner().store(thread_token(), Ordering::Relaxed);
-        TableGuard {
-            table,
-            _guard: guard,
-        }
-    }
-
     /// Takes a table's lock when it is free (the clean-up commit of a
     /// graveyard collection).
-    pub(crate) fn try_new(table: &Arc<dyn ErasedTable>) -> Option<Self> {
-        let guard = table.lock().try_lock_owned()?;
-        Some(TableGuard::new(table.clone(), guard))
+    pub(crate) fn try_new(table: &Arc<dyn ErasedTable>, owner: &Arc<Owner>) -> Option<Self> {
+        match table.lock().acquire(owner, false) {
+            Acquire::Held => Some(TableGuard {
+                table: table.clone(),
+            }),
+            Acquire::Conflict | Acquire::Busy | Acquire::Queued(_) => None,
+        }
     }
 }
 
 impl Drop for TableGuard {
     fn drop(&mut self) {
-        // Before the lock itself is released (fields drop after this).
-        self.table.owner().store(0, Ordering::Relaxed);
+        self.table.lock().release();
     }
 }
 
-/// Locks tables for a new write transaction, in the global order (their
-/// position in the root), so that writers never deadlock.
-pub(crate) fn lock_tables(
+/// A table with its position in the root.
+type Positioned = (usize, Arc<dyn ErasedTable>);
+
+/// The tables of a new write transaction, checked (registered with `db`)
+/// and in the global lock order (their position in the root), so that
+/// writers never deadlock.
+fn lock_order(
     db: &Arc<DbInner>,
     tables: PerTable<Arc<dyn ErasedTable>>,
-    wait: LockWait,
-) -> Result<WriteTxn, TxnError> {
+    owner: &Owner,
+) -> Result<PerTable<Positioned>, TxnError> {
     let mut regs: PerTable<_> = SmallVec::with_capacity(tables.len());
     for t in tables {
         let (db_id, pos) = t
@@ -331,15 +341,27 @@ pub(crate) fn lock_tables(
     }
     regs.sort_by_key(|(pos, _)| *pos);
     regs.dedup_by_key(|(pos, _)| *pos);
-    let me = thread_token();
+    // Name every table the caller holds already, before taking any.
     let held: Vec<String> = regs
         .iter()
-        .filter(|(_, t)| t.owner().load(Ordering::Relaxed) == me)
+        .filter(|(_, t)| t.lock().held_by(owner))
         .map(|(_, t)| t.name().to_string())
         .collect();
     if !held.is_empty() {
         return Err(TxnError::WouldDeadlock { tables: held });
     }
+    Ok(regs)
+}
+
+/// Locks tables for a new write transaction, blocking the thread as
+/// `wait` says.
+pub(crate) fn lock_tables(
+    db: &Arc<DbInner>,
+    tables: PerTable<Arc<dyn ErasedTable>>,
+    wait: LockWait,
+) -> Result<WriteTxn, TxnError> {
+    let owner = Owner::current();
+    let regs = lock_order(db, tables, &owner)?;
     let metrics = db.metrics();
     let started = metrics.map(|_| Instant::now());
     let deadline = match wait {
@@ -349,33 +371,166 @@ pub(crate) fn lock_tables(
     let mut guards: PerTable<_> = SmallVec::with_capacity(regs.len());
     for (pos, t) in regs {
         let t0 = metrics.map(|_| Instant::now());
-        let guard = match (wait, deadline) {
-            (LockWait::Block, _) | (LockWait::Timeout(_), None) => Some(t.lock().lock_owned()),
-            (LockWait::Try, _) => t.lock().try_lock_owned(),
-            (LockWait::Timeout(_), Some(deadline)) => t
-                .lock()
-                .try_lock_owned_for(deadline.saturating_duration_since(Instant::now())),
-        };
-        let Some(guard) = guard else {
-            // Release what we hold (dropping `guards`) and name the table.
-            let tables = vec![t.name().to_string()];
-            return Err(match wait {
-                LockWait::Timeout(timeout) => TxnError::LockTimeout { tables, timeout },
-                _ => TxnError::TablesBusy { tables },
-            });
-        };
+        let name = || vec![t.name().to_string()];
+        // On an error `guards` drops, releasing what we took.
+        match t.lock().acquire(&owner, !matches!(wait, LockWait::Try)) {
+            Acquire::Held => {}
+            Acquire::Conflict => return Err(TxnError::WouldDeadlock { tables: name() }),
+            Acquire::Busy => return Err(TxnError::TablesBusy { tables: name() }),
+            Acquire::Queued(waiter) => {
+                if !waiter.wait(deadline) && !t.lock().leave(&waiter) {
+                    let LockWait::Timeout(timeout) = wait else {
+                        unreachable!("only a timed wait gives up")
+                    };
+                    return Err(TxnError::LockTimeout {
+                        tables: name(),
+                        timeout,
+                    });
+                }
+            }
+        }
         if let (Some(m), Some(t0)) = (metrics, t0) {
             m.table_lock_wait(t.name(), t0.elapsed());
         }
-        guards.push((pos, TableGuard::new(t, guard)));
+        guards.push((pos, TableGuard { table: t }));
     }
-    Ok(begin_locked(db, guards, started))
+    Ok(begin_locked(db, guards, owner, started))
+}
+
+/// The future of [`crate::Db::write_txn_async`]: takes the tables' locks
+/// in the global order, waiting in each lock's queue without blocking a
+/// thread. Dropping it before it completes gives up its places in the
+/// queues and releases what it took.
+#[must_use = "a future does nothing unless polled"]
+pub struct WriteTxnFuture {
+    step: Option<Result<Acquiring, TxnError>>,
+}
+
+struct Acquiring {
+    db: Arc<DbInner>,
+    owner: Arc<Owner>,
+    tables: PerTable<Positioned>,
+    guards: PerTable<(usize, TableGuard)>,
+    /// Our place in the queue of `tables[guards.len()]`.
+    waiting: Option<Arc<Waiter>>,
+    started: Option<Instant>,
+    lock_wait_from: Option<Instant>,
+}
+
+impl std::fmt::Debug for WriteTxnFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("WriteTxnFuture");
+        if let Some(Ok(a)) = &self.step {
+            let names: Vec<&str> = a.tables.iter().map(|(_, t)| t.name()).collect();
+            d.field("tables", &names).field("locked", &a.guards.len());
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+impl WriteTxnFuture {
+    pub(crate) fn new(db: &Arc<DbInner>, tables: PerTable<Arc<dyn ErasedTable>>) -> Self {
+        let owner = Owner::current_async();
+        let step = lock_order(db, tables, &owner).map(|tables| {
+            let metrics = db.metrics();
+            Acquiring {
+                db: db.clone(),
+                owner,
+                guards: SmallVec::with_capacity(tables.len()),
+                tables,
+                waiting: None,
+                started: metrics.map(|_| Instant::now()),
+                lock_wait_from: metrics.map(|_| Instant::now()),
+            }
+        });
+        WriteTxnFuture { step: Some(step) }
+    }
+}
+
+impl std::future::Future for WriteTxnFuture {
+    type Output = Result<WriteTxn, TxnError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let done = match self.step.as_mut() {
+            Some(Ok(a)) => a.advance(cx),
+            Some(Err(_)) => Poll::Ready(Err(())),
+            None => panic!("WriteTxnFuture polled after completion"),
+        };
+        match (done, self.step.take()) {
+            (Poll::Pending, step) => {
+                self.step = step;
+                Poll::Pending
+            }
+            (Poll::Ready(Ok(())), Some(Ok(mut a))) => {
+                let guards = std::mem::take(&mut a.guards);
+                Poll::Ready(Ok(begin_locked(&a.db, guards, a.owner.clone(), a.started)))
+            }
+            (Poll::Ready(_), Some(Err(e))) => Poll::Ready(Err(e)),
+            (Poll::Ready(_), Some(Ok(a))) => {
+                // Conflict: the task awaiting us holds the table.
+                let t = &a.tables[a.guards.len()].1;
+                let tables = vec![t.name().to_string()];
+                Poll::Ready(Err(TxnError::WouldDeadlock { tables }))
+            }
+            (Poll::Ready(_), None) => unreachable!("the step was there"),
+        }
+    }
+}
+
+impl Acquiring {
+    /// Takes locks until all are ours (`Ok`), one has us queued
+    /// (`Pending`), or the awaiting task holds one already (`Err`).
+    fn advance(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ()>> {
+        use std::task::Poll;
+        while let Some((pos, t)) = self.tables.get(self.guards.len()).cloned() {
+            match &self.waiting {
+                Some(w) => {
+                    if !w.poll_granted(cx.waker()) {
+                        return Poll::Pending;
+                    }
+                    self.waiting = None;
+                }
+                None => match t.lock().acquire(&self.owner, true) {
+                    Acquire::Held => {}
+                    Acquire::Queued(w) => {
+                        self.waiting = Some(w);
+                        continue;
+                    }
+                    Acquire::Conflict | Acquire::Busy => return Poll::Ready(Err(())),
+                },
+            }
+            if let (Some(m), Some(t0)) = (self.db.metrics(), self.lock_wait_from) {
+                m.table_lock_wait(t.name(), t0.elapsed());
+                self.lock_wait_from = Some(Instant::now());
+            }
+            self.guards.push((pos, TableGuard { table: t }));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Acquiring {
+    fn drop(&mut self) {
+        // Cancelled while queued: leave the queue, or pass on a lock handed
+        // to us meanwhile. (`guards` release themselves.)
+        if let Some(w) = self.waiting.take()
+            && let Some((_, t)) = self.tables.get(self.guards.len())
+            && t.lock().leave(&w)
+        {
+            t.lock().release();
+        }
+    }
 }
 
 /// Starts a write transaction over tables whose locks are held.
 pub(crate) fn begin_locked(
     db: &Arc<DbInner>,
     guards: PerTable<(usize, TableGuard)>,
+    owner: Arc<Owner>,
     started: Option<Instant>,
 ) -> WriteTxn {
     // Loaded after locking: the state of our tables cannot change now.
@@ -397,6 +552,8 @@ pub(crate) fn begin_locked(
         db: db.clone(),
         base,
         locked,
+        thread: owner.thread(),
+        owner,
         started,
     }
 }

@@ -9,6 +9,7 @@
 //! explore without a bound.
 #![cfg(loom)]
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -241,6 +242,67 @@ fn try_lock_vs_holder_and_same_thread_relock() {
         assert_eq!(count, 1 + u32::from(other_wrote));
         // Both released: this thread can lock again.
         assert!(db.try_write_txn(&[&a]).is_ok());
+    });
+}
+
+/// Adds one to (0, n) in `t` through `w`, then commits.
+fn bump_in(w: statedb::WriteTxn, idx: &Index<Pair, u32>, t: &Table<Pair>) {
+    let mut w = w;
+    let n = t.get(&w, idx.query(&0)).unwrap().map_or(0, |(o, _)| o.1);
+    t.insert(&mut w, (0, n + 1)).unwrap();
+    w.commit();
+}
+
+/// A blocking writer and an async one (a future, woken by the hand-off)
+/// race for one table: they exclude each other, neither update is lost,
+/// and the waiting one is always woken (loom reports a lost wake-up as a
+/// deadlock).
+#[test]
+fn async_and_blocking_writers() {
+    check("async_and_blocking_writers", Some(3), || {
+        let idx = pair_index();
+        let a = table("a", &idx);
+        let db = Db::new();
+        db.register_table(&a).unwrap();
+        let blocking = {
+            let (db, idx, a) = (db.clone(), idx.clone(), a.clone());
+            thread::spawn(move || bump_in(db.write_txn(&[&a]).unwrap(), &idx, &a))
+        };
+        let w = loom::future::block_on(db.write_txn_async(&[&a])).unwrap();
+        bump_in(w, &idx, &a);
+        blocking.join().unwrap();
+        let snap = db.read_txn();
+        assert_eq!(
+            a.get(&snap, idx.query(&0)).unwrap().map(|(o, _)| o.1),
+            Some(2)
+        );
+    });
+}
+
+/// A future queued for a held table is dropped while the holder commits
+/// and a blocking writer queues behind it: whether the lock was handed to
+/// the future or not, the blocking writer gets it (a lock kept by the
+/// dropped future is a deadlock loom reports), and it ends free.
+#[test]
+fn dropped_async_waiter_vs_release() {
+    check("dropped_async_waiter_vs_release", Some(4), || {
+        let idx = pair_index();
+        let a = table("a", &idx);
+        let db = Db::new();
+        db.register_table(&a).unwrap();
+        let held = db.write_txn(&[&a]).unwrap();
+        let mut fut = db.write_txn_async(&[&a]);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::pin::Pin::new(&mut fut).poll(&mut cx).is_pending());
+        let releaser = thread::spawn(move || held.commit());
+        let behind = {
+            let (db, idx, a) = (db.clone(), idx.clone(), a.clone());
+            thread::spawn(move || bump_in(db.write_txn(&[&a]).unwrap(), &idx, &a))
+        };
+        drop(fut);
+        releaser.join().unwrap();
+        behind.join().unwrap();
+        assert!(db.try_write_txn(&[&a]).is_ok(), "the lock leaked");
     });
 }
 

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use statedb::{ChangeIterator, Db, Key, ReadTxn, Revision, TxnError, Watch, WriteTxn};
+use statedb::{ChangeIterator, Db, Key, ReadTxn, Revision, Table, TxnError, Watch, WriteTxn};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -103,9 +103,9 @@ impl Progress {
     }
 }
 
-/// How long a write-back waits for the table lock before trying again
-/// later (it never blocks its thread longer than this).
-const WRITE_BACK_LOCK_WAIT: Duration = Duration::from_millis(5);
+/// How long a write-back waits (in the lock's queue, without blocking a
+/// thread) before it reports the wait and tries again later.
+const WRITE_BACK_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 pub(crate) struct Runner<Obj: Send + Sync + 'static> {
     s: Settings<Obj>,
@@ -192,11 +192,13 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         let table = self.s.table.clone();
         let mut backoff = Backoff::default();
         loop {
-            let res = self.lock_table().and_then(|mut w| {
-                let c = table.changes(&mut w);
-                w.commit();
-                c
-            });
+            let res = lock_table(&self.sh.db, &self.s.table)
+                .await
+                .and_then(|mut w| {
+                    let c = table.changes(&mut w);
+                    w.commit();
+                    c
+                });
             match res {
                 Ok(c) => return Some(c),
                 Err(e) => {
@@ -211,20 +213,6 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                     }
                 }
             }
-        }
-    }
-
-    /// A write transaction on the table that never blocks the thread for
-    /// long: tried at once, then waited for briefly. A lock held by a task
-    /// on this thread (`WouldDeadlock`) or held long elsewhere is an error
-    /// the caller retries later, without blocking.
-    fn lock_table(&self) -> Result<WriteTxn, TxnError> {
-        match self.sh.db.try_write_txn(&[&self.s.table]) {
-            Err(TxnError::TablesBusy { .. }) => self
-                .sh
-                .db
-                .write_txn_timeout(&[&self.s.table], WRITE_BACK_LOCK_WAIT),
-            other => other,
         }
     }
 
@@ -295,7 +283,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 progressed = true;
             }
             if !self.unwritten.is_empty() && self.write_back.ready() {
-                self.flush();
+                self.flush().await;
                 progressed = true;
             }
             self.finish_full_round();
@@ -700,14 +688,14 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
     /// task on this thread across an `.await`), every outcome is kept and
     /// the write-back retried with backoff; health says Degraded if that
     /// lasts.
-    fn flush(&mut self) {
+    async fn flush(&mut self) {
         let outcomes = std::mem::take(&mut self.unwritten);
         let (hard, rows): (Vec<_>, Vec<_>) = outcomes
             .into_iter()
             .partition(|o| o.action == Action::HardDelete);
         let mut written: Vec<Written<Obj>> = hard.into_iter().map(settle_hard_delete).collect();
         if !rows.is_empty() {
-            match self.lock_table() {
+            match lock_table(&self.sh.db, &self.s.table).await {
                 Ok(mut wtxn) => {
                     written.extend(write_rows(
                         &self.cb,
@@ -1011,7 +999,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         }
         if !self.unwritten.is_empty() {
             self.write_back.succeeded();
-            self.flush();
+            self.flush().await;
             if !self.unwritten.is_empty() {
                 tracing::warn!(module_id = %self.sh.module_id, count = self.unwritten.len(), "results of finished operations could not be written back at shutdown");
             }
@@ -1019,6 +1007,25 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         self.sh.progress.send_modify(|p| p.running = false);
         self.sh.health.stopped("reconciler stopped");
         tracing::info!(module_id = %self.sh.module_id, "reconciler stopped");
+    }
+}
+
+/// A write transaction on the table, waited for in the lock's queue
+/// without blocking the thread (so a user task holding the table
+/// across an `.await` on this thread can finish). A lock held longer
+/// than [`WRITE_BACK_LOCK_WAIT`] is an error the caller reports and
+/// retries later.
+async fn lock_table<Obj: Send + Sync + 'static>(
+    db: &Db,
+    table: &Table<Obj>,
+) -> Result<WriteTxn, TxnError> {
+    let wait = db.write_txn_async(&[table]);
+    match tokio::time::timeout(WRITE_BACK_LOCK_WAIT, wait).await {
+        Ok(res) => res,
+        Err(_) => Err(TxnError::LockTimeout {
+            tables: vec![table.name().to_string()],
+            timeout: WRITE_BACK_LOCK_WAIT,
+        }),
     }
 }
 
