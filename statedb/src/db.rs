@@ -103,8 +103,6 @@ impl Db {
             Ok(pos)
         };
         erased.register(self.inner.id(), weak, &mut publish)?;
-        // No initializer yet: the table starts initialized.
-        erased.mark_initialized();
         tables.push(erased);
         Ok(())
     }

@@ -28,7 +28,6 @@ pub(crate) trait ErasedTable: Send + Sync {
     /// this table's (never: the root holds each table's own state type at
     /// its position).
     fn begin(self: Arc<Self>, state: &dyn AnyTableState) -> Option<Box<dyn AnyTableTxn>>;
-    fn mark_initialized(&self);
     /// See [`crate::graveyard::Trackers::wants_collection`].
     fn wants_collection(&self, oldest: Option<Revision>) -> bool;
     /// Asks the holder of the table's lock to collect when it finishes.
@@ -66,9 +65,6 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
     fn begin(self: Arc<Self>, state: &dyn AnyTableState) -> Option<Box<dyn AnyTableTxn>> {
         let state = (state as &dyn Any).downcast_ref::<TableState<T>>()?;
         Some(Box::new(TableTxn::new(self.clone(), state)))
-    }
-    fn mark_initialized(&self) {
-        TableInner::mark_initialized(self);
     }
     fn wants_collection(&self, oldest: Option<Revision>) -> bool {
         self.trackers().wants_collection(oldest)

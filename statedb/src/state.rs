@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use part::{Key, Read, Tree, Txn, Watch, WatchesToClose};
+use part::{Key, Read, Tree, Txn, Watch, WatchCloser, WatchesToClose};
 
 use crate::Revision;
 use crate::error::{Result, WriteError};
@@ -14,8 +14,18 @@ use crate::index::{IndexPos, KeySet, non_unique_key};
 use crate::object::Object;
 use crate::table_inner::TableInner;
 
-/// Initializers registered and not yet done: (id, name).
-pub(crate) type PendingInitializers = Arc<Vec<(u64, String)>>;
+/// A table's initializers: those registered and not yet done (id, name),
+/// and, while any is pending, the closer of this uninitialized period's
+/// watch. The period belongs to the committed state, so a reader of an
+/// older snapshot holds the watch that the commit ending its period
+/// closes (an aborted registration leaves no period behind).
+#[derive(Clone, Default)]
+pub(crate) struct Initializers {
+    pub pending: Vec<(u64, String)>,
+    pub period: Option<Arc<WatchCloser>>,
+}
+
+pub(crate) type PendingInitializers = Arc<Initializers>;
 
 /// A table in one snapshot of the Db.
 pub(crate) struct TableState<T> {
@@ -57,7 +67,7 @@ impl<T> TableState<T> {
             graveyard: Graveyard::new(),
             last_revision: 0,
             last_delete: 0,
-            pending_initializers: Arc::new(Vec::new()),
+            pending_initializers: Arc::new(Initializers::default()),
         }
     }
 
@@ -87,6 +97,8 @@ pub(crate) trait TableRead<T> {
     fn last_revision(&self) -> Revision;
     fn last_delete(&self) -> Revision;
     fn pending_initializers(&self) -> &[(u64, String)];
+    /// The watch of the uninitialized period (`None`: initialized).
+    fn init_watch(&self) -> Option<Watch>;
 }
 
 impl<T: Send + Sync + 'static> TableRead<T> for TableState<T> {
@@ -114,7 +126,10 @@ impl<T: Send + Sync + 'static> TableRead<T> for TableState<T> {
         self.last_delete
     }
     fn pending_initializers(&self) -> &[(u64, String)] {
-        &self.pending_initializers
+        &self.pending_initializers.pending
+    }
+    fn init_watch(&self) -> Option<Watch> {
+        self.pending_initializers.period.as_ref().map(|c| c.watch())
     }
 }
 
@@ -143,7 +158,10 @@ impl<T: Send + Sync + 'static> TableRead<T> for TableTxn<T> {
         self.last_delete
     }
     fn pending_initializers(&self) -> &[(u64, String)] {
-        &self.pending_initializers
+        &self.pending_initializers.pending
+    }
+    fn init_watch(&self) -> Option<Watch> {
+        self.pending_initializers.period.as_ref().map(|c| c.watch())
     }
 }
 
@@ -164,7 +182,7 @@ impl<T: Send + Sync + 'static> AnyTableState for TableState<T> {
         (
             self.primary.len(),
             self.last_revision,
-            self.pending_initializers.is_empty(),
+            self.pending_initializers.pending.is_empty(),
         )
     }
 }
@@ -194,6 +212,8 @@ pub(crate) struct TableTxn<T> {
     /// The table's revision when the transaction started.
     base_revision: Revision,
     pending_initializers: PendingInitializers,
+    /// The uninitialized period when the transaction started.
+    base_init_period: Option<Arc<WatchCloser>>,
 }
 
 /// Statistics of a finished table transaction, for metrics.
@@ -203,7 +223,9 @@ pub(crate) struct TableStats {
     /// Revision of the oldest graveyard entry.
     pub graveyard_oldest: Option<Revision>,
     pub revision: Revision,
-    pub initialized: bool,
+    /// The uninitialized period this commit ended (all done, or replaced
+    /// by a new one): its watch is closed once the state is published.
+    pub ended_init_period: Option<Arc<WatchCloser>>,
 }
 
 pub(crate) trait AnyTableTxn: Any + Send {
@@ -226,6 +248,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             last_delete: state.last_delete,
             base_revision: state.last_revision,
             pending_initializers: state.pending_initializers.clone(),
+            base_init_period: state.pending_initializers.period.clone(),
         }
     }
 
@@ -239,7 +262,7 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
         self.last_revision != self.base_revision
     }
 
-    pub fn pending_initializers_mut(&mut self) -> &mut Vec<(u64, String)> {
+    pub fn initializers_mut(&mut self) -> &mut Initializers {
         Arc::make_mut(&mut self.pending_initializers)
     }
 
@@ -504,6 +527,13 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
             secondary.push(t);
         }
         let graveyard = this.graveyard.commit(&mut watches);
+        let ended_init_period = this.base_init_period.filter(|base| {
+            !this
+                .pending_initializers
+                .period
+                .as_ref()
+                .is_some_and(|now| Arc::ptr_eq(base, now))
+        });
         let state = TableState {
             primary,
             revision,
@@ -518,7 +548,7 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
             graveyard: state.graveyard.len(),
             graveyard_oldest: state.graveyard.oldest(),
             revision: state.last_revision,
-            initialized: state.pending_initializers.is_empty(),
+            ended_init_period,
         };
         (Arc::new(state), watches, stats)
     }

@@ -5,7 +5,6 @@
 use std::any::Any;
 use std::sync::{Arc, Weak};
 
-use part::{Watch, WatchCloser};
 
 use crate::error::{Result, TxnError};
 use crate::graveyard::Trackers;
@@ -29,8 +28,6 @@ pub struct TableInner<T> {
     /// The Db registered with, to tell a live one from a dropped one.
     registered_db: Mutex<Option<Weak<dyn Any + Send + Sync>>>,
     trackers: Trackers,
-    /// The "initialized" watch and its closer.
-    init: Mutex<(Watch, WatchCloser)>,
     next_initializer: AtomicU64,
 }
 
@@ -41,7 +38,6 @@ impl<T> TableInner<T> {
         primary: Arc<IndexInner<T>>,
         secondary: Vec<Arc<IndexInner<T>>>,
     ) -> Self {
-        let (closer, watch) = Watch::channel();
         TableInner {
             name,
             primary,
@@ -50,7 +46,6 @@ impl<T> TableInner<T> {
             registration: AtomicU64::new(0),
             registered_db: Mutex::new(None),
             trackers: Trackers::new(),
-            init: Mutex::new((watch, closer)),
             next_initializer: AtomicU64::new(1),
         }
     }
@@ -137,24 +132,5 @@ impl<T> TableInner<T> {
     /// A fresh id for an initializer.
     pub(crate) fn next_initializer_id(&self) -> u64 {
         self.next_initializer.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// The "initialized" watch as it is now.
-    pub(crate) fn init_watch(&self) -> Watch {
-        self.init.lock().0.clone()
-    }
-
-    /// A table that was initialized gets a fresh, open "initialized"
-    /// watch (an initializer is being registered).
-    pub(crate) fn reopen_init_watch(&self) {
-        let mut init = self.init.lock();
-        if init.0.is_closed() {
-            let (closer, watch) = Watch::channel();
-            *init = (watch, closer);
-        }
-    }
-
-    pub(crate) fn mark_initialized(&self) {
-        self.init.lock().1.close();
     }
 }

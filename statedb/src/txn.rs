@@ -240,8 +240,8 @@ impl WriteTxn {
         let mut released: PerTable<_> = SmallVec::with_capacity(finished.len());
         for (_, _, stats, table, guard) in finished {
             drop(guard);
-            if stats.initialized {
-                table.mark_initialized();
+            if let Some(period) = &stats.ended_init_period {
+                period.close();
             }
             if let Some(m) = metrics {
                 m.table_contents(table.name(), stats.objects, stats.graveyard, stats.revision);

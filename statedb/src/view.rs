@@ -140,4 +140,8 @@ impl<'t, T: Send + Sync + 'static> View<'t, T> {
     pub(crate) fn pending_initializers(&self) -> &[(u64, String)] {
         read!(self, |s| s.pending_initializers())
     }
+
+    pub(crate) fn init_watch(&self) -> Option<part::Watch> {
+        read!(self, |s| s.init_watch())
+    }
 }

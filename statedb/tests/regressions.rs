@@ -342,3 +342,45 @@ fn keys_forming_a_deep_prefix_chain_do_not_overflow_the_stack() {
         .unwrap();
     handle.join().unwrap();
 }
+
+/// An aborted `register_initializer` re-opened the table's one
+/// "initialized" watch, so a reader of a snapshot from before the table
+/// was initialized got `(false, watch)` with a watch that never closed.
+#[test]
+fn initialized_watch_of_an_older_snapshot_closes_after_an_aborted_registration() {
+    let f = fixture("objs");
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let first = f.table.register_initializer(&mut w, "first").unwrap();
+    w.commit();
+    let before = f.db.read_txn();
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    first.done(&mut w).unwrap();
+    w.commit();
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let _aborted = f.table.register_initializer(&mut w, "aborted").unwrap();
+    w.abort();
+    let (done, watch) = f.table.initialized(&before).unwrap();
+    assert!(!done, "the old snapshot was not initialized");
+    assert!(watch.is_closed(), "its period ended: the watch must be closed");
+    let (done, watch) = f.table.initialized(&f.db.read_txn()).unwrap();
+    assert!(done && watch.is_closed());
+
+    // A registration that commits starts a new period with its own watch;
+    // the older snapshot's stays closed.
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let second = f.table.register_initializer(&mut w, "second").unwrap();
+    w.commit();
+    let (done, during) = f.table.initialized(&f.db.read_txn()).unwrap();
+    assert!(!done && !during.is_closed());
+    assert!(f.table.initialized(&before).unwrap().1.is_closed());
+    // Another initializer joining the period keeps its watch open.
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let third = f.table.register_initializer(&mut w, "third").unwrap();
+    second.done(&mut w).unwrap();
+    w.commit();
+    assert!(!during.is_closed(), "still uninitialized: third is pending");
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    third.done(&mut w).unwrap();
+    w.commit();
+    assert!(during.is_closed());
+}

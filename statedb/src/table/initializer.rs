@@ -29,11 +29,15 @@ impl<T: Send + Sync + 'static> Initializer<T> {
     /// [`TxnError::TableNotLocked`] if `txn` does not lock the table.
     pub fn done(&self, txn: &mut WriteTxn) -> Result<(), TxnError> {
         let tt = txn.table_txn_mut(self.table.inner())?;
-        let pending = tt.pending_initializers_mut();
-        let before = pending.len();
-        pending.retain(|(id, _)| *id != self.id);
-        if pending.len() == before {
+        let init = tt.initializers_mut();
+        let before = init.pending.len();
+        init.pending.retain(|(id, _)| *id != self.id);
+        if init.pending.len() == before {
             return Err(TxnError::InitializerDone(self.name.clone()));
+        }
+        if init.pending.is_empty() {
+            // The commit closes the period's watch.
+            init.period = None;
         }
         Ok(())
     }
@@ -54,8 +58,13 @@ impl<T: Send + Sync + 'static> Table<T> {
     ) -> Result<Initializer<T>, TxnError> {
         let tt = txn.table_txn_mut(self.inner())?;
         let id = self.inner().next_initializer_id();
-        self.inner().reopen_init_watch();
-        tt.pending_initializers_mut().push((id, name.to_string()));
+        let init = tt.initializers_mut();
+        if init.pending.is_empty() {
+            // A new uninitialized period, with its own watch: published
+            // only if this transaction commits.
+            init.period = Some(std::sync::Arc::new(Watch::channel().0));
+        }
+        init.pending.push((id, name.to_string()));
         Ok(Initializer {
             table: self.clone(),
             id,
@@ -66,11 +75,11 @@ impl<T: Send + Sync + 'static> Table<T> {
     /// Whether every registered initializer is done, and a watch that
     /// closes when the table becomes initialized.
     pub fn initialized(&self, txn: &impl ReadTxnLike) -> Result<(bool, Watch), TxnError> {
-        let done = self.view(txn)?.pending_initializers().is_empty();
-        let w = if done {
-            Watch::closed_watch()
-        } else {
-            self.inner().init_watch()
+        let view = self.view(txn)?;
+        let done = view.pending_initializers().is_empty();
+        let w = match view.init_watch() {
+            Some(w) if !done => w,
+            _ => Watch::closed_watch(),
         };
         Ok((done, w))
     }
