@@ -2,6 +2,7 @@
 //! `last`, `count`, and longest-prefix match over IP prefixes.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -174,6 +175,7 @@ impl<T: Send + Sync + 'static> Table<T> {
 
     /// The objects whose prefix in `index` lies within `net` (equal to it
     /// or more specific), in index order: "every route inside 10.0.0.0/8".
+    /// An object with several keys within is listed once, at the first.
     ///
     /// # Errors
     ///
@@ -190,6 +192,8 @@ impl<T: Send + Sync + 'static> Table<T> {
         // network address outside it.
         let (objects, _) = self.lower_bound(txn, index.query(&net))?;
         let mut out = Vec::new();
+        // An object with several keys within is met once per key.
+        let mut seen = std::collections::HashSet::new();
         let keys = index.inner().clone();
         for o in objects.into_objects() {
             let nets: Vec<Option<IpNet>> = keys.keys_of(&o.data).iter().map(decode_net).collect();
@@ -198,7 +202,9 @@ impl<T: Send + Sync + 'static> Table<T> {
                 .iter()
                 .all(|n| n.is_none_or(|n| !net.contains(&n.network())));
             if inside {
-                out.push(o);
+                if seen.insert(Arc::as_ptr(&o.data)) {
+                    out.push(o);
+                }
             } else if past {
                 break;
             }

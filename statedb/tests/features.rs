@@ -804,3 +804,69 @@ fn hosts_table() -> (Table<Host>, Index<Host, str>, Index<Host, u16>) {
         .unwrap();
     (hosts, by_name, by_port)
 }
+
+/// An object with several prefixes on one index.
+#[derive(Clone, Debug)]
+struct MultiRoute {
+    id: u32,
+    dsts: Vec<IpNet>,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `prefixes_within` lists each object once, however many of its keys
+    /// lie within (it listed one per matching key).
+    #[test]
+    fn prefixes_within_lists_each_object_once(
+        objs in prop::collection::vec(prop::collection::vec(arb_net(), 1..4), 0..30),
+        within in arb_net(),
+    ) {
+        let by_id: Index<MultiRoute, u32> = Index::unique("id", |r: &MultiRoute, k| k.push(&r.id));
+        let by_dst: Index<MultiRoute, IpNet> = Index::non_unique("dst", |r: &MultiRoute, k| {
+            for d in &r.dsts {
+                k.push(d);
+            }
+        });
+        let t = Table::builder("routes", &by_id).index(&by_dst).build().unwrap();
+        let db = Db::new();
+        db.register_table(&t).unwrap();
+        let mut w = db.write_txn(&[&t]).unwrap();
+        for (i, dsts) in objs.iter().enumerate() {
+            t.insert(&mut w, MultiRoute { id: i as u32, dsts: dsts.clone() }).unwrap();
+        }
+        let r = w.commit();
+        let want: Vec<u32> = objs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.iter().any(|n| within.contains(n)))
+            .map(|(i, _)| i as u32)
+            .collect();
+        let mut got: Vec<u32> = t.prefixes_within(&r, &by_dst, within).unwrap().map(|(o, _)| o.id).collect();
+        got.sort();
+        prop_assert_eq!(got, want, "within {}", within);
+    }
+}
+
+#[test]
+fn prefixes_within_lists_an_object_with_two_keys_inside_once() {
+    let by_id: Index<MultiRoute, u32> = Index::unique("id", |r: &MultiRoute, k| k.push(&r.id));
+    let by_dst: Index<MultiRoute, IpNet> = Index::non_unique("dst", |r: &MultiRoute, k| {
+        for d in &r.dsts {
+            k.push(d);
+        }
+    });
+    let t = Table::builder("routes", &by_id).index(&by_dst).build().unwrap();
+    let db = Db::new();
+    db.register_table(&t).unwrap();
+    let mut w = db.write_txn(&[&t]).unwrap();
+    let dsts = vec!["10.1.0.0/16".parse().unwrap(), "10.2.0.0/16".parse().unwrap()];
+    t.insert(&mut w, MultiRoute { id: 1, dsts }).unwrap();
+    let r = w.commit();
+    let got: Vec<u32> = t
+        .prefixes_within(&r, &by_dst, "10.0.0.0/8".parse().unwrap())
+        .unwrap()
+        .map(|(o, _)| o.id)
+        .collect();
+    assert_eq!(got, [1]);
+}
