@@ -33,7 +33,8 @@ pub struct Derived {
 impl std::fmt::Debug for Derived {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Derived")
-            .field("running", &self.thread.is_some())
+            .field("running", &self.is_running())
+            .field("last_error", &self.last_error())
             .finish_non_exhaustive()
     }
 }
@@ -51,11 +52,19 @@ impl Derived {
         }
     }
 
-    /// The last error met while writing the output (for example a unique
-    /// conflict in the output table), if any. Deriving goes on after an
-    /// error; the failed change is not retried.
+    /// The last error met, if any: writing the output failed (for example
+    /// a unique conflict in the output table), or the transform panicked
+    /// ([`Error::DerivePanicked`], naming the input key). Deriving goes on
+    /// after an error; the failed change is not retried.
     pub fn last_error(&self) -> Option<Error> {
         self.last_error.lock().clone()
+    }
+
+    /// Whether the derive thread still runs. It stops only when stopped,
+    /// or when the input's change iterator fails ([`Derived::last_error`]
+    /// says why): never silently.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 }
 
@@ -158,13 +167,30 @@ impl<I: Send + Sync + 'static, O: Send + Sync + 'static> Run<I, O> {
     {
         while !stopped.is_closed() {
             let txn = self.db.read_txn();
-            let Ok((batch, watch)) = changes.next(&txn) else {
-                return;
+            let (batch, watch) = match changes.next(&txn) {
+                Ok(next) => next,
+                Err(e) => {
+                    *self.last_error.lock() = Some(e.into());
+                    return;
+                }
             };
+            let mut panicked = None;
             let work: Vec<DeriveResult<O>> = batch
-                .map(|c| transform(&c.object, c.deleted))
-                .filter(|r| !matches!(r, DeriveResult::Skip))
+                .filter_map(|c| {
+                    let run = std::panic::AssertUnwindSafe(|| transform(&c.object, c.deleted));
+                    match std::panic::catch_unwind(run) {
+                        Ok(DeriveResult::Skip) => None,
+                        Ok(r) => Some(r),
+                        Err(payload) => {
+                            panicked.get_or_insert_with(|| self.panicked(&c.object, &*payload));
+                            None
+                        }
+                    }
+                })
                 .collect();
+            if let Some(e) = panicked {
+                *self.last_error.lock() = Some(e);
+            }
             let (input_ready, init_watch) = self
                 .input
                 .initialized(&txn)
@@ -182,6 +208,24 @@ impl<I: Send + Sync + 'static, O: Send + Sync + 'static> Run<I, O> {
                 set.add(init_watch);
             }
             set.wait();
+        }
+    }
+
+    /// The error of a transform that panicked on `object`.
+    fn panicked(&self, object: &I, payload: &(dyn std::any::Any + Send)) -> Error {
+        let key = self
+            .input
+            .primary_query(object)
+            .map_or_else(String::new, |q| self.input.primary_key_text(q.key()));
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_string());
+        Error::DerivePanicked {
+            table: self.input.name().to_string(),
+            key,
+            message,
         }
     }
 

@@ -167,6 +167,17 @@ pub enum Error {
     /// [`crate::derive`]: its thread could not be started.
     #[error("cannot start the derive thread")]
     Thread(#[source] Arc<std::io::Error>),
+    /// [`crate::derive`]: the transform panicked on a change of the input
+    /// object with this primary key; that change was skipped.
+    #[error("the derive transform of table {table:?} panicked on key {key}: {message}")]
+    DerivePanicked {
+        /// The input table.
+        table: String,
+        /// The input object's primary key, as text.
+        key: String,
+        /// The panic message.
+        message: String,
+    },
     /// `Db::write_json`: an object could not be serialized.
     #[cfg(feature = "json")]
     #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
@@ -188,6 +199,18 @@ impl PartialEq for Error {
             (Error::Txn(a), Error::Txn(b)) => a == b,
             (Error::Write(a), Error::Write(b)) => a == b,
             (Error::Thread(a), Error::Thread(b)) => a.to_string() == b.to_string(),
+            (
+                Error::DerivePanicked {
+                    table: a,
+                    key: b,
+                    message: c,
+                },
+                Error::DerivePanicked {
+                    table: x,
+                    key: y,
+                    message: z,
+                },
+            ) => (a, b, c) == (x, y, z),
             #[cfg(feature = "json")]
             (Error::Io(a), Error::Io(b)) => a.to_string() == b.to_string(),
             #[cfg(feature = "json")]

@@ -384,3 +384,59 @@ fn initialized_watch_of_an_older_snapshot_closes_after_an_aborted_registration()
     w.commit();
     assert!(during.is_closed());
 }
+
+/// A panicking `derive` transform killed the derive thread: the output
+/// froze while `Derived` looked running and reported nothing.
+#[test]
+fn a_panicking_derive_transform_is_reported_and_deriving_goes_on() {
+    use statedb::{DeriveResult, derive};
+    let by_id: Index<u32, u32> = Index::unique("id", |o: &u32, k| k.push(o));
+    let by_id2: Index<u64, u64> = Index::unique("id", |o: &u64, k| k.push(o));
+    let input = Table::new("input", &by_id).unwrap();
+    let output = Table::new("output", &by_id2).unwrap();
+    let db = Db::new();
+    db.register_table(&input).unwrap();
+    db.register_table(&output).unwrap();
+    let running = derive(&db, &input, &output, |n: &u32, deleted| {
+        assert!(*n != 13, "unlucky {n}");
+        if deleted {
+            DeriveResult::Delete(u64::from(*n))
+        } else {
+            DeriveResult::Insert(u64::from(*n))
+        }
+    })
+    .unwrap();
+    let insert = |ns: &[u32]| {
+        let mut w = db.write_txn(&[&input]).unwrap();
+        for n in ns {
+            input.insert(&mut w, *n).unwrap();
+        }
+        w.commit();
+    };
+    let wait_for = |n: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = db.read_txn();
+            let (found, watch) = output.get_watch(&r, by_id2.query(&n)).unwrap();
+            if found.is_some() {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{n} never derived");
+            watch.wait_timeout(Duration::from_millis(100));
+        }
+    };
+    insert(&[1, 13, 2]);
+    wait_for(1);
+    wait_for(2);
+    let err = running.last_error().expect("the panic is reported");
+    assert!(
+        matches!(&err, Error::DerivePanicked { table, key, message }
+            if table == "input" && key == "13" && message.contains("unlucky 13")),
+        "{err}"
+    );
+    assert!(running.is_running(), "deriving stopped");
+    insert(&[3]);
+    wait_for(3);
+    assert!(output.get(&db.read_txn(), by_id2.query(&13)).unwrap().is_none());
+    running.stop();
+}
