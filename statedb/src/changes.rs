@@ -100,11 +100,20 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
     ///
     /// # Errors
     ///
-    /// The table is not registered with the transaction's Db.
+    /// The table is not registered with the transaction's Db;
+    /// [`TxnError::ChangesLapped`] once the iterator fell further behind
+    /// than its [`max_lag`](ChangeIterator::max_lag) (from then on: drop
+    /// it, and re-list the table with a new one).
     pub fn next<'a>(
         &'a mut self,
         txn: &impl ReadTxnLike,
     ) -> Result<(Changes<'a, T>, Watch), TxnError> {
+        if self.is_lapped() {
+            return Err(TxnError::ChangesLapped {
+                table: self.table.name().to_string(),
+                max_lag: self.tracker.max_lag.load(Ordering::Relaxed),
+            });
+        }
         let view = txn.committed_view(self.table.inner())?;
         if let Some(m) = self.db.metrics() {
             let seen = self.last_upsert.max(self.last_delete);
@@ -138,6 +147,50 @@ impl<T: Send + Sync + 'static> ChangeIterator<T> {
             },
             watch,
         ))
+    }
+
+    /// Bounds how many deleted objects this iterator may hold back in the
+    /// table's graveyard (deleted after the last one it has read). A
+    /// consumer that stops reading otherwise keeps every later delete in
+    /// memory until it is dropped. Past the bound (checked as writers
+    /// commit) the iterator is *lapped*: it holds nothing back any more,
+    /// and [`ChangeIterator::next`] returns [`TxnError::ChangesLapped`],
+    /// telling the consumer to re-list (the shape of etcd's compaction
+    /// and Kubernetes' 410 Gone).
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table, TxnError};
+    /// let idx: Index<u32, u32> = Index::unique("id", |o: &u32, k| k.push(o));
+    /// let t = Table::new("nums", &idx)?;
+    /// let db = Db::new();
+    /// db.register_table(&t)?;
+    /// let mut w = db.write_txn(&[&t])?;
+    /// let mut changes = t.changes(&mut w)?.max_lag(2);
+    /// w.commit();
+    /// for n in 0..3 {
+    ///     let mut w = db.write_txn(&[&t])?;
+    ///     t.insert(&mut w, n)?;
+    ///     w.commit();
+    ///     let mut w = db.write_txn(&[&t])?;
+    ///     t.delete(&mut w, &n)?;
+    ///     w.commit();
+    /// }
+    /// // Three deletes unread, two allowed: lapped, nothing kept for it.
+    /// assert!(matches!(changes.next(&db.read_txn()), Err(TxnError::ChangesLapped { .. })));
+    /// assert_eq!(db.tables(&db.read_txn())[0].graveyard, 0);
+    /// # Ok::<(), statedb::Error>(())
+    /// ```
+    #[must_use]
+    pub fn max_lag(self, deleted_objects: usize) -> Self {
+        self.tracker
+            .max_lag
+            .store(deleted_objects, Ordering::Relaxed);
+        self
+    }
+
+    /// Whether the iterator was lapped (see [`ChangeIterator::max_lag`]).
+    pub fn is_lapped(&self) -> bool {
+        self.tracker.lapped.load(Ordering::Acquire)
     }
 
     /// Revision of the last upsert seen.
@@ -213,7 +266,7 @@ impl<T: Send + Sync + 'static> Iterator for Changes<'_, T> {
 impl<T: Send + Sync + 'static> Drop for Changes<'_, T> {
     fn drop(&mut self) {
         let seen = self.iter.last_delete;
-        if self.iter.tracker.swap(seen, Ordering::AcqRel) != seen {
+        if self.iter.tracker.seen.swap(seen, Ordering::AcqRel) != seen {
             self.iter.release_graveyard();
         }
     }

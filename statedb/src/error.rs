@@ -106,6 +106,18 @@ pub enum TxnError {
     /// The initializer was already marked done.
     #[error("initializer {0:?} is already done")]
     InitializerDone(String),
+    /// A change iterator fell further behind than its bound (see
+    /// `ChangeIterator::max_lag`): deletes it had not read were
+    /// released. Re-list the table with a new change iterator.
+    #[error(
+        "change iterator on table {table:?} lapped: it fell more than {max_lag} deleted objects behind; re-list the table"
+    )]
+    ChangesLapped {
+        /// The table.
+        table: String,
+        /// The bound it exceeded, in deleted objects.
+        max_lag: usize,
+    },
 }
 
 /// A write was refused because of what the table holds; nothing was

@@ -15,15 +15,26 @@ use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 /// The delete watermarks of a table's live change iterators: each holds
 /// the revision of the last delete it has seen.
 pub(crate) struct Trackers {
-    watermarks: Mutex<Vec<Arc<AtomicU64>>>,
+    watermarks: Mutex<Vec<Watermark>>,
     count: AtomicUsize,
     /// Set when the graveyard could be collected but the table was locked:
     /// the lock holder collects when it finishes, commit or abort.
     requested: AtomicBool,
 }
 
-/// One change iterator's watermark, registered with [`Trackers::add`].
-pub(crate) type Watermark = Arc<AtomicU64>;
+/// One change iterator's place, registered with [`Trackers::add`].
+pub(crate) struct Tracker {
+    /// Revision of the last delete it has seen.
+    pub seen: AtomicU64,
+    /// How many deleted objects it may hold back (`usize::MAX`: no bound).
+    pub max_lag: AtomicUsize,
+    /// Set once it fell further behind than `max_lag`: it holds nothing
+    /// back any more, and its reads fail until it is dropped.
+    pub lapped: AtomicBool,
+}
+
+/// A change iterator's [`Tracker`], shared with the table.
+pub(crate) type Watermark = Arc<Tracker>;
 
 impl Trackers {
     pub fn new() -> Self {
@@ -40,19 +51,55 @@ impl Trackers {
         self.count.load(Ordering::Acquire) > 0
     }
 
-    /// Graveyard entries at or below this revision can be collected.
+    /// Graveyard entries at or below this revision can be collected
+    /// (lapped iterators hold nothing back).
     pub fn low_watermark(&self) -> Revision {
         self.watermarks
             .lock()
             .iter()
-            .map(|t| t.load(Ordering::Acquire))
+            .filter(|t| !t.lapped.load(Ordering::Acquire))
+            .map(|t| t.seen.load(Ordering::Acquire))
             .min()
             .unwrap_or(Revision::MAX)
     }
 
+    /// Laps every bounded iterator that holds back more than its bound of
+    /// the graveyard's entries (those deleted after its watermark). Costs
+    /// nothing while the graveyard is within every bound; past one, at
+    /// most the entries beyond it are counted.
+    pub fn lap_behind<T: Send + Sync + 'static>(&self, graveyard: &GraveyardTxn<T>) {
+        let len = graveyard.len();
+        if len == 0 {
+            return;
+        }
+        for t in self.watermarks.lock().iter() {
+            let max_lag = t.max_lag.load(Ordering::Relaxed);
+            if max_lag >= len || t.lapped.load(Ordering::Relaxed) {
+                continue;
+            }
+            // It holds `len - below` entries: too many unless at least
+            // `len - max_lag` lie at or below its watermark.
+            let seen = t.seen.load(Ordering::Acquire);
+            let needed = len - max_lag;
+            let below = graveyard
+                .by_revision
+                .iter()
+                .take(needed)
+                .take_while(|(_, o)| o.revision <= seen)
+                .count();
+            if below < needed {
+                t.lapped.store(true, Ordering::Release);
+            }
+        }
+    }
+
     /// Registers an iterator that has seen every delete up to `seen`.
     pub fn add(&self, seen: Revision) -> Watermark {
-        let t = Arc::new(AtomicU64::new(seen));
+        let t = Arc::new(Tracker {
+            seen: AtomicU64::new(seen),
+            max_lag: AtomicUsize::new(usize::MAX),
+            lapped: AtomicBool::new(false),
+        });
         let mut all = self.watermarks.lock();
         all.push(t.clone());
         self.count.store(all.len(), Ordering::Release);
@@ -255,6 +302,31 @@ mod tests {
         assert_eq!(g.by_revision().len(), 1);
         g.remove(b"a");
         assert_eq!(g.by_revision().len(), 0);
+    }
+
+    #[test]
+    fn a_bounded_tracker_too_far_behind_is_lapped_and_holds_nothing_back() {
+        let t = Trackers::new();
+        let slow = t.add(0);
+        slow.max_lag.store(2, Ordering::Relaxed);
+        let fast = t.add(0);
+        let mut g = Graveyard::<u32>::new().txn();
+        g.bury(b"a", dead(1));
+        g.bury(b"b", dead(2));
+        t.lap_behind(&g);
+        assert!(!slow.lapped.load(Ordering::Relaxed), "2 held, bound 2");
+        g.bury(b"c", dead(3));
+        // The unbounded one saw everything; the bounded one holds 3.
+        fast.seen.store(3, Ordering::Relaxed);
+        t.lap_behind(&g);
+        assert!(slow.lapped.load(Ordering::Relaxed));
+        assert_eq!(t.low_watermark(), 3);
+        // Within its bound again by what it has seen: not lapped.
+        let caught_up = t.add(0);
+        caught_up.max_lag.store(1, Ordering::Relaxed);
+        caught_up.seen.store(2, Ordering::Relaxed);
+        t.lap_behind(&g);
+        assert!(!caught_up.lapped.load(Ordering::Relaxed), "holds only 3");
     }
 
     #[test]

@@ -145,6 +145,10 @@ pub struct AnyChange {
     pub cells: Option<Vec<String>>,
 }
 
+/// How many deleted objects an [`AnyTable::changes`] stream may hold back
+/// for a consumer that stops reading.
+pub const DEFAULT_CHANGES_MAX_LAG: usize = 10_000;
+
 /// The changes of a table as a stream ([`AnyTable::changes`]); dropping it
 /// releases its change iterator (and the deleted objects kept for it).
 pub struct AnyChanges {
@@ -200,7 +204,12 @@ trait Inspect: Send + Sync {
         query: Option<&TextQuery>,
     ) -> Result<Vec<AnyObject>, InspectError>;
     /// Changes after `after`; `None`: after the table's revision now.
-    fn changes(&self, db: &Db, after: Option<Revision>) -> Result<AnyChanges, InspectError>;
+    fn changes(
+        &self,
+        db: &Db,
+        after: Option<Revision>,
+        max_lag: usize,
+    ) -> Result<AnyChanges, InspectError>;
     /// The [`TableRow`] header, if registered with one.
     fn header(&self) -> Option<Vec<String>>;
 }
@@ -332,11 +341,16 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
         self.rows.as_ref().map(|r| (r.header)())
     }
 
-    fn changes(&self, db: &Db, after: Option<Revision>) -> Result<AnyChanges, InspectError> {
+    fn changes(
+        &self,
+        db: &Db,
+        after: Option<Revision>,
+        max_lag: usize,
+    ) -> Result<AnyChanges, InspectError> {
         // The observer starts and the table is read in one write
         // transaction, so nothing changes in between.
         let mut w = db.write_txn(&[&self.table])?;
-        let observer = self.table.observe_in(db, &mut w)?;
+        let observer = self.table.observe_in(db, &mut w)?.max_lag(max_lag);
         let now = self.table.revision(&w)?;
         let last_delete = self.table.last_delete_revision(&w)?;
         w.abort();
@@ -354,6 +368,7 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
                 renderer: self.renderer(),
                 observer,
                 after,
+                ended: false,
             }),
         })
     }
@@ -377,11 +392,12 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
 }
 
 /// An [`crate::Observer`] rendering its changes as JSON, skipping those at
-/// or below `after`.
+/// or below `after`; when the observer ends, the reason comes last.
 struct Untyped<T: Send + Sync + 'static> {
     renderer: Renderer<T>,
     observer: crate::observe::Observer<T>,
     after: Revision,
+    ended: bool,
 }
 
 impl<T: serde::Serialize + Send + Sync + 'static> futures_core::Stream for Untyped<T> {
@@ -394,9 +410,15 @@ impl<T: serde::Serialize + Send + Sync + 'static> futures_core::Stream for Untyp
         use std::task::Poll;
         let this = self.get_mut();
         loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
             let change = match std::pin::Pin::new(&mut this.observer).poll_next(cx) {
                 Poll::Ready(Some(c)) => c,
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    return Poll::Ready(this.observer.error().cloned().map(|e| Err(e.into())));
+                }
                 Poll::Pending => return Poll::Pending,
             };
             if change.revision <= this.after {
@@ -462,11 +484,33 @@ impl AnyTable {
     /// so with [`AnyChanges::resync`]. Dropping the stream releases its
     /// change iterator.
     ///
+    /// A consumer that stops reading holds back at most
+    /// [`DEFAULT_CHANGES_MAX_LAG`] deleted objects: past that, the stream
+    /// yields [`TxnError::ChangesLapped`](crate::TxnError::ChangesLapped)
+    /// and ends, and the consumer must resume from its last revision
+    /// (which then replays the table, with [`AnyChanges::resync`]).
+    /// [`AnyTable::changes_with_max_lag`] sets another bound.
+    ///
     /// # Errors
     ///
-    /// [`InspectError::Txn`] if the table is locked by this thread.
+    /// [`InspectError::Txn`] if the table is locked by the caller.
     pub fn changes(&self, after: Option<Revision>) -> Result<AnyChanges, InspectError> {
-        self.inner.changes(&self.db, after)
+        self.inner.changes(&self.db, after, DEFAULT_CHANGES_MAX_LAG)
+    }
+
+    /// [`AnyTable::changes`] holding back at most `max_lag` deleted objects
+    /// for a consumer that stops reading (see
+    /// [`ChangeIterator::max_lag`](crate::ChangeIterator::max_lag)).
+    ///
+    /// # Errors
+    ///
+    /// As [`AnyTable::changes`].
+    pub fn changes_with_max_lag(
+        &self,
+        after: Option<Revision>,
+        max_lag: usize,
+    ) -> Result<AnyChanges, InspectError> {
+        self.inner.changes(&self.db, after, max_lag)
     }
 
     /// The [`TableRow`] column names, if the table was registered with

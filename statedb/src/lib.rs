@@ -98,7 +98,8 @@ pub use info::{IndexInfo, TableInfo};
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use inspect::{
-    AnyChange, AnyChanges, AnyObject, AnyTable, InspectError, QueryOp, TableRow, TextQuery, rows,
+    AnyChange, AnyChanges, AnyObject, AnyTable, DEFAULT_CHANGES_MAX_LAG, InspectError, QueryOp,
+    TableRow, TextQuery, rows,
 };
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]

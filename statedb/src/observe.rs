@@ -22,12 +22,16 @@ use crate::txn::WriteTxn;
 ///
 /// Backed by a [`ChangeIterator`]: a slow consumer never loses a delete
 /// (deleted objects wait in the graveyard until it has read them), and
-/// dropping the observer releases them. The stream never ends by itself.
+/// dropping the observer releases them; [`Observer::max_lag`] bounds how
+/// many it may hold back. The stream ends only when reading fails
+/// ([`Observer::error`] says why: the table is gone, or the observer was
+/// lapped).
 pub struct Observer<T: Send + Sync + 'static> {
     db: Db,
     iter: ChangeIterator<T>,
     buffer: VecDeque<Change<T>>,
     watch: Option<Closed>,
+    error: Option<TxnError>,
 }
 
 impl<T: Send + Sync + 'static> std::fmt::Debug for Observer<T> {
@@ -84,18 +88,36 @@ impl<T: Send + Sync + 'static> Table<T> {
             iter: self.changes(w)?,
             buffer: VecDeque::new(),
             watch: None,
+            error: None,
         })
     }
 }
 
 impl<T: Send + Sync + 'static> Observer<T> {
     /// Reads the unseen changes into the buffer; returns the watch for
-    /// more.
+    /// more. A failure is kept for [`Observer::error`].
     fn fill(&mut self) -> Result<Watch> {
         let txn = self.db.read_txn();
-        let (changes, watch) = self.iter.next(&txn)?;
+        let (changes, watch) = self.iter.next(&txn).inspect_err(|e| {
+            self.error = Some(e.clone());
+        })?;
         self.buffer.extend(changes);
         Ok(watch)
+    }
+
+    /// Bounds how many deleted objects the observer may hold back (see
+    /// [`ChangeIterator::max_lag`]): past it, the stream ends after what
+    /// it had buffered, and [`Observer::error`] is
+    /// [`TxnError::ChangesLapped`].
+    #[must_use]
+    pub fn max_lag(mut self, deleted_objects: usize) -> Self {
+        self.iter = self.iter.max_lag(deleted_objects);
+        self
+    }
+
+    /// Why the stream ended, once it has.
+    pub fn error(&self) -> Option<&TxnError> {
+        self.error.as_ref()
     }
 
     /// The same changes as a blocking iterator (for threads): `next` waits
@@ -133,6 +155,13 @@ impl<T: Send + Sync + 'static> futures_core::Stream for Observer<T> {
 #[derive(Debug)]
 pub struct BlockingObserver<T: Send + Sync + 'static> {
     inner: Observer<T>,
+}
+
+impl<T: Send + Sync + 'static> BlockingObserver<T> {
+    /// Why the iterator ended, once it has (see [`Observer::error`]).
+    pub fn error(&self) -> Option<&TxnError> {
+        self.inner.error()
+    }
 }
 
 impl<T: Send + Sync + 'static> Iterator for BlockingObserver<T> {

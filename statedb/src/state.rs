@@ -510,6 +510,7 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
         let trackers = this.table.trackers();
         trackers.clear_request();
         if this.graveyard.len() > 0 {
+            trackers.lap_behind(&this.graveyard);
             // The watermarks' lock is only taken when there is something
             // to collect.
             this.graveyard

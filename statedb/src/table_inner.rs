@@ -5,7 +5,6 @@
 use std::any::Any;
 use std::sync::{Arc, Weak};
 
-
 use crate::error::{Result, TxnError};
 use crate::graveyard::Trackers;
 use crate::index::{IndexInner, IndexPos};

@@ -856,11 +856,17 @@ fn prefixes_within_lists_an_object_with_two_keys_inside_once() {
             k.push(d);
         }
     });
-    let t = Table::builder("routes", &by_id).index(&by_dst).build().unwrap();
+    let t = Table::builder("routes", &by_id)
+        .index(&by_dst)
+        .build()
+        .unwrap();
     let db = Db::new();
     db.register_table(&t).unwrap();
     let mut w = db.write_txn(&[&t]).unwrap();
-    let dsts = vec!["10.1.0.0/16".parse().unwrap(), "10.2.0.0/16".parse().unwrap()];
+    let dsts = vec![
+        "10.1.0.0/16".parse().unwrap(),
+        "10.2.0.0/16".parse().unwrap(),
+    ];
     t.insert(&mut w, MultiRoute { id: 1, dsts }).unwrap();
     let r = w.commit();
     let got: Vec<u32> = t

@@ -361,7 +361,10 @@ fn initialized_watch_of_an_older_snapshot_closes_after_an_aborted_registration()
     w.abort();
     let (done, watch) = f.table.initialized(&before).unwrap();
     assert!(!done, "the old snapshot was not initialized");
-    assert!(watch.is_closed(), "its period ended: the watch must be closed");
+    assert!(
+        watch.is_closed(),
+        "its period ended: the watch must be closed"
+    );
     let (done, watch) = f.table.initialized(&f.db.read_txn()).unwrap();
     assert!(done && watch.is_closed());
 
@@ -437,6 +440,90 @@ fn a_panicking_derive_transform_is_reported_and_deriving_goes_on() {
     assert!(running.is_running(), "deriving stopped");
     insert(&[3]);
     wait_for(3);
-    assert!(output.get(&db.read_txn(), by_id2.query(&13)).unwrap().is_none());
+    assert!(
+        output
+            .get(&db.read_txn(), by_id2.query(&13))
+            .unwrap()
+            .is_none()
+    );
     running.stop();
+}
+
+/// A change iterator that stayed registered but stopped reading kept
+/// every later delete in the graveyard. Bounded, it is lapped: its deletes
+/// are released, it says so, and the other iterators are unaffected.
+#[test]
+fn a_stalled_bounded_change_iterator_is_lapped_and_holds_nothing() {
+    let f = fixture("objs");
+    let mut w = f.db.write_txn(&[&f.table]).unwrap();
+    let mut stalled = f.table.changes(&mut w).unwrap().max_lag(50);
+    let mut reader = f.table.changes(&mut w).unwrap();
+    let mut unbounded_stalled = None;
+    w.commit();
+    let mut seen_by_reader = 0;
+    for i in 0..1_000u64 {
+        let mut w = f.db.write_txn(&[&f.table]).unwrap();
+        f.table.insert(&mut w, obj(i, &[], 0)).unwrap();
+        w.commit();
+        let mut w = f.db.write_txn(&[&f.table]).unwrap();
+        f.table.delete(&mut w, &obj(i, &[], 0)).unwrap();
+        w.commit();
+        seen_by_reader += reader.next(&f.db.read_txn()).unwrap().0.filter(|c| c.deleted).count();
+        let graveyard = f.db.tables(&f.db.read_txn())[0].graveyard;
+        if unbounded_stalled.is_none() {
+            assert!(graveyard <= 50, "{graveyard} deleted objects kept at delete {i}");
+        }
+        if i == 500 {
+            // From here, an unbounded stalled iterator keeps what follows.
+            let mut w = f.db.write_txn(&[&f.table]).unwrap();
+            unbounded_stalled = Some(f.table.changes(&mut w).unwrap());
+            w.commit();
+        }
+    }
+    assert_eq!(seen_by_reader, 1_000, "the reading iterator missed deletes");
+    assert!(stalled.is_lapped());
+    let err = stalled.next(&f.db.read_txn()).err().expect("lapped");
+    assert_eq!(
+        err,
+        TxnError::ChangesLapped {
+            table: "objs".into(),
+            max_lag: 50
+        }
+    );
+    assert!(err.to_string().contains("re-list"));
+    // Sticky: it stays lapped.
+    assert!(stalled.next(&f.db.read_txn()).is_err());
+    // The unbounded one kept its 499 deletes (the bound is per iterator).
+    assert_eq!(f.db.tables(&f.db.read_txn())[0].graveyard, 499);
+    drop(unbounded_stalled);
+    drop(stalled);
+    assert_eq!(f.db.tables(&f.db.read_txn())[0].graveyard, 0);
+}
+
+#[test]
+fn a_lapped_observer_ends_and_says_why() {
+    let f = fixture("objs");
+    let mut observer = f.table.observe(&f.db).unwrap().max_lag(3).blocking();
+    for i in 0..2u64 {
+        let mut w = f.db.write_txn(&[&f.table]).unwrap();
+        f.table.insert(&mut w, obj(i, &[], 0)).unwrap();
+        w.commit();
+    }
+    assert_eq!(observer.next().map(|c| c.object.id), Some(0));
+    for i in 0..10u64 {
+        let mut w = f.db.write_txn(&[&f.table]).unwrap();
+        f.table.delete(&mut w, &obj(i, &[], 0)).unwrap();
+        f.table.insert(&mut w, obj(100 + i, &[], 0)).unwrap();
+        w.commit();
+        let mut w = f.db.write_txn(&[&f.table]).unwrap();
+        f.table.delete(&mut w, &obj(100 + i, &[], 0)).unwrap();
+        w.commit();
+    }
+    // What it had read before (object 1) comes, then the end.
+    let rest: Vec<u64> = observer.by_ref().map(|c| c.object.id).collect();
+    assert_eq!(rest, [1]);
+    assert!(matches!(
+        observer.error(),
+        Some(TxnError::ChangesLapped { max_lag: 3, .. })
+    ));
 }

@@ -37,6 +37,7 @@ pub struct Reconnect {
     idle: Duration,
     backoff: Duration,
     max_backoff: Duration,
+    max_lag: Option<usize>,
 }
 
 impl Default for Reconnect {
@@ -48,6 +49,7 @@ impl Default for Reconnect {
             idle: Duration::from_secs(15),
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            max_lag: None,
         }
     }
 }
@@ -77,6 +79,16 @@ impl Reconnect {
         self
     }
 
+    /// Asks the server to hold back at most this many deleted objects for
+    /// the stream while it is not read (the server never holds more than
+    /// its own bound). Past it the server lets go, and the stream resumes
+    /// with [`Event::Resync`] and a replay of the table.
+    #[must_use]
+    pub fn max_lag(mut self, deleted_objects: usize) -> Self {
+        self.max_lag = Some(deleted_objects);
+        self
+    }
+
     fn wait(&self, failures: u32) -> Duration {
         let doublings = failures.saturating_sub(1).min(20);
         self.backoff
@@ -89,7 +101,10 @@ impl Reconnect {
 /// revision given to [`RemoteTable::changes`]. When the connection drops
 /// or goes silent, the stream reconnects with backoff and resumes after
 /// the last revision it saw; if the server cannot resume there, it yields
-/// [`Event::Resync`] and replays the table.
+/// [`Event::Resync`] and replays the table. The same happens when the
+/// consumer reads so slowly that the server stops holding deletes for it
+/// (the stream was lapped: the server keeps at most its bound of deleted
+/// objects for a consumer that does not read).
 ///
 /// Failed attempts are yielded as errors and the stream goes on; it ends
 /// after a permanent error ([`ClientError::is_permanent`]: an unknown
@@ -210,6 +225,9 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
         if let Some(from) = self.from {
             query.push(("from", from.to_string()));
         }
+        if let Some(max_lag) = self.reconnect.max_lag {
+            query.push(("max_lag", max_lag.to_string()));
+        }
         match self.table.client.send(self.url(), &query).await {
             Ok(resp) => {
                 self.buf.clear();
@@ -274,6 +292,12 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
                 self.ready.push_back(Ok(Event::Resync));
             }
         } else if value.get("heartbeat").is_some() {
+        } else if value["lapped"].as_bool() == Some(true) {
+            // We fell too far behind and the server let go of the deletes
+            // we had not read: resume from our revision at once; the
+            // server then replays the table (`Event::Resync`).
+            self.body = None;
+            self.buf.clear();
         } else if let Some(error) = value.get("error") {
             let message = error
                 .as_str()

@@ -336,6 +336,19 @@ struct ChangesQuery {
     from: Option<u64>,
     format: Option<String>,
     heartbeat_ms: Option<u64>,
+    /// Lowers the bound of deleted objects held back for this stream
+    /// (never above [`statedb::DEFAULT_CHANGES_MAX_LAG`]).
+    max_lag: Option<usize>,
+}
+
+/// The error line of a change stream; `lapped` tells the client to resume
+/// from its last revision (the server then replays the table).
+fn error_line(e: &InspectError) -> String {
+    let lapped = matches!(
+        e,
+        InspectError::Txn(statedb::TxnError::ChangesLapped { .. })
+    );
+    serde_json::json!({ "error": e.to_string(), "lapped": lapped }).to_string()
 }
 
 #[derive(Serialize)]
@@ -382,26 +395,39 @@ async fn table_changes(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let changes = match t.changes(last_event.or(q.from)) {
+    let max_lag = q
+        .max_lag
+        .unwrap_or(statedb::DEFAULT_CHANGES_MAX_LAG)
+        .min(statedb::DEFAULT_CHANGES_MAX_LAG);
+    let changes = match t.changes_with_max_lag(last_event.or(q.from), max_lag) {
         Ok(c) => c,
         Err(e) => return inspect_error(e),
     };
     // The stream holds the change iterator; when the client goes away,
     // hyper drops the body (at the latest on the next heartbeat write),
-    // and with it the iterator.
+    // and with it the iterator. A client that stays connected but stops
+    // reading holds back at most `max_lag` deletes: then the stream says
+    // it was lapped and ends.
     let start = start_line(&changes);
     match q.format.as_deref().unwrap_or("ndjson") {
         "ndjson" => {
-            let lines = futures::stream::once(async move { start + "\n" }).chain(changes.map(
-                |c| match c {
+            // Heartbeats stop when the changes end, so the body ends too.
+            let (ended, ended_rx) = futures::channel::oneshot::channel::<()>();
+            let mut ended = Some(ended);
+            let lines = futures::stream::once(async move { start + "\n" })
+                .chain(changes.map(|c| match c {
                     Ok(c) => change_line(&c) + "\n",
-                    Err(e) => serde_json::json!({ "error": e.to_string() }).to_string() + "\n",
-                },
-            ));
+                    Err(e) => error_line(&e) + "\n",
+                }))
+                .chain(futures::stream::poll_fn(move |_| {
+                    drop(ended.take());
+                    std::task::Poll::Ready(None)
+                }));
             let ticks = futures::stream::unfold((), move |()| async move {
                 tokio::time::sleep(heartbeat).await;
                 Some(("{\"heartbeat\":true}\n".to_string(), ()))
-            });
+            })
+            .take_until(ended_rx);
             let body = futures::stream::select(lines, ticks).map(Ok::<_, Infallible>);
             (
                 [(header::CONTENT_TYPE, "application/x-ndjson")],
@@ -417,7 +443,7 @@ async fn table_changes(
                         .event(if c.deleted { "delete" } else { "upsert" })
                         .id(c.revision.to_string())
                         .data(change_line(&c)),
-                    Err(e) => Event::default().event("error").data(e.to_string()),
+                    Err(e) => Event::default().event("error").data(error_line(&e)),
                 })
             }));
             Sse::new(events)
