@@ -468,10 +468,18 @@ fn a_stalled_bounded_change_iterator_is_lapped_and_holds_nothing() {
         let mut w = f.db.write_txn(&[&f.table]).unwrap();
         f.table.delete(&mut w, &obj(i, &[], 0)).unwrap();
         w.commit();
-        seen_by_reader += reader.next(&f.db.read_txn()).unwrap().0.filter(|c| c.deleted).count();
+        seen_by_reader += reader
+            .next(&f.db.read_txn())
+            .unwrap()
+            .0
+            .filter(|c| c.deleted)
+            .count();
         let graveyard = f.db.tables(&f.db.read_txn())[0].graveyard;
         if unbounded_stalled.is_none() {
-            assert!(graveyard <= 50, "{graveyard} deleted objects kept at delete {i}");
+            assert!(
+                graveyard <= 50,
+                "{graveyard} deleted objects kept at delete {i}"
+            );
         }
         if i == 500 {
             // From here, an unbounded stalled iterator keeps what follows.

@@ -315,7 +315,11 @@ async fn a_stalled_change_stream_is_lapped_then_resyncs() {
     let mut resynced = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !(resynced && mirror.len() == 2 && mirror.contains_key("last")) {
-        assert!(tokio::time::Instant::now() < deadline, "never converged: {:?}", mirror.keys());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never converged: {:?}",
+            mirror.keys()
+        );
         match next_event(&mut changes).await {
             Event::Resync => {
                 resynced = true;
