@@ -572,6 +572,36 @@ fn regressions() {
                 Restart(true),
             ],
         ),
+        // Found by the random explorer: a hung operation, a full round and
+        // a prune while getters panic; every key must still converge.
+        (
+            4,
+            vec![
+                Faults(1, 199, Fault::Hang),
+                Upsert(1, 7),
+                Advance(119),
+                TriggerFull(1),
+                SoftDelete(1),
+                Advance(52),
+                UpdateClone(2, 94),
+                TriggerFull(2),
+                GetterPanics(3),
+                GetterPanics(3),
+                Advance(243),
+                Upsert(3, 203),
+                Upsert(0, 168),
+                Advance(124),
+                Advance(195),
+                Prune(0),
+                Upsert(1, 176),
+                Upsert(2, 173),
+                HardDelete(5),
+                Advance(10),
+                Faults(0, 84, Fault::Slow),
+                Upsert(2, 99),
+                Wait(0, 441),
+            ],
+        ),
         // A success must not drop a newer retry parked behind it.
         (
             4,

@@ -123,6 +123,11 @@ pub struct App {
     pub target: FileTarget,
     /// Limits: most memos, most content bytes in all.
     pub limits: (usize, usize),
+    /// Held by each memo write from its limit check to its table write:
+    /// the one ordered write path.
+    pub writes: tokio::sync::Mutex<()>,
+    /// Writes refused by a limit, by limit (`memos_refused_writes_total`).
+    pub refused: prometheus::IntCounterVec,
     /// The locked marker file: one instance per directory.
     pub(crate) _lock: std::fs::File,
 }

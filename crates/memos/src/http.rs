@@ -60,9 +60,6 @@ async fn put_memo(
                 );
             }
         };
-    if let Some(refusal) = over_limits(&app, &name, body.len()) {
-        return refusal;
-    }
     let content = match String::from_utf8(body.to_vec()) {
         Ok(c) => c,
         Err(_) => return text(StatusCode::BAD_REQUEST, "memo content must be UTF-8\n"),
@@ -72,6 +69,13 @@ async fn put_memo(
         content,
         status: Status::pending(),
     };
+    // One write at a time, from the limit check to the table: the limits
+    // hold under parallel requests, and the store and the table see the
+    // writes in the same order (a restart reloads what the API showed).
+    let _ordered = app.writes.lock().await;
+    if let Some(refusal) = over_limits(&app, &memo.name, memo.content.len()) {
+        return refusal;
+    }
     // Durable before it is accepted: in etcd (every instance's reflector
     // then mirrors it), or in the embedded store and the table.
     #[cfg(feature = "etcd")]
@@ -83,22 +87,20 @@ async fn put_memo(
         return refusal;
     }
     let t = &app.memos.table;
-    let result = app
-        .db
-        .write_txn(&[t])
-        .map_err(statedb::Error::from)
-        .and_then(|mut w| {
-            t.insert(&mut w, memo.clone())?;
+    let result = match app.db.write_txn_async(&[t]).await {
+        Ok(mut w) => t.insert(&mut w, memo.clone()).map(|_| {
             w.commit();
-            Ok(())
-        });
+        }),
+        Err(e) => Err(e.into()),
+    };
     match result {
         Ok(()) => (StatusCode::ACCEPTED, json(&memo)).into_response(),
         Err(e) => internal(e),
     }
 }
 
-/// 507 if storing `bytes` under `name` would pass a limit.
+/// 507 if storing `bytes` under `name` would pass a limit (logged and
+/// counted in `memos_refused_writes_total`). Called under the write gate.
 fn over_limits(app: &App, name: &str, bytes: usize) -> Option<Response> {
     let (max_memos, max_bytes) = app.limits;
     let txn = app.db.read_txn();
@@ -113,17 +115,22 @@ fn over_limits(app: &App, name: &str, bytes: usize) -> Option<Response> {
             others += m.content.len();
         }
     }
+    let refuse = |limit: &str, message: String| {
+        tracing::info!(name, limit, "write refused: {}", message.trim_end());
+        app.refused.with_label_values(&[limit]).inc();
+        Some(text(StatusCode::INSUFFICIENT_STORAGE, message))
+    };
     if is_new && count >= max_memos {
-        return Some(text(
-            StatusCode::INSUFFICIENT_STORAGE,
+        return refuse(
+            "max_memos",
             format!("full: at most {max_memos} memos (--max-memos)\n"),
-        ));
+        );
     }
     if others + bytes > max_bytes {
-        return Some(text(
-            StatusCode::INSUFFICIENT_STORAGE,
+        return refuse(
+            "max_total_bytes",
             format!("full: at most {max_bytes} bytes of memos in all (--max-total-bytes)\n"),
-        ));
+        );
     }
     None
 }
@@ -136,6 +143,8 @@ async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> R
     if let Err(e) = validate_name(&name) {
         return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
     }
+    // Ordered with every other write (see `put_memo`).
+    let _ordered = app.writes.lock().await;
     #[cfg(feature = "etcd")]
     if let Desired::Etcd { writer, .. } = &app.desired {
         return etcd::delete(&app, writer, &name).await;
@@ -145,11 +154,8 @@ async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> R
         return refusal;
     }
     let t = &app.memos.table;
-    let result = app
-        .db
-        .write_txn(&[t])
-        .map_err(statedb::Error::from)
-        .and_then(|mut w| {
+    let result = match app.db.write_txn_async(&[t]).await {
+        Ok(mut w) => (|| {
             let Some((memo, _)) = t.get(&w, app.memos.by_name.query(&name))? else {
                 return Ok(None);
             };
@@ -157,8 +163,10 @@ async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> R
             memo.status = Status::pending_delete();
             t.insert(&mut w, memo.clone())?;
             w.commit();
-            Ok(Some(memo))
-        });
+            Ok::<_, statedb::Error>(Some(memo))
+        })(),
+        Err(e) => Err(e.into()),
+    };
     match result {
         Ok(Some(memo)) => (StatusCode::ACCEPTED, json(&memo)).into_response(),
         Ok(None) => text(StatusCode::NOT_FOUND, format!("no memo {name:?}\n")),

@@ -20,11 +20,7 @@ pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> 
     prepare_directory(&opts.directory, opts.force)?;
     // One instance per directory: two would prune each other's files. The
     // lock (flock on the marker) goes with the process, even on kill -9.
-    let marker = opts.directory.join(target::MARKER);
-    let lock = std::fs::File::open(&marker).map_err(|source| target::DirError::Io {
-        path: marker.clone(),
-        source,
-    })?;
+    let lock = target::open_marker(&opts.directory)?;
     if lock.try_lock().is_err() {
         return Err(SetupError::InUse(opts.directory.clone()));
     }
@@ -56,6 +52,14 @@ pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> 
     };
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(PrometheusMetrics::new(&registry)?);
+    let refused = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "memos_refused_writes_total",
+            "Memo writes refused by a limit (--max-memos, --max-total-bytes)",
+        ),
+        &["limit"],
+    )?;
+    registry.register(Box::new(refused.clone()))?;
     let health = Arc::new(HealthReporter::new());
     let params = reconciler::Params::new(db.clone(), "memos", lifecycle.clone(), health.clone())
         .with_default_metrics(metrics);
@@ -76,6 +80,8 @@ pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> 
             desired,
             target,
             limits: (opts.max_memos, opts.max_total_bytes),
+            writes: tokio::sync::Mutex::new(()),
+            refused,
             _lock: lock,
         }),
         lifecycle,

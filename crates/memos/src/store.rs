@@ -148,6 +148,17 @@ impl Store {
         w.commit().map_err(io)
     }
 
+    /// Whether the app wrote the file `name` (and has not removed it).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] if the read fails.
+    pub fn is_written(&self, name: &str) -> Result<bool, StoreError> {
+        let r = self.db.begin_read().map_err(io)?;
+        let t = r.open_table(WRITTEN).map_err(io)?;
+        Ok(t.get(name).map_err(io)?.is_some())
+    }
+
     /// The files the app wrote and has not removed.
     ///
     /// # Errors

@@ -4,10 +4,13 @@
 //! Safety rules: only regular files directly in the directory are written
 //! or removed; never the marker, temp files, sub-directories, or what a
 //! symlink points to (files are opened with `O_NOFOLLOW`, replaced by
-//! rename, and removed with `unlink`, which does not follow links). Prune
-//! removes only files the app recorded as written ([`Store`]): files that
-//! were there before adoption or that someone else put there are foreign,
-//! reported in the log and never removed.
+//! rename, and removed with `unlink`, which does not follow links). Only
+//! files the app recorded as written ([`Store`]) are ever replaced or
+//! removed: files that were there before adoption or that someone else put
+//! there are foreign. A memo whose name holds a foreign file stays in
+//! error naming it (retried, so it is written once the file is gone);
+//! deleting such a memo leaves the file; prune reports foreign files and
+//! never removes them.
 
 use std::collections::HashSet;
 use std::fs;
@@ -36,6 +39,9 @@ pub enum DirError {
         "{0} is not empty and has no {MARKER} marker: refusing to manage it (use --force to adopt it)"
     )]
     Foreign(PathBuf),
+    /// The marker is not a regular file (a symlink, a directory).
+    #[error("{0} is not a regular file: refusing to use it as the memos marker (remove it)")]
+    BadMarker(PathBuf),
     /// An I/O error.
     #[error("{path}: {source}")]
     Io {
@@ -47,7 +53,8 @@ pub enum DirError {
 }
 
 /// Prepares `dir`: creates it if missing; adopts it if empty (or if
-/// `force`); refuses a non-empty directory without the marker.
+/// `force`); refuses a non-empty directory without the marker, and a
+/// marker that is not a regular file (a symlink, say), with `force` too.
 pub fn prepare_directory(dir: &Path, force: bool) -> Result<(), DirError> {
     let io = |source| DirError::Io {
         path: dir.to_path_buf(),
@@ -55,14 +62,50 @@ pub fn prepare_directory(dir: &Path, force: bool) -> Result<(), DirError> {
     };
     fs::create_dir_all(dir).map_err(io)?;
     let marker = dir.join(MARKER);
-    if fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
-        return Ok(());
+    match fs::symlink_metadata(&marker) {
+        Ok(m) if m.is_file() => return Ok(()),
+        Ok(_) => return Err(DirError::BadMarker(marker)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
     }
     let non_empty = fs::read_dir(dir).map_err(io)?.next().is_some();
     if non_empty && !force {
         return Err(DirError::Foreign(dir.to_path_buf()));
     }
-    fs::write(&marker, b"This directory is managed by memos.\n").map_err(io)
+    // Never through a link, never over anything that appeared meanwhile.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&marker)
+        .map_err(io)?;
+    f.write_all(b"This directory is managed by memos.\n")
+        .map_err(io)
+}
+
+/// Opens the marker to lock it: not through a symlink, and only if it is
+/// a regular file.
+pub fn open_marker(dir: &Path) -> Result<fs::File, DirError> {
+    let marker = dir.join(MARKER);
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&marker)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => DirError::BadMarker(marker.clone()),
+            _ => DirError::Io {
+                path: marker.clone(),
+                source,
+            },
+        })?;
+    match f.metadata() {
+        Ok(m) if m.is_file() => Ok(f),
+        Ok(_) => Err(DirError::BadMarker(marker)),
+        Err(source) => Err(DirError::Io {
+            path: marker,
+            source,
+        }),
+    }
 }
 
 /// Removes the temp files a crashed run left behind (regular files named
@@ -184,14 +227,31 @@ impl FileTarget {
         self.path.join(name).display().to_string()
     }
 
+    /// The error for a foreign entry at a memo's path.
+    fn foreign(&self, name: &str) -> OpError {
+        format!(
+            "{} is a foreign file (not written by memos): refusing to replace it; remove it to let the memo be written",
+            self.shown(name)
+        )
+        .into()
+    }
+
     /// Writes `content` unless the file already holds it; returns whether
-    /// it wrote.
+    /// it wrote. A name the app has not written is written only if it is
+    /// free, and never over a file that appears meanwhile.
     fn write(&self, name: &str, content: &str) -> Result<bool, OpError> {
         self.checked(name)?;
-        // Recorded before the file exists: a crash in between leaves a
-        // record of a missing file (harmless), never an unrecorded file.
-        self.store.set_written(name, true)?;
-        if holds(&self.dir, name, content.as_bytes())? {
+        let ours = self.store.is_written(name)?;
+        if !ours {
+            match self.dir.symlink_metadata(name) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Ok(_) => return Err(self.foreign(name)),
+                Err(e) => return Err(format!("inspect {}: {e}", self.shown(name)).into()),
+            }
+            // Recorded before the file exists: a crash in between leaves a
+            // record of a missing file (harmless), never an unrecorded file.
+            self.store.set_written(name, true)?;
+        } else if holds(&self.dir, name, content.as_bytes())? {
             return Ok(false);
         }
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -202,11 +262,22 @@ impl FileTarget {
             let mut f = self.dir.open_with(&tmp, &opts)?;
             f.write_all(content.as_bytes())?;
             f.sync_all()?;
-            // rename replaces a symlink itself, never its target.
-            self.dir.rename(&tmp, &self.dir, name)
+            if ours {
+                // rename replaces a symlink itself, never its target.
+                self.dir.rename(&tmp, &self.dir, name)
+            } else {
+                // A new file: a link fails if anything took the name since
+                // we looked, where a rename would replace it.
+                self.dir.hard_link(&tmp, &self.dir, name)?;
+                self.dir.remove_file(&tmp)
+            }
         })();
         if let Err(e) = result {
             let _ = self.dir.remove_file(&tmp);
+            if !ours && e.kind() == io::ErrorKind::AlreadyExists {
+                self.store.set_written(name, false)?;
+                return Err(self.foreign(name));
+            }
             return Err(format!("write {}: {e}", self.shown(name)).into());
         }
         Ok(true)
@@ -214,6 +285,13 @@ impl FileTarget {
 
     fn remove(&self, name: &str) -> Result<(), OpError> {
         self.checked(name)?;
+        if !self.store.is_written(name)? {
+            // Nothing of ours there: a foreign file at the name stays.
+            if self.dir.symlink_metadata(name).is_ok() {
+                tracing::warn!(name, path = %self.shown(name), "memo deleted; the foreign file at its path is kept");
+            }
+            return Ok(());
+        }
         match self.dir.symlink_metadata(name) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Ok(self.store.set_written(name, false)?)
@@ -252,11 +330,8 @@ impl FileTarget {
         for entry in self.dir.entries()? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if name == MARKER
-                || name.starts_with(TEMP_PREFIX)
-                || desired.contains(name.as_ref())
-                || written.contains(name.as_ref())
-            {
+            // A desired name that holds a foreign file is foreign too.
+            if name == MARKER || name.starts_with(TEMP_PREFIX) || written.contains(name.as_ref()) {
                 continue;
             }
             foreign.push(name.into_owned());

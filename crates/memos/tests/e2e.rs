@@ -193,21 +193,40 @@ fn bad_input_is_rejected_and_nothing_escapes_the_directory() {
 }
 
 #[test]
-fn planted_symlink_is_replaced_not_followed() {
+fn a_planted_symlink_is_never_followed_nor_replaced() {
     let tmp = tempfile::tempdir().unwrap();
     let outside = tmp.path().join("target.txt");
     std::fs::write(&outside, b"secret").unwrap();
     let s = start(&tmp.path().join("memos"));
     std::os::unix::fs::symlink(&outside, s.dir.join("link")).unwrap();
     s.req("POST", "/memos/link", b"new content");
+    // A foreign symlink at the memo's path: the memo stays in error,
+    // naming it; neither the link nor its target changes.
+    until("error", || s.kind("link").as_deref() == Some("error"));
+    let err = s.status_of("link").unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("link") && err.contains("foreign"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(s.dir.join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
+    // Once the link is gone, the retry writes the memo.
+    std::fs::remove_file(s.dir.join("link")).unwrap();
     until("done", || s.kind("link").as_deref() == Some("done"));
-    let meta = std::fs::symlink_metadata(s.dir.join("link")).unwrap();
-    assert!(meta.is_file(), "symlink not replaced by a regular file");
+    assert!(
+        std::fs::symlink_metadata(s.dir.join("link"))
+            .unwrap()
+            .is_file()
+    );
     assert_eq!(
         std::fs::read_to_string(s.dir.join("link")).unwrap(),
         "new content"
     );
-    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
     // Prune never follows or removes symlinks' targets either.
     std::os::unix::fs::symlink(&outside, s.dir.join("stray-link")).unwrap();
     std::fs::write(s.dir.join("stray"), b"x").unwrap();
