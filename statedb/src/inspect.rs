@@ -212,6 +212,12 @@ trait Inspect: Send + Sync {
     ) -> Result<AnyChanges, InspectError>;
     /// The [`TableRow`] header, if registered with one.
     fn header(&self) -> Option<Vec<String>>;
+    /// Renders every object in `txn`, one at a time, to `f`.
+    fn for_each(
+        &self,
+        txn: &ReadTxn,
+        f: &mut dyn FnMut(AnyObject) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), InspectError>;
 }
 
 struct Inspector<T> {
@@ -339,6 +345,26 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
 
     fn header(&self) -> Option<Vec<String>> {
         self.rows.as_ref().map(|r| (r.header)())
+    }
+
+    fn for_each(
+        &self,
+        txn: &ReadTxn,
+        f: &mut dyn FnMut(AnyObject) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), InspectError> {
+        let r = self.renderer();
+        for (obj, revision) in self.table.all(txn)? {
+            let rendered = AnyObject {
+                revision,
+                key: r.key(&obj),
+                json: r.json(&obj)?,
+                cells: r.cells(&obj),
+            };
+            if f(rendered).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn changes(
@@ -511,6 +537,22 @@ impl AnyTable {
         max_lag: usize,
     ) -> Result<AnyChanges, InspectError> {
         self.inner.changes(&self.db, after, max_lag)
+    }
+
+    /// Every object in `txn`, rendered one at a time and handed to `f`
+    /// (constant memory, where [`AnyTable::all`] renders them all first);
+    /// stops early when `f` breaks.
+    ///
+    /// # Errors
+    ///
+    /// As [`AnyTable::all`] (the objects before the failing one were
+    /// handed to `f`).
+    pub fn for_each(
+        &self,
+        txn: &ReadTxn,
+        mut f: impl FnMut(AnyObject) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), InspectError> {
+        self.inner.for_each(txn, &mut f)
     }
 
     /// The [`TableRow`] column names, if the table was registered with

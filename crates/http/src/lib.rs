@@ -14,7 +14,11 @@ use axum::routing::get;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableInfo, TextQuery};
+use std::sync::Arc;
+
+use statedb::{
+    AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableInfo, TextQuery, Watch,
+};
 
 /// The read-only inspection API of `db`, to mount in one's own server
 /// (`Router::nest("/statedb", statedb_http::router(db))`; it fits a
@@ -49,16 +53,95 @@ use statedb::{AnyChange, AnyObject, AnyTable, Db, InspectError, QueryOp, TableIn
 /// Errors are JSON `{"error": "…"}`: 404 for an unknown table or index,
 /// 400 for a key, operation or format that does not parse.
 pub fn router<S: Clone + Send + Sync + 'static>(db: Db) -> Router<S> {
-    Router::new()
-        .route("/", get(dump))
-        .route("/tables", get(list_tables))
-        .route("/tables/{name}", get(table_objects))
-        .route("/tables/{name}/changes", get(table_changes))
-        .route("/ui", get(ui::page))
-        .route("/ui/", get(ui::page))
-        .route("/ui/app.js", get(ui::script))
-        .route("/ui/style.css", get(ui::style))
-        .with_state(db)
+    Api::new(db).router()
+}
+
+/// The inspection router with its settings: [`router`] is `Api::new(db)
+/// .router()`.
+///
+/// ```
+/// let db = statedb::Db::new();
+/// let (stop, stopped) = statedb::Watch::channel();
+/// let app: axum::Router = statedb_http::Api::new(db)
+///     .shutdown(stopped)
+///     .max_concurrent_dumps(2)
+///     .router();
+/// // On shutdown: every open change stream ends with a final line.
+/// stop.close();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Api {
+    db: Db,
+    shutdown: Watch,
+    max_dumps: usize,
+}
+
+impl Api {
+    /// The API of `db`: no shutdown signal, at most
+    /// [`DEFAULT_MAX_CONCURRENT_DUMPS`] dumps at once.
+    pub fn new(db: Db) -> Self {
+        Api {
+            db,
+            // Nobody holds its closer: it never closes.
+            shutdown: Watch::channel().1,
+            max_dumps: DEFAULT_MAX_CONCURRENT_DUMPS,
+        }
+    }
+
+    /// When `watch` closes, every open change stream sends a final
+    /// `{"shutdown": true}` line (SSE: a `shutdown` event) and ends, so a
+    /// server's graceful shutdown does not wait for them.
+    #[must_use]
+    pub fn shutdown(mut self, watch: Watch) -> Self {
+        self.shutdown = watch;
+        self
+    }
+
+    /// How many dumps (`GET /`) may run at once; more get 503. Each streams
+    /// in bounded memory.
+    #[must_use]
+    pub fn max_concurrent_dumps(mut self, n: usize) -> Self {
+        self.max_dumps = n.max(1);
+        self
+    }
+
+    /// The router.
+    pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
+        let shared = Shared {
+            db: self.db,
+            shutdown: self.shutdown,
+            dumps: Arc::new(tokio::sync::Semaphore::new(self.max_dumps)),
+            max_dumps: self.max_dumps,
+        };
+        Router::new()
+            .route("/", get(dump))
+            .route("/tables", get(list_tables))
+            .route("/tables/{name}", get(table_objects))
+            .route("/tables/{name}/changes", get(table_changes))
+            .route("/ui", get(ui::page))
+            .route("/ui/", get(ui::page))
+            .route("/ui/app.js", get(ui::script))
+            .route("/ui/style.css", get(ui::style))
+            .with_state(shared)
+    }
+}
+
+/// How many dumps may run at once by default.
+pub const DEFAULT_MAX_CONCURRENT_DUMPS: usize = 4;
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Shared {
+    db: Db,
+    shutdown: Watch,
+    dumps: Arc<tokio::sync::Semaphore>,
+    max_dumps: usize,
+}
+
+impl axum::extract::FromRef<Shared> for Db {
+    fn from_ref(s: &Shared) -> Db {
+        s.db.clone()
+    }
 }
 
 #[derive(Serialize)]
@@ -156,45 +239,150 @@ struct DumpQuery {
     format: Option<String>,
 }
 
-async fn dump(State(db): State<Db>, Query(q): Query<DumpQuery>) -> Response {
-    let txn = db.read_txn();
-    let mut tables = Vec::new();
-    for info in db.tables(&txn) {
-        let Some(t) = db.table_by_name(&info.name) else {
-            continue; // not inspectable
+/// Streams the dump: written by a blocking task into a small channel, so
+/// a request holds a few chunks however large the tables (the table
+/// format holds one table's rows at a time, to align its columns).
+async fn dump(State(s): State<Shared>, Query(q): Query<DumpQuery>) -> Response {
+    let format = match q.format.as_deref().unwrap_or("json") {
+        "json" => DumpFormat::Json,
+        "table" => DumpFormat::Table,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown format {other:?} (json or table)"),
+            );
+        }
+    };
+    let Ok(permit) = s.dumps.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("at most {} dumps at once: retry later", s.max_dumps),
+        );
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let db = s.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut out = ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
         };
-        match t.all(&txn) {
-            Ok(objects) => tables.push((t, objects)),
-            Err(e) => return inspect_error(e),
+        let res = write_dump(&db, format, &mut out).and_then(|()| out.flush_chunk());
+        if let Err(e) = res
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            // Ends the body with an error: the client sees a cut transfer,
+            // never a silently truncated dump.
+            let _ = out.tx.blocking_send(Err(e));
         }
+    });
+    let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let content_type = match format {
+        DumpFormat::Json => "application/json",
+        DumpFormat::Table => "text/plain; charset=utf-8",
+    };
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
+#[derive(Clone, Copy)]
+enum DumpFormat {
+    Json,
+    Table,
+}
+
+/// Bytes per chunk of a streamed dump.
+const CHUNK: usize = 64 * 1024;
+
+/// Writes into a channel of chunks; a gone receiver is `BrokenPipe`.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn flush_chunk(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::ErrorKind::BrokenPipe.into())
     }
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => {
-            let map: serde_json::Map<String, serde_json::Value> = tables
-                .into_iter()
-                .map(|(t, objects)| {
-                    let objects = objects.into_iter().map(|o| o.json).collect();
-                    (t.name().to_string(), serde_json::Value::Array(objects))
-                })
-                .collect();
-            axum::Json(map).into_response()
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush_chunk()?;
         }
-        "table" => {
-            let mut out = String::new();
-            for (i, (t, objects)) in tables.iter().enumerate() {
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_chunk()
+    }
+}
+
+fn write_dump(db: &Db, format: DumpFormat, out: &mut ChunkWriter) -> std::io::Result<()> {
+    use std::io::Write;
+    let txn = db.read_txn();
+    let tables: Vec<AnyTable> = db
+        .tables(&txn)
+        .into_iter()
+        .filter_map(|info| db.table_by_name(&info.name))
+        .collect();
+    let failed = |e: InspectError| std::io::Error::other(e.to_string());
+    match format {
+        DumpFormat::Json => {
+            out.write_all(b"{")?;
+            for (i, t) in tables.iter().enumerate() {
                 if i > 0 {
-                    out.push('\n');
+                    out.write_all(b",")?;
                 }
-                let (header_row, rows) = t.rows(objects);
-                out.push_str(&format!("# {}\n", t.name()));
-                out.push_str(&aligned(&header_row, &rows));
+                serde_json::to_writer(&mut *out, t.name())?;
+                out.write_all(b":[")?;
+                let mut first = true;
+                let mut io = Ok(());
+                t.for_each(&txn, |o| {
+                    let mut write = || -> std::io::Result<()> {
+                        if !std::mem::take(&mut first) {
+                            out.write_all(b",")?;
+                        }
+                        serde_json::to_writer(&mut *out, &o.json)?;
+                        Ok(())
+                    };
+                    match write() {
+                        Ok(()) => std::ops::ControlFlow::Continue(()),
+                        Err(e) => {
+                            io = Err(e);
+                            std::ops::ControlFlow::Break(())
+                        }
+                    }
+                })
+                .map_err(failed)?;
+                io?;
+                out.write_all(b"]")?;
             }
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response()
+            out.write_all(b"}")
         }
-        other => error(
-            StatusCode::BAD_REQUEST,
-            format!("unknown format {other:?} (json or table)"),
-        ),
+        DumpFormat::Table => {
+            for (i, t) in tables.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n")?;
+                }
+                let objects = t.all(&txn).map_err(failed)?;
+                let (header_row, rows) = t.rows(&objects);
+                drop(objects);
+                writeln!(out, "# {}", t.name())?;
+                out.write_all(aligned(&header_row, &rows).as_bytes())?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -380,15 +568,16 @@ fn start_line(c: &statedb::AnyChanges) -> String {
 }
 
 async fn table_changes(
-    State(db): State<Db>,
+    State(shared): State<Shared>,
     Path(name): Path<String>,
     Query(q): Query<ChangesQuery>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let t = match table(&db, &name) {
+    let t = match table(&shared.db, &name) {
         Ok(t) => t,
         Err(r) => return *r,
     };
+    let shutdown = shared.shutdown.clone();
     let heartbeat = Duration::from_millis(q.heartbeat_ms.unwrap_or(15_000).max(10));
     // An EventSource reconnecting says where it was with Last-Event-ID.
     let last_event = headers
@@ -415,10 +604,22 @@ async fn table_changes(
             let (ended, ended_rx) = futures::channel::oneshot::channel::<()>();
             let mut ended = Some(ended);
             let lines = futures::stream::once(async move { start + "\n" })
-                .chain(changes.map(|c| match c {
-                    Ok(c) => change_line(&c) + "\n",
-                    Err(e) => error_line(&e) + "\n",
-                }))
+                .chain(
+                    changes
+                        .map(|c| match c {
+                            Ok(c) => change_line(&c) + "\n",
+                            Err(e) => error_line(&e) + "\n",
+                        })
+                        .take_until(shutdown.clone().closed()),
+                )
+                .chain(
+                    futures::stream::once(async move {
+                        shutdown
+                            .is_closed()
+                            .then(|| "{\"shutdown\":true}\n".to_string())
+                    })
+                    .filter_map(std::future::ready),
+                )
                 .chain(futures::stream::poll_fn(move |_| {
                     drop(ended.take());
                     std::task::Poll::Ready(None)
@@ -437,15 +638,28 @@ async fn table_changes(
         }
         "sse" => {
             let first = Ok::<_, Infallible>(Event::default().event("start").data(start));
-            let events = futures::stream::once(async move { first }).chain(changes.map(|c| {
-                Ok::<_, Infallible>(match c {
-                    Ok(c) => Event::default()
-                        .event(if c.deleted { "delete" } else { "upsert" })
-                        .id(c.revision.to_string())
-                        .data(change_line(&c)),
-                    Err(e) => Event::default().event("error").data(error_line(&e)),
-                })
-            }));
+            let events = futures::stream::once(async move { first })
+                .chain(
+                    changes
+                        .map(|c| {
+                            Ok::<_, Infallible>(match c {
+                                Ok(c) => Event::default()
+                                    .event(if c.deleted { "delete" } else { "upsert" })
+                                    .id(c.revision.to_string())
+                                    .data(change_line(&c)),
+                                Err(e) => Event::default().event("error").data(error_line(&e)),
+                            })
+                        })
+                        .take_until(shutdown.clone().closed()),
+                )
+                .chain(
+                    futures::stream::once(async move {
+                        shutdown.is_closed().then(|| {
+                            Ok::<_, Infallible>(Event::default().event("shutdown").data("{}"))
+                        })
+                    })
+                    .filter_map(std::future::ready),
+                );
             Sse::new(events)
                 .keep_alive(KeepAlive::new().interval(heartbeat))
                 .into_response()

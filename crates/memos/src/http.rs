@@ -280,6 +280,19 @@ async fn reconcile(State(app): State<Arc<App>>) -> Response {
 /// `rstatedb-http`: dump, tables, queries, change streams, and the web
 /// view at `/statedb/ui`), metrics, health and a reconcile trigger.
 pub fn router(app: Arc<App>, listen: std::net::SocketAddr) -> Router {
+    router_with_shutdown(app, listen, statedb::Watch::channel().1)
+}
+
+/// [`router`] whose change streams end (with a final line) when `shutdown`
+/// closes, so a graceful shutdown does not wait for them.
+pub fn router_with_shutdown(
+    app: Arc<App>,
+    listen: std::net::SocketAddr,
+    shutdown: statedb::Watch,
+) -> Router {
+    let inspect = statedb_http::Api::new(app.db.clone())
+        .shutdown(shutdown)
+        .max_concurrent_dumps(MAX_CONCURRENT_DUMPS);
     Router::new()
         .route("/memos", get(list_memos))
         .route("/memos/", post(empty_name).delete(empty_name))
@@ -287,13 +300,37 @@ pub fn router(app: Arc<App>, listen: std::net::SocketAddr) -> Router {
             "/memos/{name}",
             get(get_memo).post(put_memo).delete(delete_memo),
         )
-        .nest("/statedb", statedb_http::router(app.db.clone()))
+        .nest("/statedb", inspect.router())
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/reconcile", post(reconcile))
         .layer(DefaultBodyLimit::max(MAX_CONTENT))
+        .layer(axum::middleware::from_fn(refuse_large_bodies))
         .layer(axum::middleware::from_fn_with_state(listen, browser_guard))
         .with_state(app)
+}
+
+/// Dumps (`GET /statedb`) that may stream at once.
+pub const MAX_CONCURRENT_DUMPS: usize = 4;
+
+/// A declared `Content-Length` above the memo limit gets 413 at once,
+/// before any of the body is read (not a 408 once the body timeout ends).
+async fn refuse_large_bodies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_CONTENT as u64) {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("memo content is limited to {MAX_CONTENT} bytes\n"),
+        );
+    }
+    next.run(req).await
 }
 
 /// Is `authority` (`host[:port]`) this server: a loopback name or address,
@@ -317,14 +354,24 @@ fn is_own_authority(authority: &str, listen: std::net::SocketAddr) -> bool {
             .is_ok_and(|ip| ip.is_loopback() || ip == listen.ip())
 }
 
+/// GETs that cost more than a page: the memo list, the dump, table
+/// queries and change streams (the web view's page and assets are not).
+fn is_costly(path: &str) -> bool {
+    path == "/memos"
+        || path == "/statedb"
+        || path == "/statedb/"
+        || path.starts_with("/statedb/tables")
+}
+
 /// Browser safety. The API listens on loopback, but a web page the user
 /// opens can still send it requests: through DNS rebinding (a name of the
 /// attacker's that resolves to 127.0.0.1: the `Host` header then carries
 /// that name) or as a cross-site form post (the `Origin` header names the
 /// other site). So: a `Host` that is not this server's loopback address is
 /// refused with 403, and so is a state-changing request (anything but
-/// GET/HEAD) whose `Origin` is not this server. Clients that send no
-/// `Origin` (curl, scripts) are not affected.
+/// GET/HEAD) whose `Origin` is not this server, and a costly GET (see
+/// [`is_costly`]) with a foreign `Origin` or `Sec-Fetch-Site: cross-site`.
+/// Clients that send neither (curl, scripts) are not affected.
 pub async fn browser_guard(
     State(listen): State<std::net::SocketAddr>,
     req: axum::extract::Request,
@@ -345,18 +392,32 @@ pub async fn browser_guard(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     );
-    if !safe && let Some(origin) = req.headers().get(header::ORIGIN) {
-        let own = origin
+    let foreign_origin = req.headers().get(header::ORIGIN).is_some_and(|origin| {
+        !origin
             .to_str()
             .ok()
             .and_then(|o| o.strip_prefix("http://"))
-            .is_some_and(|a| is_own_authority(a, listen));
-        if !own {
-            return text(
-                StatusCode::FORBIDDEN,
-                "forbidden: cross-origin requests may not change memos\n",
-            );
-        }
+            .is_some_and(|a| is_own_authority(a, listen))
+    });
+    if !safe && foreign_origin {
+        return text(
+            StatusCode::FORBIDDEN,
+            "forbidden: cross-origin requests may not change memos\n",
+        );
+    }
+    // A web page can make the browser send GETs too: those that cost more
+    // than a page (lists, dumps, queries, change streams) must come from
+    // this server's own pages, or from clients that are not browsers.
+    let cross_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site" || v == "same-site");
+    if safe && (foreign_origin || cross_site) && is_costly(req.uri().path()) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "forbidden: cross-origin requests may not read lists, dumps or change streams\n",
+        );
     }
     next.run(req).await
 }

@@ -26,9 +26,13 @@ mod setup;
 
 mod http;
 
+// the HTTP/1 server loop with its limits
+mod serve;
+
 pub use app::{App, Desired, Options, SetupError, stopped};
-pub use http::{BODY_TIMEOUT, browser_guard, router};
+pub use http::{BODY_TIMEOUT, browser_guard, router, router_with_shutdown};
 pub use memo::{MAX_CONTENT, Memo, MemoTable, validate_name};
+pub use serve::{ServeLimits, serve};
 pub use setup::build;
 pub use store::{Store, StoreError, default_state_dir};
 pub use target::{FileTarget, prepare_directory};

@@ -63,6 +63,13 @@ struct Args {
     /// The etcd key prefix of the memos.
     #[arg(long, default_value = "/memos/")]
     etcd_prefix: String,
+    /// How long a client may take to send a request's headers before the
+    /// connection is closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+    /// Most client connections open at once (more wait to be accepted).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
 }
 
 /// How long open connections may take to finish after a shutdown signal.
@@ -102,6 +109,9 @@ async fn run(args: Args) -> Result<(), String> {
         etcd: args.etcd,
         etcd_prefix: args.etcd_prefix,
     };
+    if args.max_connections == 0 {
+        return Err("--max-connections must be at least 1".into());
+    }
     let (app, lifecycle) = memos::build(&opts).await.map_err(|e| e.to_string())?;
     lifecycle.start().await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -110,30 +120,27 @@ async fn run(args: Args) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, directory = %opts.directory.display(), "memos started");
-    // On a signal, connections get a grace period to finish, then the
-    // server stops regardless (a client that never finishes cannot hold
+    // On a signal, open change streams end at once (with a final line),
+    // in-flight requests get a grace period to finish, then the server
+    // stops regardless (a client that never finishes cannot hold
     // shutdown).
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, memos::router(app.clone(), addr)).with_graceful_shutdown(
-        async move {
-            shutdown_signal().await;
-            let _ = signalled_tx.send(());
-        },
-    );
-    let served = tokio::select! {
-        r = server.into_future() => r,
-        _ = async {
-            let _ = signalled_rx.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period: closing");
-            Ok(())
-        }
+    let (stop_streams, streams_stopped) = statedb::Watch::channel();
+    let limits = memos::ServeLimits {
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections,
+        grace: SHUTDOWN_GRACE,
     };
+    let router = memos::router_with_shutdown(app.clone(), addr, streams_stopped);
+    memos::serve(listener, router, limits, async move {
+        shutdown_signal().await;
+        tracing::info!("signal received: stopping");
+        stop_streams.close();
+    })
+    .await;
     tracing::info!("shutting down");
     memos::stopped(&app);
     lifecycle.stop().await;
-    served.map_err(|e| e.to_string())
+    Ok(())
 }
 
 fn main() -> ExitCode {

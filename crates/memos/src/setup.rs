@@ -13,6 +13,10 @@ use crate::memo::{Memo, MemoTable};
 use crate::store::{Store, default_state_dir};
 use crate::target::{self, FileTarget, prepare_directory};
 
+/// How long start waits for the directory's lock held by another instance
+/// (one that is still exiting) before refusing.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Builds the database, the reconciler and its lifecycle (not started).
 /// With etcd, connects to it and prepares the reflector that fills the
 /// table.
@@ -21,8 +25,14 @@ pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> 
     // One instance per directory: two would prune each other's files. The
     // lock (flock on the marker) goes with the process, even on kill -9.
     let lock = target::open_marker(&opts.directory)?;
-    if lock.try_lock().is_err() {
-        return Err(SetupError::InUse(opts.directory.clone()));
+    // A previous instance that was just stopped may still be exiting:
+    // give it a moment before calling the directory in use.
+    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+    while lock.try_lock().is_err() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(SetupError::InUse(opts.directory.clone()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     target::remove_stale_temp_files(&opts.directory);
     let state_dir = opts
