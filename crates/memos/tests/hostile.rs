@@ -154,7 +154,8 @@ fn dumps_stream_in_bounded_memory_and_are_capped() {
     let stalled: Vec<TcpStream> = (0..4)
         .map(|_| {
             let mut c = TcpStream::connect(s.addr).unwrap();
-            c.write_all(b"GET /statedb HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+            c.write_all(b"GET /statedb HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
             c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
             let mut head = Vec::new();
             let mut byte = [0u8; 1];
