@@ -24,19 +24,20 @@ use std::time::Instant;
 // the ordering of a drop.
 use std::sync::Arc;
 
-use crate::sync::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering, fresh_token, thread_token};
+use crate::sync::{Condvar, Mutex, MutexGuard, fresh_token, thread_token};
 
 /// Set in an [`Owner`] value that names a tokio task (clear: a thread).
 const TASK_BIT: u64 = 1 << 63;
 
-/// Who holds (or asks for) a lock: see the module doc. Shared by all the
-/// locks of one transaction, so re-owning on use is one store.
-pub(crate) struct Owner(AtomicU64);
+/// Who holds (or asks for) a lock: see the module doc. A plain number,
+/// so taking a lock allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Owner(u64);
 
 impl Owner {
     /// The caller: its tokio task if it runs in one, else its thread.
-    pub(crate) fn current() -> Arc<Owner> {
-        Arc::new(Owner(AtomicU64::new(current_identity())))
+    pub(crate) fn current() -> Owner {
+        Owner(current_identity())
     }
 
     /// The caller of an async acquisition: its tokio task if it runs in
@@ -44,31 +45,24 @@ impl Owner {
     /// so the thread proves nothing: a fresh identity, which no holder
     /// has, and the transaction becomes the thread's that writes through
     /// it (as any thread-owned one).
-    pub(crate) fn current_async() -> Arc<Owner> {
+    pub(crate) fn current_async() -> Owner {
         let id = current_identity();
-        let id = if id & TASK_BIT != 0 {
+        Owner(if id & TASK_BIT != 0 {
             id
         } else {
             fresh_token()
-        };
-        Arc::new(Owner(AtomicU64::new(id)))
+        })
     }
 
-    fn id(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+    /// The owner that is `thread` (a token from `thread_token`).
+    pub(crate) fn thread_owner(thread: u64) -> Owner {
+        Owner(thread)
     }
 
     /// The thread the owner is, or 0 when it is a task (a task keeps its
     /// identity on any thread).
-    pub(crate) fn thread(&self) -> u64 {
-        let id = self.id();
-        if id & TASK_BIT == 0 { id } else { 0 }
-    }
-
-    /// A transaction owned by a thread and now used on `thread`: it is
-    /// that thread's from now on.
-    pub(crate) fn moved_to(&self, thread: u64) {
-        self.0.store(thread, Ordering::Relaxed);
+    pub(crate) fn thread(self) -> u64 {
+        if self.0 & TASK_BIT == 0 { self.0 } else { 0 }
     }
 }
 
@@ -113,13 +107,13 @@ pub(crate) struct TableLock {
 #[derive(Default)]
 struct LockState {
     held: bool,
-    owner: Option<Arc<Owner>>,
+    owner: Option<Owner>,
     queue: VecDeque<Arc<Waiter>>,
 }
 
 /// A place in a lock's queue.
 pub(crate) struct Waiter {
-    owner: Arc<Owner>,
+    owner: Owner,
     slot: Mutex<Slot>,
     granted: Condvar,
 }
@@ -145,21 +139,21 @@ pub(crate) enum Acquire {
 impl TableLock {
     /// Takes the lock for `owner` if it is free; otherwise queues `owner`
     /// (if `queue`) unless `owner` holds it already.
-    pub(crate) fn acquire(&self, owner: &Arc<Owner>, queue: bool) -> Acquire {
+    pub(crate) fn acquire(&self, owner: Owner, queue: bool) -> Acquire {
         let mut state = self.state.lock();
         if !state.held {
             state.held = true;
-            state.owner = Some(owner.clone());
+            state.owner = Some(owner);
             return Acquire::Held;
         }
-        if state.owner.as_ref().is_some_and(|o| o.id() == owner.id()) {
+        if state.owner == Some(owner) {
             return Acquire::Conflict;
         }
         if !queue {
             return Acquire::Busy;
         }
         let waiter = Arc::new(Waiter {
-            owner: owner.clone(),
+            owner,
             slot: Mutex::new(Slot::default()),
             granted: Condvar::new(),
         });
@@ -168,9 +162,15 @@ impl TableLock {
     }
 
     /// Whether `owner` holds the lock now.
-    pub(crate) fn held_by(&self, owner: &Owner) -> bool {
+    pub(crate) fn held_by(&self, owner: Owner) -> bool {
         let state = self.state.lock();
-        state.held && state.owner.as_ref().is_some_and(|o| o.id() == owner.id())
+        state.held && state.owner == Some(owner)
+    }
+
+    /// The holder's transaction moved: it is `to`'s now. (Called by the
+    /// holder only.)
+    pub(crate) fn reown(&self, to: Owner) {
+        self.state.lock().owner = Some(to);
     }
 
     /// Releases the lock: the first waiter gets it, or it becomes free.
@@ -185,7 +185,7 @@ impl TableLock {
     fn hand_off(state: &mut MutexGuard<'_, LockState>) -> Option<Waker> {
         match state.queue.pop_front() {
             Some(next) => {
-                state.owner = Some(next.owner.clone());
+                state.owner = Some(next.owner);
                 let waker = {
                     let mut slot = next.slot.lock();
                     slot.granted = true;
@@ -257,57 +257,57 @@ mod tests {
     fn hand_off_is_fifo_and_never_frees_the_lock_between() {
         let lock = TableLock::default();
         let (a, b, c) = (owner(1), owner(2), owner(3));
-        assert!(matches!(lock.acquire(&a, true), Acquire::Held));
-        let Acquire::Queued(wb) = lock.acquire(&b, true) else {
+        assert!(matches!(lock.acquire(a, true), Acquire::Held));
+        let Acquire::Queued(wb) = lock.acquire(b, true) else {
             panic!("b not queued")
         };
-        let Acquire::Queued(wc) = lock.acquire(&c, true) else {
+        let Acquire::Queued(wc) = lock.acquire(c, true) else {
             panic!("c not queued")
         };
         lock.release();
         // b has it; a newcomer cannot take it, c is still queued.
         assert!(wb.wait(Some(Instant::now())));
-        assert!(lock.held_by(&b));
-        assert!(matches!(lock.acquire(&owner(4), false), Acquire::Busy));
+        assert!(lock.held_by(b));
+        assert!(matches!(lock.acquire(owner(4), false), Acquire::Busy));
         assert!(!wc.wait(Some(Instant::now() + Duration::from_millis(1))));
         lock.release();
         assert!(wc.wait(None));
-        assert!(lock.held_by(&c));
+        assert!(lock.held_by(c));
         lock.release();
-        assert!(matches!(lock.acquire(&owner(4), false), Acquire::Held));
+        assert!(matches!(lock.acquire(owner(4), false), Acquire::Held));
     }
 
     #[test]
     fn the_owner_asking_again_is_a_conflict_not_a_wait() {
         let lock = TableLock::default();
         let a = owner(1);
-        assert!(matches!(lock.acquire(&a, true), Acquire::Held));
-        assert!(matches!(lock.acquire(&owner(1), true), Acquire::Conflict));
+        assert!(matches!(lock.acquire(a, true), Acquire::Held));
+        assert!(matches!(lock.acquire(owner(1), true), Acquire::Conflict));
         // Re-owned by another thread: the first one may wait now.
-        a.moved_to(9);
-        assert!(matches!(lock.acquire(&owner(1), true), Acquire::Queued(_)));
+        lock.reown(owner(9));
+        assert!(matches!(lock.acquire(owner(1), true), Acquire::Queued(_)));
     }
 
     #[test]
     fn a_waiter_that_leaves_is_skipped_or_keeps_what_it_was_handed() {
         let lock = TableLock::default();
-        assert!(matches!(lock.acquire(&owner(1), true), Acquire::Held));
-        let Acquire::Queued(w2) = lock.acquire(&owner(2), true) else {
+        assert!(matches!(lock.acquire(owner(1), true), Acquire::Held));
+        let Acquire::Queued(w2) = lock.acquire(owner(2), true) else {
             panic!()
         };
-        let Acquire::Queued(w3) = lock.acquire(&owner(3), true) else {
+        let Acquire::Queued(w3) = lock.acquire(owner(3), true) else {
             panic!()
         };
         assert!(!lock.leave(&w2));
         lock.release();
-        assert!(lock.held_by(&owner(3)));
+        assert!(lock.held_by(owner(3)));
         // Handed over before it left: it holds the lock.
         assert!(lock.leave(&w3));
         lock.release();
-        assert!(matches!(lock.acquire(&owner(5), false), Acquire::Held));
+        assert!(matches!(lock.acquire(owner(5), false), Acquire::Held));
     }
 
-    fn owner(id: u64) -> Arc<Owner> {
-        Arc::new(Owner(AtomicU64::new(id)))
+    fn owner(id: u64) -> Owner {
+        Owner(id)
     }
 }

@@ -113,7 +113,7 @@ pub struct WriteTxn {
     base: Arc<Root>,
     locked: PerTable<Locked>,
     /// Who holds the locks (see `lock.rs`).
-    owner: Arc<Owner>,
+    owner: Owner,
     /// The owner's thread as last seen here, 0 when a task owns it: a
     /// write from another thread re-owns the transaction.
     thread: u64,
@@ -184,8 +184,12 @@ impl WriteTxn {
         if self.thread != 0 {
             let me = thread_token();
             if me != self.thread {
+                // Moved to this thread: its locks are this thread's now.
                 self.thread = me;
-                self.owner.moved_to(me);
+                self.owner = Owner::thread_owner(me);
+                for l in &self.locked {
+                    l.table.lock().reown(self.owner);
+                }
             }
         }
         let not_locked = || TxnError::TableNotLocked(table.name().to_string());
@@ -280,7 +284,7 @@ pub(crate) fn collect_if_idle(db: &Arc<DbInner>, table: &Arc<dyn ErasedTable>) {
     drop(root);
     table.request_collection();
     let owner = Owner::current();
-    if let Some(guard) = TableGuard::try_new(table, &owner) {
+    if let Some(guard) = TableGuard::try_new(table, owner) {
         // Committing runs the graveyard collection.
         begin_locked(db, smallvec::smallvec![(pos, guard)], owner, None).commit();
     }
@@ -302,7 +306,7 @@ pub(crate) struct TableGuard {
 impl TableGuard {
     /// Takes a table's lock when it is free (the clean-up commit of a
     /// graveyard collection).
-    pub(crate) fn try_new(table: &Arc<dyn ErasedTable>, owner: &Arc<Owner>) -> Option<Self> {
+    pub(crate) fn try_new(table: &Arc<dyn ErasedTable>, owner: Owner) -> Option<Self> {
         match table.lock().acquire(owner, false) {
             Acquire::Held => Some(TableGuard {
                 table: table.clone(),
@@ -327,7 +331,7 @@ type Positioned = (usize, Arc<dyn ErasedTable>);
 fn lock_order(
     db: &Arc<DbInner>,
     tables: PerTable<Arc<dyn ErasedTable>>,
-    owner: &Owner,
+    owner: Owner,
 ) -> Result<PerTable<Positioned>, TxnError> {
     let mut regs: PerTable<_> = SmallVec::with_capacity(tables.len());
     for t in tables {
@@ -361,7 +365,7 @@ pub(crate) fn lock_tables(
     wait: LockWait,
 ) -> Result<WriteTxn, TxnError> {
     let owner = Owner::current();
-    let regs = lock_order(db, tables, &owner)?;
+    let regs = lock_order(db, tables, owner)?;
     let metrics = db.metrics();
     let started = metrics.map(|_| Instant::now());
     let deadline = match wait {
@@ -373,7 +377,7 @@ pub(crate) fn lock_tables(
         let t0 = metrics.map(|_| Instant::now());
         let name = || vec![t.name().to_string()];
         // On an error `guards` drops, releasing what we took.
-        match t.lock().acquire(&owner, !matches!(wait, LockWait::Try)) {
+        match t.lock().acquire(owner, !matches!(wait, LockWait::Try)) {
             Acquire::Held => {}
             Acquire::Conflict => return Err(TxnError::WouldDeadlock { tables: name() }),
             Acquire::Busy => return Err(TxnError::TablesBusy { tables: name() }),
@@ -408,7 +412,7 @@ pub struct WriteTxnFuture {
 
 struct Acquiring {
     db: Arc<DbInner>,
-    owner: Arc<Owner>,
+    owner: Owner,
     tables: PerTable<Positioned>,
     guards: PerTable<(usize, TableGuard)>,
     /// Our place in the queue of `tables[guards.len()]`.
@@ -431,7 +435,7 @@ impl std::fmt::Debug for WriteTxnFuture {
 impl WriteTxnFuture {
     pub(crate) fn new(db: &Arc<DbInner>, tables: PerTable<Arc<dyn ErasedTable>>) -> Self {
         let owner = Owner::current_async();
-        let step = lock_order(db, tables, &owner).map(|tables| {
+        let step = lock_order(db, tables, owner).map(|tables| {
             let metrics = db.metrics();
             Acquiring {
                 db: db.clone(),
@@ -467,7 +471,7 @@ impl std::future::Future for WriteTxnFuture {
             }
             (Poll::Ready(Ok(())), Some(Ok(mut a))) => {
                 let guards = std::mem::take(&mut a.guards);
-                Poll::Ready(Ok(begin_locked(&a.db, guards, a.owner.clone(), a.started)))
+                Poll::Ready(Ok(begin_locked(&a.db, guards, a.owner, a.started)))
             }
             (Poll::Ready(_), Some(Err(e))) => Poll::Ready(Err(e)),
             (Poll::Ready(_), Some(Ok(a))) => {
@@ -494,7 +498,7 @@ impl Acquiring {
                     }
                     self.waiting = None;
                 }
-                None => match t.lock().acquire(&self.owner, true) {
+                None => match t.lock().acquire(self.owner, true) {
                     Acquire::Held => {}
                     Acquire::Queued(w) => {
                         self.waiting = Some(w);
@@ -530,7 +534,7 @@ impl Drop for Acquiring {
 pub(crate) fn begin_locked(
     db: &Arc<DbInner>,
     guards: PerTable<(usize, TableGuard)>,
-    owner: Arc<Owner>,
+    owner: Owner,
     started: Option<Instant>,
 ) -> WriteTxn {
     // Loaded after locking: the state of our tables cannot change now.
