@@ -369,8 +369,9 @@ fn is_costly(path: &str) -> bool {
 /// that name) or as a cross-site form post (the `Origin` header names the
 /// other site). So: a `Host` that is not this server's loopback address is
 /// refused with 403, and so is a state-changing request (anything but
-/// GET/HEAD) whose `Origin` is not this server, and a costly GET (see
-/// [`is_costly`]) with a foreign `Origin` or `Sec-Fetch-Site: cross-site`.
+/// GET/HEAD) whose `Origin` is not this server, and a costly GET (the
+/// memo list, the dump, table queries and change streams) with a foreign
+/// `Origin` or `Sec-Fetch-Site: cross-site`.
 /// Clients that send neither (curl, scripts) are not affected.
 pub async fn browser_guard(
     State(listen): State<std::net::SocketAddr>,
