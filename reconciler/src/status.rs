@@ -52,9 +52,46 @@ impl fmt::Display for StatusKind {
     }
 }
 
+impl std::str::FromStr for StatusKind {
+    type Err = String;
+
+    /// The string form of [`StatusKind::as_str`].
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            StatusKind::Pending,
+            StatusKind::Done,
+            StatusKind::Error,
+            StatusKind::Refreshing,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("{s:?} is not a status kind (pending, done, error or refreshing)"))
+    }
+}
+
+/// The status index is queryable by text (`sdb get memos -i status list
+/// error`): a kind's key is its string form.
 impl KeyEncoding for StatusKind {
     fn encode_key(&self, out: &mut Key) {
         out.extend_from_slice(self.as_str().as_bytes());
+    }
+
+    fn parse_key(text: &str, out: &mut Key) -> Result<(), statedb::ParseKeyError> {
+        let kind: StatusKind = text.trim().parse().map_err(|_| {
+            statedb::ParseKeyError::invalid(
+                text,
+                "status kind (pending, done, error or refreshing)",
+            )
+        })?;
+        kind.encode_key(out);
+        Ok(())
+    }
+
+    fn format_key(encoded: &[u8]) -> Option<String> {
+        let text = std::str::from_utf8(encoded).ok()?;
+        text.parse::<StatusKind>()
+            .ok()
+            .map(|k| k.as_str().to_string())
     }
 }
 
@@ -220,6 +257,31 @@ pub fn new_status_index<Obj: 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_kinds_are_keys_given_as_text() {
+        for kind in [
+            StatusKind::Pending,
+            StatusKind::Done,
+            StatusKind::Error,
+            StatusKind::Refreshing,
+        ] {
+            let mut parsed = Key::new();
+            StatusKind::parse_key(kind.as_str(), &mut parsed).unwrap();
+            assert_eq!(parsed, kind.key());
+            assert_eq!(
+                StatusKind::format_key(&parsed).as_deref(),
+                Some(kind.as_str())
+            );
+        }
+        let mut out = Key::new();
+        let err = StatusKind::parse_key("broken", &mut out).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("pending, done, error or refreshing"),
+            "{err}"
+        );
+    }
 
     /// Every reconciled object carries one: 40 bytes (the time 16, the
     /// error 16, the kind, the delete flag and the 6-byte write stamp).

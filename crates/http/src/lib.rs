@@ -196,6 +196,26 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// axum's `Query`, with a query string that does not parse answered as
+/// the documented JSON error (400), not as plain text.
+struct JsonQuery<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for JsonQuery<T>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(JsonQuery(q)),
+            Err(e) => Err(error(StatusCode::BAD_REQUEST, e.body_text())),
+        }
+    }
+}
+
 /// An error answered as JSON.
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     let body = serde_json::json!({ "error": message.to_string() });
@@ -242,7 +262,7 @@ struct DumpQuery {
 /// Streams the dump: written by a blocking task into a small channel, so
 /// a request holds a few chunks however large the tables (the table
 /// format holds one table's rows at a time, to align its columns).
-async fn dump(State(s): State<Shared>, Query(q): Query<DumpQuery>) -> Response {
+async fn dump(State(s): State<Shared>, JsonQuery(q): JsonQuery<DumpQuery>) -> Response {
     let format = match q.format.as_deref().unwrap_or("json") {
         "json" => DumpFormat::Json,
         "table" => DumpFormat::Table,
@@ -409,7 +429,7 @@ struct ObjectJson<'a> {
 async fn table_objects(
     State(db): State<Db>,
     Path(name): Path<String>,
-    Query(q): Query<ObjectsQuery>,
+    JsonQuery(q): JsonQuery<ObjectsQuery>,
 ) -> Response {
     let t = match table(&db, &name) {
         Ok(t) => t,
@@ -570,7 +590,7 @@ fn start_line(c: &statedb::AnyChanges) -> String {
 async fn table_changes(
     State(shared): State<Shared>,
     Path(name): Path<String>,
-    Query(q): Query<ChangesQuery>,
+    JsonQuery(q): JsonQuery<ChangesQuery>,
     headers: axum::http::HeaderMap,
 ) -> Response {
     let t = match table(&shared.db, &name) {

@@ -113,6 +113,32 @@ async fn read_until(s: &mut TcpStream, seen: &mut String, text: &str) {
 }
 
 #[tokio::test]
+async fn a_query_string_that_does_not_parse_is_a_json_error() {
+    let s = setup().await;
+    let mut refused = 0;
+    for path in [
+        "/statedb/tables/hosts?limit=many",
+        "/statedb/tables/hosts/changes?from=yesterday",
+        "/statedb?format=json&format=table&format",
+        "/statedb/tables/hosts?reverse=perhaps",
+    ] {
+        let (code, body) = get(s.addr, path).await;
+        if code == 200 {
+            continue; // (repeated keys may parse: only failures matter)
+        }
+        assert_eq!(code, 400, "{path}: {body}");
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: not JSON: {body}"));
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {body}"
+        );
+        refused += 1;
+    }
+    assert!(refused >= 3, "only {refused} refused");
+}
+
+#[tokio::test]
 async fn lists_tables_and_queries_objects_in_every_format() {
     let s = setup().await;
     let (code, body) = get(s.addr, "/statedb/tables").await;

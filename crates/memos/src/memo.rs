@@ -55,7 +55,7 @@ pub enum NameError {
     #[error("memo name is longer than 255 bytes")]
     TooLong,
     /// Contains `/`, `\` or NUL.
-    #[error("memo name must not contain '/', '\\\\' or NUL")]
+    #[error("memo name must not contain '/', '\\' or NUL")]
     BadCharacter,
     /// A control character or a Unicode bidirectional-text control (they
     /// make a name display as another).

@@ -21,6 +21,25 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// With etcd, connects to it and prepares the reflector that fills the
 /// table.
 pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> {
+    // Everything about the paths is checked before anything is written,
+    // so a bad value leaves nothing behind.
+    let directory = target::resolve_directory(&opts.directory)?;
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&directory));
+    let state = std::fs::canonicalize(&state_dir)
+        .or_else(|_| std::path::absolute(&state_dir))
+        .ok();
+    if let Some(state) = state
+        && state.starts_with(&directory)
+    {
+        return Err(SetupError::StateInsideDirectory(state_dir));
+    }
+    let opts = &Options {
+        directory,
+        ..opts.clone()
+    };
     prepare_directory(&opts.directory, opts.force)?;
     // One instance per directory: two would prune each other's files. The
     // lock (flock on the marker) goes with the process, even on kill -9.
@@ -35,19 +54,6 @@ pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     target::remove_stale_temp_files(&opts.directory);
-    let state_dir = opts
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| default_state_dir(&opts.directory));
-    let dir = std::fs::canonicalize(&opts.directory).ok();
-    let state = std::fs::canonicalize(&state_dir)
-        .or_else(|_| std::path::absolute(&state_dir))
-        .ok();
-    if let (Some(dir), Some(state)) = (dir, state)
-        && state.starts_with(&dir)
-    {
-        return Err(SetupError::StateInsideDirectory(state_dir));
-    }
     let store = Arc::new(Store::open(&state_dir)?);
     let target = FileTarget::open(&opts.directory, store.clone())?;
     let db = Db::new();

@@ -39,6 +39,14 @@ pub enum DirError {
         "{0} is not empty and has no {MARKER} marker: refusing to manage it (use --force to adopt it)"
     )]
     Foreign(PathBuf),
+    /// The directory's path is a symlink.
+    #[error(
+        "{0} is a symlink: give the directory's own path (memos does not follow links for its directory)"
+    )]
+    Symlink(PathBuf),
+    /// The path is not a directory.
+    #[error("{0} exists and is not a directory")]
+    NotADirectory(PathBuf),
     /// The marker is not a regular file (a symlink, a directory).
     #[error("{0} is not a regular file: refusing to use it as the memos marker (remove it)")]
     BadMarker(PathBuf),
@@ -50,6 +58,24 @@ pub enum DirError {
         /// The error.
         source: io::Error,
     },
+}
+
+/// The directory as an absolute path with no symlink in it (`.` becomes
+/// the working directory), or why it cannot be used: a symlink (memos
+/// never follows links for its directory) or something other than a
+/// directory. A missing directory is fine (it is created later).
+pub fn resolve_directory(dir: &Path) -> Result<PathBuf, DirError> {
+    let io = |source| DirError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(DirError::Symlink(dir.to_path_buf())),
+        Ok(m) if !m.is_dir() => Err(DirError::NotADirectory(dir.to_path_buf())),
+        Ok(_) => fs::canonicalize(dir).map_err(io),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::path::absolute(dir).map_err(io),
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// Prepares `dir`: creates it if missing; adopts it if empty (or if

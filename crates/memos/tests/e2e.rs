@@ -87,6 +87,16 @@ fn unwritable_path_errors_retries_and_recovers() {
     until("error status", || {
         s.kind("blocked").as_deref() == Some("error")
     });
+    // Which memos failed: the status index, queried by text.
+    let failed = s.req(
+        "GET",
+        "/statedb/tables/memos?index=status&key=error&op=list",
+        b"",
+    );
+    assert_eq!(failed.status, 200, "{}", failed.body);
+    let failed: serde_json::Value = serde_json::from_str(&failed.body).unwrap();
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    assert_eq!(failed[0]["object"]["name"], "blocked", "{failed}");
     let first = s.status_of("blocked").unwrap();
     let err = first["error"].as_str().unwrap().to_string();
     assert!(err.contains("blocked"), "{err}");
@@ -179,6 +189,13 @@ fn bad_input_is_rejected_and_nothing_escapes_the_directory() {
         let r = s.req(method, path, body);
         assert_eq!(r.status, want, "{method} {path}: {}", r.body);
     }
+    // The message shows the character as it is: one backslash.
+    let r = s.req("POST", "/memos/a%5Cb", b"x");
+    assert!(
+        r.body.contains("'\\'") && !r.body.contains("\\\\"),
+        "{}",
+        r.body
+    );
     let big = vec![b'a'; (1 << 20) + 1];
     assert_eq!(s.req("POST", "/memos/big", &big).status, 413);
     let just_fits = vec![b'a'; 1 << 20];

@@ -240,3 +240,51 @@ fn limits_hold_under_parallel_requests() {
     assert_eq!(refused("max_memos"), 15);
     assert_eq!(refused("max_total_bytes"), (10 - accepted) as u64);
 }
+
+#[test]
+fn directory_values_that_cannot_be_used_are_clear_and_leave_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = command(&link, &[]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a symlink"), "{err}");
+    assert!(
+        entries(&real).is_empty(),
+        "wrote through the link: {:?}",
+        entries(&real)
+    );
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = command(&file, &[]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+    let mut around = entries(tmp.path());
+    around.sort();
+    assert_eq!(
+        around,
+        ["file", "link", "real"],
+        "something was left behind"
+    );
+
+    // `.` is the working directory, with its state beside it.
+    let here = tmp.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+    let mut child = command(std::path::Path::new("."), &[])
+        .current_dir(&here)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(entries(&here), [".memos-directory"]);
+    assert!(tmp.path().join(".here.memos-state").is_dir());
+}
