@@ -33,6 +33,10 @@ pub struct ReflectorStats {
     pub revision: i64,
     /// The last etcd error, if any.
     pub last_error: Option<String>,
+    /// Whether the reflector is following etcd now: true from a
+    /// successful list until an error, false while it retries (etcd is
+    /// down, unreachable or refusing).
+    pub connected: bool,
 }
 
 /// Mirrors every key under an etcd prefix into a table.
@@ -258,6 +262,7 @@ impl<T: Send + Sync + 'static> ReflectorLoop<T> {
         self.update(|s| {
             s.errors += 1;
             s.last_error = Some(e.to_string());
+            s.connected = false;
         });
     }
 
@@ -329,6 +334,7 @@ impl<T: Send + Sync + 'static> ReflectorLoop<T> {
         self.update(|s| {
             s.lists += 1;
             s.revision = revision;
+            s.connected = true;
         });
         tracing::debug!(prefix = %self.reflector.prefix, revision, objects = current.len(), "etcd reflector listed");
         Ok(revision)

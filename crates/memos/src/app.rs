@@ -54,6 +54,8 @@ pub enum Desired {
         writer: statedb_etcd::Writer,
         /// The reflector's stats.
         stats: statedb_etcd::StatsHandle,
+        /// Set while writes to etcd fail (cleared by the next that works).
+        write_failing: Arc<std::sync::atomic::AtomicBool>,
     },
 }
 

@@ -2,6 +2,7 @@
 //! API writes through the writer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -39,6 +40,7 @@ pub(crate) async fn etcd_desired(
     Ok(Desired::Etcd {
         writer: statedb_etcd::Writer::new(client, opts.etcd_prefix.clone()),
         stats,
+        write_failing: Arc::default(),
     })
 }
 
@@ -59,8 +61,14 @@ fn decode_memo(name: &str, value: &[u8]) -> Result<Memo, statedb_etcd::DecodeErr
 }
 
 /// Puts a memo into etcd; 202 once etcd has it.
-pub(crate) async fn put(writer: &statedb_etcd::Writer, memo: &Memo) -> Response {
-    match writer.put(&memo.name, memo.content.clone()).await {
+pub(crate) async fn put(
+    writer: &statedb_etcd::Writer,
+    failing: &AtomicBool,
+    memo: &Memo,
+) -> Response {
+    let res = writer.put(&memo.name, memo.content.clone()).await;
+    failing.store(res.is_err(), Ordering::Relaxed);
+    match res {
         Ok(_) => (StatusCode::ACCEPTED, json(memo)).into_response(),
         Err(e) => unavailable(e),
     }
@@ -68,14 +76,21 @@ pub(crate) async fn put(writer: &statedb_etcd::Writer, memo: &Memo) -> Response 
 
 /// Deletes a memo from etcd; 202 once etcd no longer has it, 404 if it
 /// had none.
-pub(crate) async fn delete(app: &Arc<App>, writer: &statedb_etcd::Writer, name: &str) -> Response {
+pub(crate) async fn delete(
+    app: &Arc<App>,
+    writer: &statedb_etcd::Writer,
+    failing: &AtomicBool,
+    name: &str,
+) -> Response {
     let current = app
         .memos
         .table
         .get(&app.db.read_txn(), app.memos.by_name.query(name))
         .ok()
         .flatten();
-    return match writer.delete(name).await {
+    let res = writer.delete(name).await;
+    failing.store(res.is_err(), Ordering::Relaxed);
+    return match res {
         Ok(true) => {
             let memo = current.map_or_else(
                 || Memo {
@@ -93,6 +108,20 @@ pub(crate) async fn delete(app: &Arc<App>, writer: &statedb_etcd::Writer, name: 
         Ok(false) => text(StatusCode::NOT_FOUND, format!("no memo {name:?}\n")),
         Err(e) => unavailable(e),
     };
+}
+
+/// Why etcd is not usable now, if it is not: the reflector cannot follow
+/// it, or the last write failed.
+pub(crate) fn outage(stats: &statedb_etcd::StatsHandle, failing: &AtomicBool) -> Option<String> {
+    let s = stats.get();
+    let last = || s.last_error.clone().unwrap_or_default();
+    if !s.connected {
+        Some(format!("etcd unreachable (retrying): {}", last()))
+    } else if failing.load(Ordering::Relaxed) {
+        Some("etcd refused the last write".to_string())
+    } else {
+        None
+    }
 }
 
 /// The /healthz line of the reflector.

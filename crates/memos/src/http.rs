@@ -79,8 +79,13 @@ async fn put_memo(
     // Durable before it is accepted: in etcd (every instance's reflector
     // then mirrors it), or in the embedded store and the table.
     #[cfg(feature = "etcd")]
-    if let Desired::Etcd { writer, .. } = &app.desired {
-        return etcd::put(writer, &memo).await;
+    if let Desired::Etcd {
+        writer,
+        write_failing,
+        ..
+    } = &app.desired
+    {
+        return etcd::put(writer, write_failing, &memo).await;
     }
     let (n, c) = (memo.name.clone(), memo.content.clone());
     if let Err(refusal) = on_store(&app, move |store| store.put_memo(&n, &c)).await {
@@ -146,8 +151,13 @@ async fn delete_memo(State(app): State<Arc<App>>, Path(name): Path<String>) -> R
     // Ordered with every other write (see `put_memo`).
     let _ordered = app.writes.lock().await;
     #[cfg(feature = "etcd")]
-    if let Desired::Etcd { writer, .. } = &app.desired {
-        return etcd::delete(&app, writer, &name).await;
+    if let Desired::Etcd {
+        writer,
+        write_failing,
+        ..
+    } = &app.desired
+    {
+        return etcd::delete(&app, writer, write_failing, &name).await;
     }
     let n = name.clone();
     if let Err(refusal) = on_store(&app, move |store| store.delete_memo(&n)).await {
@@ -247,11 +257,26 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
             foreign.join(", ")
         )
     };
-    let etcd = match &app.desired {
-        Desired::Local => String::new(),
+    let (etcd, outage) = match &app.desired {
+        Desired::Local => (String::new(), None::<String>),
         #[cfg(feature = "etcd")]
-        Desired::Etcd { writer, stats } => etcd::health_line(writer, stats),
+        Desired::Etcd {
+            writer,
+            stats,
+            write_failing,
+        } => (
+            etcd::health_line(writer, stats),
+            etcd::outage(stats, write_failing),
+        ),
     };
+    // The desired state's source is down: not healthy, whatever the
+    // reconciler says (it has nothing new to do).
+    if let Some(outage) = outage {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Degraded: {outage}\n{etcd}"),
+        );
+    }
     match app.health.latest() {
         Some(r) if r.level == HealthLevel::Ok => text(
             StatusCode::OK,

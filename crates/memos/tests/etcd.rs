@@ -115,3 +115,39 @@ fn a_name_the_api_refuses_never_reaches_the_disk_from_etcd() {
     let list = request(a.addr, "GET", "/memos", b"").body;
     assert!(!list.contains("escape"), "{list}");
 }
+
+/// etcd goes away: writes get 503 and `/healthz` says so (it said 200 OK
+/// while every POST failed); when etcd is back, both recover.
+#[test]
+fn healthz_reports_an_etcd_outage_and_recovers() {
+    let Some(mut etcd) = Etcd::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("memos");
+    let a = start(&dir, &tmp.path().join("state"), &etcd.endpoint());
+    assert_eq!(request(a.addr, "POST", "/memos/before", b"1").status, 202);
+    until("healthy", || {
+        request(a.addr, "GET", "/healthz", b"").status == 200
+    });
+
+    etcd.stop();
+    until("a write refused", || {
+        request(a.addr, "POST", "/memos/during", b"2").status == 503
+    });
+    until("health says so", || {
+        let r = request(a.addr, "GET", "/healthz", b"");
+        r.status == 503 && r.body.contains("etcd")
+    });
+
+    etcd.restart();
+    until("writes work again", || {
+        request(a.addr, "POST", "/memos/after", b"3").status == 202
+    });
+    until("healthy again", || {
+        request(a.addr, "GET", "/healthz", b"").status == 200
+    });
+    until("the memo written after", || {
+        read(&dir, "after").as_deref() == Some("3")
+    });
+}
