@@ -90,7 +90,7 @@ pub(crate) async fn delete(
         .flatten();
     let res = writer.delete(name).await;
     failing.store(res.is_err(), Ordering::Relaxed);
-    return match res {
+    match res {
         Ok(true) => {
             let memo = current.map_or_else(
                 || Memo {
@@ -107,7 +107,7 @@ pub(crate) async fn delete(
         }
         Ok(false) => text(StatusCode::NOT_FOUND, format!("no memo {name:?}\n")),
         Err(e) => unavailable(e),
-    };
+    }
 }
 
 /// Why etcd is not usable now, if it is not: the reflector cannot follow
