@@ -60,6 +60,8 @@ struct Target {
     /// Updates of these keys wait until `gate` opens.
     gated: Mutex<BTreeSet<u64>>,
     gate: tokio::sync::Notify,
+    /// Every value written, per key, in order.
+    history: Mutex<BTreeMap<u64, Vec<u32>>>,
 }
 
 /// Decrements the in-flight counts however the operation ends (an
@@ -122,6 +124,7 @@ impl Operations<Obj> for Target {
         }
         let _g = self.enter(o.id).await?;
         self.state.lock().insert(o.id, o.value);
+        self.history.lock().entry(o.id).or_default().push(o.value);
         Ok(())
     }
     async fn delete(&self, _: &ReadTxn, _: Revision, o: &Obj) -> Result<(), OpError> {
@@ -1084,4 +1087,48 @@ async fn s2_a_clone_with_its_old_done_status_is_reconciled() {
         );
         fx.lc.stop().await;
     }
+}
+
+// Found by the reconciler stress test (`tests/stress.rs`): a full round is
+// fed over time from the snapshot it started on, and an object that the
+// incremental work had meanwhile put in the target in a newer version was
+// written again as it was in the snapshot: the target went back, while a
+// wait had already said the newer version succeeded.
+#[tokio::test(start_paused = true)]
+async fn a_full_round_never_sets_the_target_back_to_an_older_version() {
+    let _watchdog = Watchdog::arm();
+    let fx = fixture(&[]);
+    let t = Arc::new(Target::default());
+    for id in 0..20 {
+        t.fault(id, Fault::Slow(Duration::from_millis(5)));
+    }
+    let (p, _) = fx.params("r");
+    // One operation at a time, a few per round: the round is fed slowly.
+    let r = fx
+        .single(&t)
+        .concurrency(1)
+        .incremental_round_size(2)
+        .build(p)
+        .unwrap();
+    fx.lc.start().await.unwrap();
+    let rev = fx.insert((0..20).map(|i| obj(i, 1)));
+    r.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
+    let round = r.trigger_full_reconciliation();
+    tokio::time::sleep(Duration::from_millis(6)).await;
+    // Key 19 gets version 2 while the round is still at the first keys.
+    let rev = fx.insert([obj(19, 2)]);
+    r.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
+    assert_eq!(t.has(19), Some(2));
+    tokio::time::timeout(MINUTE, round.finished())
+        .await
+        .expect("the round never finished")
+        .unwrap();
+    let history = t.history.lock().get(&19).cloned().unwrap_or_default();
+    let first_2 = history.iter().position(|v| *v == 2).unwrap();
+    assert!(
+        history[first_2..].iter().all(|v| *v == 2),
+        "the target went back to an older version: {history:?}"
+    );
+    assert_eq!(t.has(19), Some(2));
+    fx.lc.stop().await;
 }

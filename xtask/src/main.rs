@@ -14,7 +14,8 @@
 //! - `cargo xtask loom`: the loom models of `part` and `statedb`
 //!   (`crates/testkit/tests/loom.rs`), built with `--cfg loom` in
 //!   `target/loom` so the normal build cache stays valid. CI runs them.
-//! - `cargo xtask stress`: the statedb stress probes at full size
+//! - `cargo xtask stress`: the statedb stress probes at full size, then the
+//!   reconciler stress (`reconciler/tests/stress.rs`) for 60 s
 //!   (`statedb/tests/stress.rs`: 60 s of 8 writers with the cross-table
 //!   invariant and change replay, a 2M-key watch storm, a 5M-object
 //!   transaction, a long-lived snapshot under 10M writes, 100k waiters on
@@ -129,7 +130,9 @@ fn stress() -> Result<(), String> {
             ("STRESS_TABLES", "10000"),
         ],
     );
-    run("statedb stress probes (full size)", c)
+    run("statedb stress probes (full size)", c)?;
+    let c = release_test("rstatedb-reconciler", "stress", &[("STRESS_SECONDS", "60")]);
+    run("reconciler stress (60 s)", c)
 }
 
 fn loom() -> Result<(), String> {

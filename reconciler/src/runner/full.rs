@@ -15,7 +15,7 @@ const MAX_LOGGED_PRUNED: usize = 20;
 
 /// A full round in progress.
 pub(super) struct FullRound<Obj: Send + Sync + 'static> {
-    txn: ReadTxn,
+    /// The keys to visit, from the snapshot the round started on.
     objects: Objects<Obj>,
     exhausted: bool,
     /// Its works queued or running.
@@ -24,9 +24,8 @@ pub(super) struct FullRound<Obj: Send + Sync + 'static> {
 }
 
 impl<Obj: Clone + Send + Sync + 'static> FullRound<Obj> {
-    pub fn new(txn: ReadTxn, objects: Objects<Obj>, prune_error: Option<String>) -> Self {
+    pub fn new(objects: Objects<Obj>, prune_error: Option<String>) -> Self {
         FullRound {
-            txn,
             objects,
             exhausted: false,
             outstanding: 0,
@@ -36,17 +35,35 @@ impl<Obj: Clone + Send + Sync + 'static> FullRound<Obj> {
 
     /// Queues up to `room` objects of the round. Pending objects and
     /// deletes belong to incremental work; keys with work queued or
-    /// running are being reconciled already.
-    pub fn feed(&mut self, cb: &Callbacks<Obj>, sched: &mut Scheduler<Obj>, room: usize) {
+    /// running are being reconciled already. Each object is taken as it
+    /// is in `latest`, not in the round's snapshot: the round is fed over
+    /// time, and a version from the snapshot may be older than one the
+    /// incremental work has already put in the target (writing it would
+    /// set the target back, while waits report success).
+    pub fn feed(
+        &mut self,
+        cb: &Callbacks<Obj>,
+        sched: &mut Scheduler<Obj>,
+        room: usize,
+        latest: &ReadTxn,
+    ) {
         let mut queued = 0;
         // Read at most a bounded slice per call, even when most are skipped.
         let mut read = 0;
         while queued < room && read < room.saturating_mul(4).max(64) {
-            let Some((obj, revision)) = self.objects.next() else {
+            let Some((snapshot_obj, _)) = self.objects.next() else {
                 self.exhausted = true;
                 return;
             };
             read += 1;
+            let current = cb
+                .table
+                .primary_query(&snapshot_obj)
+                .and_then(|q| cb.table.get(latest, q).ok().flatten());
+            // Gone since the snapshot: its delete is incremental work.
+            let Some((obj, revision)) = current else {
+                continue;
+            };
             let Ok(status) = cb.status(&obj) else {
                 continue;
             };
@@ -66,7 +83,7 @@ impl<Obj: Clone + Send + Sync + 'static> FullRound<Obj> {
                 action: Action::Update,
                 origin: Origin::Full,
                 since: revision,
-                txn: self.txn.clone(),
+                txn: latest.clone(),
             });
             self.outstanding += 1;
             queued += 1;

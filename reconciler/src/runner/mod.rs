@@ -271,7 +271,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                     .config
                     .incremental_round_size
                     .saturating_sub(self.sched.queued_len());
-                full.feed(&self.cb, &mut self.sched, room);
+                full.feed(&self.cb, &mut self.sched, room, &self.sh.db.read_txn());
             }
             let prune_waits =
                 initialized && self.full.is_none() && (self.full_requested || self.prune_requested);
@@ -832,7 +832,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         if full {
             match self.s.table.all(&txn) {
                 Ok(objects) => {
-                    self.full = Some(FullRound::new(txn, objects, self.prune_error.clone()));
+                    self.full = Some(FullRound::new(objects, self.prune_error.clone()));
                 }
                 Err(e) => self.fault = Some(format!("full round: {e}")),
             }

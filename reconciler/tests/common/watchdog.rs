@@ -5,18 +5,22 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Aborts the test process if dropped no sooner than two minutes of
-/// wall-clock time after [`Watchdog::arm`].
+/// Aborts the test process if not dropped within two minutes (or the
+/// time given to [`Watchdog::arm_for`]) of wall-clock time.
 pub struct Watchdog(Option<mpsc::Sender<()>>);
 
+#[allow(dead_code)] // each test binary uses one of the two
 impl Watchdog {
     pub fn arm() -> Self {
+        Self::arm_for(Duration::from_secs(120))
+    }
+
+    pub fn arm_for(limit: Duration) -> Self {
         let (tx, rx) = mpsc::channel::<()>();
         let name = std::thread::current().name().unwrap_or("test").to_string();
         std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(120))
-            {
-                eprintln!("watchdog: {name} hung for 120 s of wall-clock time");
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("watchdog: {name} hung for {limit:?} of wall-clock time");
                 std::process::abort();
             }
         });
