@@ -153,6 +153,7 @@ pub const DEFAULT_CHANGES_MAX_LAG: usize = 10_000;
 /// releases its change iterator (and the deleted objects kept for it).
 pub struct AnyChanges {
     resync: bool,
+    resync_reason: Option<ResyncReason>,
     after: Revision,
     stream:
         std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<AnyChange, InspectError>> + Send>>,
@@ -162,6 +163,7 @@ impl std::fmt::Debug for AnyChanges {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AnyChanges")
             .field("resync", &self.resync)
+            .field("resync_reason", &self.resync_reason)
             .field("after", &self.after)
             .finish_non_exhaustive()
     }
@@ -177,10 +179,36 @@ impl AnyChanges {
         self.resync
     }
 
+    /// Why the stream replays the table, when it does.
+    pub fn resync_reason(&self) -> Option<ResyncReason> {
+        self.resync_reason
+    }
+
     /// The revision the stream starts after: changes come with higher
     /// revisions.
     pub fn after(&self) -> Revision {
         self.after
+    }
+}
+
+/// Why an [`AnyChanges`] stream could not resume where it was asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResyncReason {
+    /// Objects were deleted after that revision: their deletes are gone.
+    MissedDeletes,
+    /// The revision is ahead of the table's: the table is another
+    /// incarnation (the server restarted with a fresh Db).
+    Restarted,
+}
+
+impl ResyncReason {
+    /// `"missed_deletes"` or `"restarted"`, as the HTTP API sends it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResyncReason::MissedDeletes => "missed_deletes",
+            ResyncReason::Restarted => "restarted",
+        }
     }
 }
 
@@ -380,15 +408,17 @@ impl<T: serde::Serialize + Send + Sync + 'static> Inspect for Inspector<T> {
         let now = self.table.revision(&w)?;
         let last_delete = self.table.last_delete_revision(&w)?;
         w.abort();
-        let (after, resync) = match after {
-            None => (now, false),
-            // A delete after `r` is gone for good, and a revision ahead of
-            // the table's was of another incarnation: replay everything.
-            Some(r) if last_delete > r || r > now => (0, true),
-            Some(r) => (r, false),
+        let (after, resync_reason) = match after {
+            None => (now, None),
+            // A revision ahead of the table's was of another incarnation,
+            // and a delete after `r` is gone for good: replay everything.
+            Some(r) if r > now => (0, Some(ResyncReason::Restarted)),
+            Some(r) if last_delete > r => (0, Some(ResyncReason::MissedDeletes)),
+            Some(r) => (r, None),
         };
         Ok(AnyChanges {
-            resync,
+            resync: resync_reason.is_some(),
+            resync_reason,
             after,
             stream: Box::pin(Untyped {
                 renderer: self.renderer(),

@@ -99,7 +99,7 @@ pub use info::{IndexInfo, TableInfo};
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use inspect::{
     AnyChange, AnyChanges, AnyObject, AnyTable, DEFAULT_CHANGES_MAX_LAG, InspectError, QueryOp,
-    TableRow, TextQuery, rows,
+    ResyncReason, TableRow, TextQuery, rows,
 };
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]

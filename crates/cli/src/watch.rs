@@ -3,7 +3,7 @@
 
 use futures::StreamExt;
 use serde_json::Value;
-use statedb_client::{Client, ClientError, Event, RemoteObject};
+use statedb_client::{Client, ClientError, Event, RemoteObject, ResyncReason};
 
 use crate::Output;
 use crate::render::Format;
@@ -29,19 +29,45 @@ pub async fn run(
         printed: false,
     };
     let mut changes = client.table::<Value>(table).changes(from);
+    // One line when an outage starts and one when it ends, not one per
+    // attempt (the stream retries with backoff).
+    let mut outage: Option<std::time::Instant> = None;
     while let Some(item) = changes.next().await {
+        if item.is_ok()
+            && let Some(since) = outage.take()
+        {
+            eprintln!("sdb: reconnected after {:.1?}", since.elapsed());
+        }
         match item {
-            Ok(Event::Resync) if lines.printed => {
-                eprintln!("sdb: a delete was missed while disconnected; the table follows again")
+            Ok(Event::Resync(reason)) if lines.printed => {
+                eprintln!("sdb: {}", resync_message(reason))
             }
-            Ok(Event::Resync) => {}
+            Ok(Event::Resync(_)) => {}
             Ok(Event::Upsert(o)) => lines.print("upsert", o),
             Ok(Event::Delete(o)) => lines.print("delete", o),
             Err(e) if e.is_permanent() => return Err(e),
-            Err(e) => eprintln!("sdb: {e}; reconnecting"),
+            Err(e) => {
+                if outage.is_none() {
+                    eprintln!("sdb: {e}; retrying quietly until the server answers");
+                    outage = Some(std::time::Instant::now());
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// What a resync means for the person watching.
+fn resync_message(reason: ResyncReason) -> &'static str {
+    match reason {
+        ResyncReason::Restarted => {
+            "the server restarted (its revisions began again); the whole table follows"
+        }
+        ResyncReason::MissedDeletes => {
+            "deletes were missed while disconnected; the whole table follows"
+        }
+        _ => "the stream could not resume; the whole table follows",
+    }
 }
 
 /// Change lines; in table format, columns that widen as wider cells come

@@ -297,3 +297,100 @@ async fn watch_prints_the_table_then_each_change() {
     assert!(!seen[0].contains("beta"));
     child.kill().await.unwrap();
 }
+
+/// A server on `addr` in a runtime of its own; dropping the runtime
+/// closes every connection, as a server process that stops would.
+struct Standalone {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Standalone {
+    fn start(addr: SocketAddr, db: Db) -> Standalone {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.spawn(async move {
+                let listener = TcpListener::bind(addr).await.unwrap();
+                let _ = ready_tx.send(());
+                let app = axum::Router::new().nest("/statedb", statedb_http::router(db));
+                axum::serve(listener, app).await.unwrap();
+            });
+            let _ = stopped.recv();
+            rt.shutdown_background();
+        });
+        ready.recv().unwrap();
+        Standalone {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn hosts_db(names: &[&str]) -> (Db, Table<Host>) {
+    let by_name: Index<Host, str> = Index::unique("name", |h: &Host, k| k.push(h.name.as_str()));
+    let hosts = Table::new("hosts", &by_name).unwrap();
+    let db = Db::new();
+    db.register_inspectable(&hosts).unwrap();
+    for n in names {
+        let mut w = db.write_txn(&[&hosts]).unwrap();
+        let h = Host {
+            name: (*n).into(),
+            port: 1,
+        };
+        hosts.insert(&mut w, h).unwrap();
+        w.commit();
+    }
+    (db, hosts)
+}
+
+/// `sdb watch` through a server restart: one line when the outage starts
+/// (it printed one per retry), one when it is back, and the resync said to
+/// be a restart, not missed deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_retries_quietly_and_names_a_server_restart() {
+    let addr: SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (db, _) = hosts_db(&["a", "b", "c", "d", "e"]);
+    let first = Standalone::start(addr, db);
+    let url = format!("http://{addr}/statedb");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sdb"))
+        .args(["--url", &url, "watch", "hosts"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    read_until(&mut lines, &mut seen, "upsert  e").await;
+    drop(first);
+    // Several reconnection attempts fail (backoff from 100 ms).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Back, as a fresh process would be: its revisions start again.
+    let (db, _) = hosts_db(&["z"]);
+    let _second = Standalone::start(addr, db);
+    read_until(&mut lines, &mut seen, "upsert  z").await;
+    child.kill().await.unwrap();
+    let mut err = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut err)
+        .await
+        .unwrap();
+    let count = |s: &str| err.lines().filter(|l| l.contains(s)).count();
+    assert_eq!(count("retrying"), 1, "{err}");
+    assert_eq!(count("reconnected after"), 1, "{err}");
+    assert_eq!(count("server restarted"), 1, "{err}");
+    assert_eq!(count("deletes were missed"), 0, "{err}");
+}

@@ -23,11 +23,23 @@ pub enum Event<T> {
     Upsert(RemoteObject<T>),
     /// The object was deleted (as it was when deleted).
     Delete(RemoteObject<T>),
-    /// The stream could not resume where it left off (an object was
-    /// deleted while it was away, or the server restarted): the whole
-    /// table follows as upserts. A consumer that mirrors the table must
-    /// forget what it holds.
-    Resync,
+    /// The stream could not resume where it left off: the whole table
+    /// follows as upserts. A consumer that mirrors the table must forget
+    /// what it holds.
+    Resync(ResyncReason),
+}
+
+/// Why a [`ChangeStream`] resyncs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResyncReason {
+    /// Objects were deleted while the stream was away (or too far behind
+    /// for the server to keep their deletes).
+    MissedDeletes,
+    /// The server's table is another incarnation: it restarted.
+    Restarted,
+    /// A server that does not say why.
+    Unknown,
 }
 
 /// How a [`ChangeStream`] keeps its connection.
@@ -82,7 +94,7 @@ impl Reconnect {
     /// Asks the server to hold back at most this many deleted objects for
     /// the stream while it is not read (the server never holds more than
     /// its own bound). Past it the server lets go, and the stream resumes
-    /// with [`Event::Resync`] and a replay of the table.
+    /// with an [`Event::Resync`] and a replay of the table.
     #[must_use]
     pub fn max_lag(mut self, deleted_objects: usize) -> Self {
         self.max_lag = Some(deleted_objects);
@@ -289,7 +301,12 @@ impl<T: DeserializeOwned + Send + 'static> Follow<T> {
             self.failures = 0;
             self.advance(after);
             if value["resync"].as_bool() == Some(true) {
-                self.ready.push_back(Ok(Event::Resync));
+                let reason = match value["reason"].as_str() {
+                    Some("missed_deletes") => ResyncReason::MissedDeletes,
+                    Some("restarted") => ResyncReason::Restarted,
+                    _ => ResyncReason::Unknown,
+                };
+                self.ready.push_back(Ok(Event::Resync(reason)));
             }
         } else if value.get("heartbeat").is_some() {
         } else if value["lapped"].as_bool() == Some(true) {

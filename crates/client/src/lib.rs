@@ -6,7 +6,7 @@ mod table;
 
 mod changes;
 
-pub use changes::{ChangeStream, Event, Reconnect};
+pub use changes::{ChangeStream, Event, Reconnect, ResyncReason};
 pub use error::ClientError;
 pub use table::{Client, IndexSummary, Op, RemoteObject, RemoteTable, Rows, TableSummary};
 

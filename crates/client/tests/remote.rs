@@ -247,7 +247,10 @@ async fn change_streams_reconnect_from_the_last_revision_or_resync() {
     proxy.cut();
     s.delete("alpha");
     proxy.heal();
-    assert_eq!(next_event(&mut changes).await, Event::Resync);
+    assert_eq!(
+        next_event(&mut changes).await,
+        Event::Resync(statedb_client::ResyncReason::MissedDeletes)
+    );
     let replay = [
         upserted(next_event(&mut changes).await),
         upserted(next_event(&mut changes).await),
@@ -321,7 +324,7 @@ async fn a_stalled_change_stream_is_lapped_then_resyncs() {
             mirror.keys()
         );
         match next_event(&mut changes).await {
-            Event::Resync => {
+            Event::Resync(_) => {
                 resynced = true;
                 mirror.clear();
             }

@@ -584,7 +584,8 @@ fn change_line(c: &AnyChange) -> String {
 /// starts after, and whether it replays the whole table because it could
 /// not resume where asked.
 fn start_line(c: &statedb::AnyChanges) -> String {
-    serde_json::json!({ "after": c.after(), "resync": c.resync() }).to_string()
+    let reason = c.resync_reason().map(statedb::ResyncReason::as_str);
+    serde_json::json!({ "after": c.after(), "resync": c.resync(), "reason": reason }).to_string()
 }
 
 async fn table_changes(
