@@ -584,8 +584,11 @@ fn change_line(c: &AnyChange) -> String {
 /// starts after, and whether it replays the whole table because it could
 /// not resume where asked.
 fn start_line(c: &statedb::AnyChanges) -> String {
-    let reason = c.resync_reason().map(statedb::ResyncReason::as_str);
-    serde_json::json!({ "after": c.after(), "resync": c.resync(), "reason": reason }).to_string()
+    let mut line = serde_json::json!({ "after": c.after(), "resync": c.resync() });
+    if let Some(reason) = c.resync_reason() {
+        line["reason"] = reason.as_str().into();
+    }
+    line.to_string()
 }
 
 async fn table_changes(
