@@ -68,11 +68,28 @@ function openTable(name) {
   renderHeader();
   updateCount();
   if (!name) return;
+  if (!info) {
+    // Not a table of this server (a stale link, a typo): say so, instead
+    // of a stream that can only fail.
+    state.table = null;
+    $("#title").textContent = "No table " + JSON.stringify(name);
+    setStatus("no table " + JSON.stringify(name) + " on this server");
+    updateCount();
+    return;
+  }
   const url = BASE + "tables/" + encodeURIComponent(name) + "/changes?format=sse&from=0";
   const source = new EventSource(url);
   state.source = source;
   source.addEventListener("open", () => setStatus("live"));
-  source.addEventListener("error", () => setStatus("reconnecting…"));
+  source.addEventListener("error", () => {
+    // The table went away (or the server restarted without it).
+    if (tableInfo.length && !tableInfo.some((t) => t.name === name)) {
+      source.close();
+      setStatus("table " + JSON.stringify(name) + " is gone");
+      return;
+    }
+    setStatus("reconnecting…");
+  });
   source.addEventListener("start", (ev) => {
     const start = JSON.parse(ev.data);
     if (start.resync) {
@@ -180,9 +197,20 @@ function flash(tr) {
   tr.classList.add("flash");
 }
 
+// A row keeps its flash only while it plays: moved later (sorting), it
+// would play again.
+document.addEventListener("animationend", (ev) => {
+  if (ev.target.classList) ev.target.classList.remove("flash");
+});
+
 function updateCount() {
-  const live = [...state.rows.values()].filter((r) => !r.removal).length;
-  $("#count").textContent = state.table ? live + (live === 1 ? " object" : " objects") : "";
+  const rows = [...state.rows.values()].filter((r) => !r.removal);
+  const live = rows.length;
+  const shown = rows.filter((r) => !r.tr.classList.contains("hidden")).length;
+  const noun = live === 1 ? " object" : " objects";
+  $("#count").textContent = !state.table ? ""
+    : shown === live ? live + noun
+    : shown + " of " + live + noun;
   // The open table's count in the list follows live too.
   for (const a of document.querySelectorAll("#tables a")) {
     if (a.dataset.table === state.table) a.querySelector(".n").textContent = live;
@@ -251,6 +279,7 @@ function showDetail(change) {
 for (const ev of ["input", "change", "search"]) {
   $("#filter").addEventListener(ev, () => {
     for (const tr of $("#grid tbody").children) applyFilter(tr);
+    updateCount();
   });
 }
 $("#close").addEventListener("click", () => {

@@ -294,3 +294,153 @@ async fn the_web_view_follows_inserts_and_deletes_live() {
     eprintln!("screenshot: {}", path.display());
     c.close().await.unwrap();
 }
+
+/// The web view as a user expects it (issue "memos and the inspection
+/// tools", §3): an unknown table says so instead of "reconnecting…"
+/// forever; no favicon request; the count follows the filter; sorting does
+/// not flash unchanged rows and new rows land in sort order; the column
+/// names and the table list stay in view when the grid scrolls; a narrow
+/// window keeps the count visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_view_behaves_as_a_user_expects() {
+    let Some(bin) = chromedriver() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromedriver is missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("memos"));
+    for i in 0..40 {
+        assert_eq!(s.req("POST", &format!("/memos/m{i:02}"), b"x").status, 202);
+    }
+    until("all done", || {
+        !s.req("GET", "/statedb?format=table", b"")
+            .body
+            .contains("pending")
+    });
+    let driver = start_driver(&bin);
+    let c = browser(&driver).await;
+    let js = |script: &'static str| {
+        let c = c.clone();
+        async move { c.execute(script, vec![]).await.unwrap() }
+    };
+
+    // An unknown table.
+    c.goto(&format!("http://{}/statedb/ui#nope", s.addr))
+        .await
+        .unwrap();
+    until_async("the unknown table named", || async {
+        let status = c
+            .find(Locator::Css("#status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        status.contains("no table") && status.contains("nope")
+    })
+    .await;
+    // No favicon request: the page names an empty icon.
+    assert_eq!(
+        js("return document.querySelector('link[rel=icon]').getAttribute('href');").await,
+        serde_json::json!("data:,")
+    );
+
+    c.execute("location.hash = '#memos';", vec![])
+        .await
+        .unwrap();
+    until_async("40 rows", || async {
+        count(&c, "//table[@id='grid']/tbody/tr").await == 40
+    })
+    .await;
+    let count_text = || async {
+        c.find(Locator::Css("#count"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert_eq!(count_text().await, "40 objects");
+    // The count follows the filter.
+    let filter = c.find(Locator::Css("#filter")).await.unwrap();
+    filter.send_keys("m1").await.unwrap();
+    until_async("the filtered count", || async {
+        count_text().await == "10 of 40 objects"
+    })
+    .await;
+    filter.clear().await.unwrap();
+    filter.send_keys("\u{E004}").await.unwrap();
+    until_async("the whole count", || async {
+        count_text().await == "40 objects"
+    })
+    .await;
+
+    // Sorting: wait until no row flashes, sort, and none does.
+    until_async("the flashes over", || async {
+        count(&c, "//table[@id='grid']/tbody/tr[contains(@class,'flash')]").await == 0
+    })
+    .await;
+    c.find(Locator::XPath("//table[@id='grid']/thead//th[1]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//table[@id='grid']/thead//th[1]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&c, "//table[@id='grid']/tbody/tr[contains(@class,'flash')]").await,
+        0,
+        "sorting flashed unchanged rows"
+    );
+    // Descending by name: a new row lands in its place.
+    assert_eq!(s.req("POST", "/memos/m25x", b"y").status, 202);
+    until_async("the new row in sort order", || async {
+        js("const n = [...document.querySelectorAll('#grid tbody tr')].map(t => t.children[0].textContent);
+            return n.indexOf('m25x') === n.indexOf('m26') + 1 && n.indexOf('m25x') === n.indexOf('m25') - 1;")
+            .await
+            == serde_json::json!(true)
+    })
+    .await;
+
+    // Scrolling the grid: its column names and the table list stay in view.
+    c.set_window_size(1000, 400).await.unwrap();
+    js("document.querySelector('#rows').scrollTop = 100000; return 0;").await;
+    until_async("scrolled", || async {
+        js("return document.querySelector('#rows').scrollTop > 0;").await == serde_json::json!(true)
+    })
+    .await;
+    let in_view = js("
+        const inView = (el) => { const r = el.getBoundingClientRect();
+          return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; };
+        return [inView(document.querySelector('#grid thead th')),
+                inView(document.querySelector('#tables a')),
+                inView(document.querySelector('header'))];")
+    .await;
+    assert_eq!(
+        in_view,
+        serde_json::json!([true, true, true]),
+        "lost from view while scrolling"
+    );
+
+    // A narrow window: the count is still visible.
+    c.set_window_size(420, 700).await.unwrap();
+    let visible = js("
+        const r = document.querySelector('#count').getBoundingClientRect();
+        return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth && r.top >= 0 && r.bottom <= window.innerHeight;")
+    .await;
+    assert_eq!(
+        visible,
+        serde_json::json!(true),
+        "the count is cut off in a narrow window"
+    );
+    c.close().await.unwrap();
+}
