@@ -280,6 +280,19 @@ fn start<Obj: Clone + Send + Sync + 'static>(
     let name = format!("reconcile-{}", params.module_id);
     params.lifecycle.add_job(&name, move |cancel| {
         started.store(true, Ordering::Release);
+        // Running from now on, having processed nothing yet: said before
+        // the lifecycle's start returns, so that a wait right after start
+        // (or a restart) cannot read the table as converged before this
+        // reconciler has looked at it.
+        shared.progress.send_modify(|p| {
+            p.running = true;
+            p.revision = 0;
+        });
+        if let Some((table, row)) = &state {
+            let mut row = row.clone();
+            row.report = shared.progress.borrow().clone();
+            write_starting(&shared.db, table, &row);
+        }
         async move {
             let Some((table, row)) = state else {
                 return supervise(settings, shared, cancel).await;
@@ -300,6 +313,24 @@ fn start<Obj: Clone + Send + Sync + 'static>(
         }
     });
     Ok(handle)
+}
+
+/// Writes the row of a starting reconciler, waiting briefly for the
+/// state table (other reconcilers only hold it for a moment). On failure
+/// the publisher writes it soon after.
+fn write_starting(
+    db: &statedb::Db,
+    table: &statedb::Table<ReconcilerState>,
+    row: &ReconcilerState,
+) {
+    match db.write_txn_timeout(&[table], std::time::Duration::from_millis(500)) {
+        Ok(mut w) => {
+            if table.insert(&mut w, row.clone()).is_ok() {
+                w.commit();
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "starting reconciler's state not written yet"),
+    }
 }
 
 /// Runs the loop; if it panics (a bug, or a user callback the loop could

@@ -139,6 +139,10 @@ enum Step {
     /// Reconciler (0..3) waits until everything written so far has
     /// succeeded, for up to this many milliseconds.
     Wait(usize, u16),
+    /// `wait_for_reconciliation` through the status-set index, for up to
+    /// this many milliseconds: if it returns, both members' targets hold
+    /// the desired set.
+    WaitAll(u16),
     /// Stop and start again, with a drain or without.
     Restart(bool),
 }
@@ -165,6 +169,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..3).prop_map(Step::TriggerFull),
         1 => (0usize..3).prop_map(Step::Prune),
         2 => (0usize..3, 0u16..500).prop_map(|(r, ms)| Step::Wait(r, ms)),
+        2 => (0u16..500).prop_map(Step::WaitAll),
         1 => any::<bool>().prop_map(Step::Restart),
     ]
 }
@@ -404,6 +409,26 @@ async fn run(steps: Vec<Step>, concurrency: usize) -> Result<(), TestCaseError> 
                     }
                 }
             }
+            Step::WaitAll(ms) => {
+                let res = reconciler::wait_for_reconciliation_timeout(
+                    &world.db,
+                    &world.table,
+                    &world.set_status,
+                    Duration::from_millis(u64::from(ms)),
+                )
+                .await;
+                if res.is_ok() {
+                    for (i, name) in NAMES.iter().enumerate().skip(1) {
+                        let state = world.targets[i].state.lock().clone();
+                        prop_assert_eq!(
+                            &state,
+                            &desired,
+                            "wait_for_reconciliation returned but {}'s target is off",
+                            name
+                        );
+                    }
+                }
+            }
             Step::Restart(drain) => {
                 running.lc.stop().await;
                 running = world.start(drain).await;
@@ -600,6 +625,20 @@ fn regressions() {
                 Faults(0, 84, Fault::Slow),
                 Upsert(2, 99),
                 Wait(0, 441),
+            ],
+        ),
+        // Right after a restart, before the new reconcilers had published
+        // their state, wait_for_reconciliation saw no running reconciler
+        // and a clone carrying old Done statuses: it returned at once.
+        (
+            1,
+            vec![
+                Upsert(0, 0),
+                Upsert(3, 0),
+                Wait(0, 3),
+                Restart(false),
+                UpdateClone(3, 1),
+                WaitAll(0),
             ],
         ),
         // A success must not drop a newer retry parked behind it.
