@@ -47,8 +47,9 @@ fn check<Obj: Send + Sync + 'static>(
         set.add(watch);
     }
     // What statuses cannot show: a running reconciler of the table that
-    // has not yet read every change (a delete, say), or whose deletes of
-    // rows gone from the table have not all succeeded.
+    // has not yet read every change (a delete, say), whose deletes of rows
+    // gone from the table have not all succeeded, or that has work
+    // failing or still to redo.
     if let Some(states) = state_table(db) {
         let revision = table.revision(&txn)?;
         let (rows, watch) = states.all_watch(&txn)?;
@@ -56,7 +57,12 @@ fn check<Obj: Send + Sync + 'static>(
         busy |= rows.map(|(s, _)| s).any(|s| {
             s.table == table.name()
                 && s.report.running
-                && (s.report.pending_hard_deletes > 0 || s.report.revision < revision)
+                && (s.report.pending_hard_deletes > 0
+                    || s.report.revision < revision
+                    // Failing or redoing work the status cannot show (a
+                    // status getter that panics leaves the old Done).
+                    || s.report.errors > 0
+                    || s.report.lowest_unsettled.is_some())
         });
     }
     Ok(busy.then_some(set))
@@ -65,9 +71,9 @@ fn check<Obj: Send + Sync + 'static>(
 /// Completes once no object of `table` is pending or in error, as seen
 /// through `status_index` (see [`crate::new_status_index`] and
 /// [`crate::new_status_set_index`]), and every running reconciler of the
-/// table has read every change and has no delete of a removed row still
-/// pending or failing (as its row in the [`crate::STATE_TABLE`] table
-/// says). Cancel it by dropping the future, e.g. with
+/// table has read every change, has no delete of a removed row still
+/// pending or failing, and no work failing or to be redone (as its row in
+/// the [`crate::STATE_TABLE`] table says). Cancel it by dropping the future, e.g. with
 /// `tokio::time::timeout`.
 ///
 /// ## Warning

@@ -641,6 +641,19 @@ fn regressions() {
                 WaitAll(0),
             ],
         ),
+        // A status getter that panics leaves the clone's old Done: the
+        // wait must see the failing work in the reconciler's state.
+        (
+            1,
+            vec![
+                Upsert(0, 0),
+                Wait(0, 1),
+                GetterPanics(1),
+                UpdateClone(0, 1),
+                Wait(0, 23),
+                WaitAll(4),
+            ],
+        ),
         // A success must not drop a newer retry parked behind it.
         (
             4,
