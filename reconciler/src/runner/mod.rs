@@ -607,8 +607,10 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                     let w = w(d.object.clone(), d.since, Action::Update);
                     self.unwritten.push(Outcome::of(w, None, Err(e), false));
                 }
-                // The key is back in the table: the insert wins.
-                Ok(Some(_)) if d.hard_delete => self.retries.remove(&d.key),
+                // The key is back in the table: its current row is what
+                // counts, looked at below like any retry. (Dropping the
+                // entry lost the new version: a failed delete's retry had
+                // replaced the new version's own retry for the key.)
                 Ok(None) if d.hard_delete => {
                     self.queue(w(d.object.clone(), d.since, Action::HardDelete));
                 }
