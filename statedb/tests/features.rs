@@ -812,6 +812,23 @@ struct MultiRoute {
     dsts: Vec<IpNet>,
 }
 
+/// A table of `MultiRoute`s with every prefix on one non-unique index.
+fn multi_route_table() -> (Db, Table<MultiRoute>, Index<MultiRoute, IpNet>) {
+    let by_id: Index<MultiRoute, u32> = Index::unique("id", |r: &MultiRoute, k| k.push(&r.id));
+    let by_dst: Index<MultiRoute, IpNet> = Index::non_unique("dst", |r: &MultiRoute, k| {
+        for d in &r.dsts {
+            k.push(d);
+        }
+    });
+    let t = Table::builder("routes", &by_id)
+        .index(&by_dst)
+        .build()
+        .unwrap();
+    let db = Db::new();
+    db.register_table(&t).unwrap();
+    (db, t, by_dst)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -822,15 +839,7 @@ proptest! {
         objs in prop::collection::vec(prop::collection::vec(arb_net(), 1..4), 0..30),
         within in arb_net(),
     ) {
-        let by_id: Index<MultiRoute, u32> = Index::unique("id", |r: &MultiRoute, k| k.push(&r.id));
-        let by_dst: Index<MultiRoute, IpNet> = Index::non_unique("dst", |r: &MultiRoute, k| {
-            for d in &r.dsts {
-                k.push(d);
-            }
-        });
-        let t = Table::builder("routes", &by_id).index(&by_dst).build().unwrap();
-        let db = Db::new();
-        db.register_table(&t).unwrap();
+        let (db, t, by_dst) = multi_route_table();
         let mut w = db.write_txn(&[&t]).unwrap();
         for (i, dsts) in objs.iter().enumerate() {
             t.insert(&mut w, MultiRoute { id: i as u32, dsts: dsts.clone() }).unwrap();
@@ -850,18 +859,7 @@ proptest! {
 
 #[test]
 fn prefixes_within_lists_an_object_with_two_keys_inside_once() {
-    let by_id: Index<MultiRoute, u32> = Index::unique("id", |r: &MultiRoute, k| k.push(&r.id));
-    let by_dst: Index<MultiRoute, IpNet> = Index::non_unique("dst", |r: &MultiRoute, k| {
-        for d in &r.dsts {
-            k.push(d);
-        }
-    });
-    let t = Table::builder("routes", &by_id)
-        .index(&by_dst)
-        .build()
-        .unwrap();
-    let db = Db::new();
-    db.register_table(&t).unwrap();
+    let (db, t, by_dst) = multi_route_table();
     let mut w = db.write_txn(&[&t]).unwrap();
     let dsts = vec![
         "10.1.0.0/16".parse().unwrap(),

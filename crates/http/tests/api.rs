@@ -2,6 +2,10 @@
 //! change streams, and the change iterator released when a client goes
 //! away.
 
+#[path = "support/chunked.rs"]
+mod chunked;
+use chunked::body_of;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -63,30 +67,7 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body_of(&out))
-}
-
-/// The body of a raw HTTP/1.1 response, with a chunked transfer decoded.
-fn body_of(response: &str) -> String {
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
-    if !head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return body.to_string();
-    }
-    let (mut out, mut rest) = (String::new(), body);
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].strip_prefix("\r\n").unwrap_or(&after[n..]);
-    }
-    out
+    (status, body_of(out.as_bytes()))
 }
 
 /// Opens a streaming GET; returns the connection after the headers.

@@ -41,6 +41,20 @@ fn chromedriver() -> Option<PathBuf> {
     })
 }
 
+/// chromedriver, or `None` with a note (the test is then skipped); under
+/// CI (`CI` set) a missing one fails the test.
+fn chromedriver_or_skip() -> Option<PathBuf> {
+    let found = chromedriver();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromedriver is missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+    }
+    found
+}
+
 fn start_driver(bin: &PathBuf) -> Driver {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -131,12 +145,7 @@ fn artifacts() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_view_follows_inserts_and_deletes_live() {
-    let Some(bin) = chromedriver() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromedriver is missing (apt-get install chromium chromium-driver)"
-        );
-        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+    let Some(bin) = chromedriver_or_skip() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -303,12 +312,7 @@ async fn the_web_view_follows_inserts_and_deletes_live() {
 /// window keeps the count visible.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_view_behaves_as_a_user_expects() {
-    let Some(bin) = chromedriver() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromedriver is missing (apt-get install chromium chromium-driver)"
-        );
-        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+    let Some(bin) = chromedriver_or_skip() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -3,6 +3,10 @@
 //! deadline; backoffs are short through flags.
 #![allow(dead_code)] // each test binary uses part of it
 
+#[path = "../../../http/tests/support/chunked.rs"]
+mod chunked;
+use chunked::body_of;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -89,31 +93,8 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("bad response {text:?}"));
-    let body = body_of(&text);
+    let body = body_of(&raw);
     Resp { status, body }
-}
-
-/// The body of a raw HTTP/1.1 response, with a chunked transfer decoded.
-pub fn body_of(response: &str) -> String {
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
-    if !head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return body.to_string();
-    }
-    let (mut out, mut rest) = (String::new(), body);
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].strip_prefix("\r\n").unwrap_or(&after[n..]);
-    }
-    out
 }
 
 impl Server {
