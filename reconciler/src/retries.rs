@@ -55,6 +55,9 @@ pub(crate) struct RetryQueue<Obj> {
     /// How many entries have each `since`: the low watermark is the first.
     by_since: BTreeMap<Revision, usize>,
     hard_deletes: usize,
+    /// Bumped by every change to what [`RetryQueue::info`] shows, so a
+    /// reader can tell the list did not move without building it.
+    generation: u64,
 }
 
 impl<Obj> RetryQueue<Obj> {
@@ -67,6 +70,7 @@ impl<Obj> RetryQueue<Obj> {
             by_due: BTreeSet::new(),
             by_since: BTreeMap::new(),
             hard_deletes: 0,
+            generation: 0,
         }
     }
 
@@ -74,7 +78,13 @@ impl<Obj> RetryQueue<Obj> {
         self.entries.len()
     }
 
+    /// Changes with every insert, removal, or change of a due time.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     fn insert(&mut self, pk: Key, e: Entry<Obj>) {
+        self.generation = self.generation.wrapping_add(1);
         *self.by_since.entry(e.since).or_default() += 1;
         self.hard_deletes += usize::from(e.hard_delete);
         if let Some(due) = e.due {
@@ -164,6 +174,7 @@ impl<Obj> RetryQueue<Obj> {
     /// looked at again.
     pub fn recheck(&mut self, pk: Key, object: Arc<Obj>, since: Revision, now: Instant) {
         if let Some(e) = self.entries.get_mut(&pk) {
+            self.generation = self.generation.wrapping_add(1);
             if let Some(due) = e.due.take() {
                 self.by_due.remove(&(due, pk.clone()));
             }
@@ -201,6 +212,7 @@ impl<Obj> RetryQueue<Obj> {
         if e.since <= since {
             self.remove(pk);
         } else if e.due.is_none() {
+            self.generation = self.generation.wrapping_add(1);
             e.due = Some(now);
             self.by_due.insert((now, Key::from_slice(pk)));
         }
@@ -211,6 +223,7 @@ impl<Obj> RetryQueue<Obj> {
         let Some(e) = self.entries.remove(pk) else {
             return;
         };
+        self.generation = self.generation.wrapping_add(1);
         if let Some(due) = e.due {
             self.by_due.remove(&(due, Key::from_slice(pk)));
         }
@@ -249,6 +262,7 @@ impl<Obj> RetryQueue<Obj> {
                 break;
             }
             self.by_due.remove(&(t, k.clone()));
+            self.generation = self.generation.wrapping_add(1);
             let Some(e) = self.entries.get_mut(&k) else {
                 continue;
             };
@@ -399,5 +413,37 @@ mod tests {
             q.add(a, Arc::new(1), 1, "e".into(), now),
             Duration::from_millis(10)
         );
+    }
+
+    /// The published failing list is rebuilt only when the generation
+    /// moved: every change to what `info` shows must move it, and reads
+    /// must not.
+    #[tokio::test(start_paused = true)]
+    async fn every_change_info_shows_moves_the_generation() {
+        let mut q = RetryQueue::new(Duration::from_millis(10), Duration::from_secs(1), 0.0);
+        let now = Instant::now();
+        let a = Key::from_slice(b"a");
+        let mut last = q.generation();
+        let mut moved = |q: &RetryQueue<i32>, what: &str| {
+            assert_ne!(q.generation(), last, "{what} did not move the generation");
+            last = q.generation();
+        };
+        q.add(a.clone(), Arc::new(1), 5, "e1".into(), now);
+        moved(&q, "add");
+        q.add(a.clone(), Arc::new(1), 5, "e2".into(), now);
+        moved(&q, "a second failure (attempts, error)");
+        q.take_due(now + Duration::from_secs(1), 10, |_| false);
+        moved(&q, "take_due (no longer due)");
+        q.remove_up_to(&a, 4, now);
+        moved(&q, "remove_up_to of an older version (due again)");
+        q.take_due(now + Duration::from_secs(1), 10, |_| false);
+        moved(&q, "take_due again");
+        q.recheck(a.clone(), Arc::new(1), 5, now);
+        moved(&q, "recheck");
+        let before = q.generation();
+        let _ = (q.info(10), q.errors(10), q.len(), q.low_watermark(), q.next_due());
+        assert_eq!(q.generation(), before, "reads moved the generation");
+        q.remove(&a);
+        assert_ne!(q.generation(), before, "remove did not move the generation");
     }
 }

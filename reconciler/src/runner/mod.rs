@@ -136,6 +136,9 @@ pub(crate) struct Runner<Obj: Send + Sync + 'static> {
     refresh: Refresh<Obj>,
     clock: WallClock,
     last_health: Option<(bool, String)>,
+    /// The generations of the retry queue and the in-flight set when the
+    /// failing list was last published: unchanged, it is not rebuilt.
+    failing_seen: Option<(u64, u64)>,
 }
 
 impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
@@ -177,6 +180,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             prune_requested: true,
             clock: WallClock::new(),
             last_health: None,
+            failing_seen: None,
             s,
             sh,
         }
@@ -858,7 +862,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
     }
 
     /// Publishes progress when it moved.
-    fn publish(&self) {
+    fn publish(&mut self) {
         let revision = self.progress.processed();
         // Processed and not failing, not only read: a change read and then
         // dropped by a stop (with the retries) must still be learnable
@@ -878,22 +882,28 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
         let in_flight = self.sched.busy_len();
         let now = Instant::now();
         // Only the keys shown are looked at (the queue may hold every
-        // object during an outage), and none at all when nothing fails.
-        let failing: Vec<Failing> = self
-            .retries
-            .info(Reconciled::MAX_KEYS)
-            .into_iter()
-            .map(|r| Failing {
-                key: self.cb.key_text(&r.key),
-                attempts: r.attempts,
-                error: r.error,
-                hard_delete: r.hard_delete,
-                retry_in: r
-                    .due
-                    .filter(|_| !self.sched.holds(&r.key))
-                    .map(|d| d.saturating_duration_since(now)),
-            })
-            .collect();
+        // object during an outage), none at all when nothing fails, and
+        // none when neither the queue nor the in-flight set moved since
+        // the list was last built (the list would come out the same, as
+        // `same_failures` compares it).
+        let seen = (self.retries.generation(), self.sched.generation());
+        let failing: Option<Vec<Failing>> = (self.failing_seen != Some(seen)).then(|| {
+            self.retries
+                .info(Reconciled::MAX_KEYS)
+                .into_iter()
+                .map(|r| Failing {
+                    key: self.cb.key_text(&r.key),
+                    attempts: r.attempts,
+                    error: r.error,
+                    hard_delete: r.hard_delete,
+                    retry_in: r
+                        .due
+                        .filter(|_| !self.sched.holds(&r.key))
+                        .map(|d| d.saturating_duration_since(now)),
+                })
+                .collect()
+        });
+        self.failing_seen = Some(seen);
         let prune_error = self.prune_error.clone();
         {
             let p = self.sh.progress.borrow();
@@ -905,7 +915,9 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 && p.in_flight == in_flight
                 && p.running
                 && p.prune_error == prune_error
-                && same_failures(&p.failing, &failing)
+                && failing
+                    .as_ref()
+                    .is_none_or(|f| same_failures(&p.failing, f))
             {
                 return;
             }
@@ -914,8 +926,10 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             p.running = true;
             p.revision = p.revision.max(revision);
             p.errors = errors;
-            p.error_keys = failing.iter().map(|f| f.key.clone()).collect();
-            p.failing = failing;
+            if let Some(failing) = failing {
+                p.error_keys = failing.iter().map(|f| f.key.clone()).collect();
+                p.failing = failing;
+            }
             p.lowest_failing = low;
             p.lowest_unsettled = unsettled;
             p.pending_hard_deletes = hard;

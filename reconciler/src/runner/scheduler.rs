@@ -21,6 +21,8 @@ pub(super) struct Scheduler<Obj> {
     queued: HashMap<Key, Work<Obj>>,
     /// The queued keys that are not busy, oldest first.
     order: VecDeque<Key>,
+    /// Bumped whenever the set of held keys (queued or busy) changes.
+    generation: u64,
 }
 
 impl<Obj> Scheduler<Obj> {
@@ -30,6 +32,7 @@ impl<Obj> Scheduler<Obj> {
             busy: HashSet::new(),
             queued: HashMap::new(),
             order: VecDeque::new(),
+            generation: 0,
         }
     }
 
@@ -38,10 +41,18 @@ impl<Obj> Scheduler<Obj> {
     pub fn queue(&mut self, w: Work<Obj>) -> Option<Work<Obj>> {
         let pk = w.pk.clone();
         let old = self.queued.insert(pk.clone(), w);
+        if old.is_none() {
+            self.generation = self.generation.wrapping_add(1);
+        }
         if old.is_none() && !self.busy.contains(&pk) {
             self.order.push_back(pk);
         }
         old
+    }
+
+    /// Changes whenever [`Scheduler::holds`] may answer differently.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Work for `pk` is queued or running.
@@ -84,6 +95,7 @@ impl<Obj> Scheduler<Obj> {
                 break;
             };
             if let Some(w) = self.queued.remove(&pk) {
+                self.generation = self.generation.wrapping_add(1);
                 self.busy.insert(pk);
                 out.push(w);
             }
@@ -98,6 +110,7 @@ impl<Obj> Scheduler<Obj> {
 
     /// A key's operation is done: work queued for it meanwhile goes first.
     pub fn release(&mut self, pk: &[u8]) {
+        self.generation = self.generation.wrapping_add(1);
         if self.busy.remove(pk) && self.queued.contains_key(pk) {
             self.order.push_front(Key::from_slice(pk));
         }
@@ -122,6 +135,7 @@ impl<Obj> Scheduler<Obj> {
     /// Drops every queued work (at shutdown), returning it.
     pub fn drain_queued(&mut self) -> Vec<Work<Obj>> {
         self.order.clear();
+        self.generation = self.generation.wrapping_add(1);
         self.queued.drain().map(|(_, w)| w).collect()
     }
 }
