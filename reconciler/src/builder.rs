@@ -186,6 +186,12 @@ impl<Obj: Clone + Send + Sync + 'static> Builder<Obj> {
         self
     }
 
+    /// See [`Config::write_back_window`].
+    pub fn write_back_window(mut self, window: Duration) -> Self {
+        self.config = self.config.write_back_window(window);
+        self
+    }
+
     /// Checks every setting; returns the first problem.
     fn settings(self) -> Result<Settings<Obj>, ConfigError> {
         let (get_status, set_status) = self.status.ok_or(ConfigError::MissingStatus)?;

@@ -84,6 +84,7 @@ pub enum ConfigError {
 /// | operation timeout | 1 min |
 /// | round size | 1000 |
 /// | shutdown drain | 1 s |
+/// | write-back window (while backlogged) | 10 ms |
 ///
 /// Any `Duration`, up to `Duration::MAX`, is accepted: a huge interval
 /// means "practically never", not a panic.
@@ -99,6 +100,7 @@ pub struct Config {
     pub(crate) refresh: (Duration, usize),
     pub(crate) operation_timeout: Duration,
     pub(crate) breaker: (u32, Duration),
+    pub(crate) write_back_window: Duration,
 }
 
 impl Default for Config {
@@ -114,6 +116,7 @@ impl Default for Config {
             refresh: (Duration::from_secs(30 * 60), 100),
             operation_timeout: Duration::from_secs(60),
             breaker: (20, Duration::from_secs(5)),
+            write_back_window: Duration::from_millis(10),
         }
     }
 }
@@ -228,6 +231,23 @@ impl Config {
         self
     }
 
+    /// While work waits for a free slot (the reconciler is backlogged),
+    /// outcomes of finished operations are collected for up to `window`
+    /// (or a round's worth) and their statuses written in one write
+    /// transaction, instead of one per finished operation. When nothing
+    /// waits to start, outcomes are written at once. Default 10 ms; zero
+    /// writes every outcome at once.
+    ///
+    /// One transaction per operation costs a commit per object (about
+    /// 10x the CPU per object at concurrency 1 in
+    /// `reconciler_100k_io_c1`); the window bounds the extra latency a
+    /// status sees when the reconciler is saturated anyway.
+    #[must_use]
+    pub fn write_back_window(mut self, window: Duration) -> Self {
+        self.write_back_window = window;
+        self
+    }
+
     /// The full reconciliation interval.
     pub fn get_full_reconciliation_interval(&self) -> Duration {
         self.full_reconciliation_interval
@@ -292,7 +312,8 @@ mod tests {
             .shutdown_drain(max)
             .refresh(max, 1)
             .operation_timeout(max)
-            .circuit_breaker(1, max);
+            .circuit_breaker(1, max)
+            .write_back_window(max);
         assert!(huge.validate().is_ok(), "any duration is valid");
         assert_eq!(
             Config::default().retry_jitter(1.5).validate(),

@@ -441,7 +441,13 @@ mod tests {
         q.recheck(a.clone(), Arc::new(1), 5, now);
         moved(&q, "recheck");
         let before = q.generation();
-        let _ = (q.info(10), q.errors(10), q.len(), q.low_watermark(), q.next_due());
+        let _ = (
+            q.info(10),
+            q.errors(10),
+            q.len(),
+            q.low_watermark(),
+            q.next_due(),
+        );
         assert_eq!(q.generation(), before, "reads moved the generation");
         q.remove(&a);
         assert_ne!(q.generation(), before, "remove did not move the generation");

@@ -19,12 +19,14 @@ use harness::{Mode, Row};
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const RECONCILER_ROWS: [(&str, u64); 5] = [
+const RECONCILER_ROWS: [(&str, u64); 7] = [
     ("reconciler_100k", 100_000),
     ("reconciler_100k_status_index", 100_000),
     ("reconciler_1m", 1_000_000),
     ("reconciler_100k_io_c1", 100_000),
     ("reconciler_100k_io_c16", 100_000),
+    ("reconciler_100k_io_c64", 100_000),
+    ("reconciler_100k_io_c64_slow1pct", 100_000),
 ];
 
 struct Args {

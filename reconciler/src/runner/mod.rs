@@ -117,6 +117,8 @@ pub(crate) struct Runner<Obj: Send + Sync + 'static> {
     breaker: Breaker,
     /// Finished, not yet written back.
     unwritten: Vec<Outcome<Obj>>,
+    /// When the oldest of `unwritten` finished (for the write-back window).
+    unwritten_since: Option<Instant>,
     write_back: Backoff,
     /// The revision of this reconciler's last status write per key: the
     /// change it produces is not work, whatever the status getter reads.
@@ -139,6 +141,9 @@ pub(crate) struct Runner<Obj: Send + Sync + 'static> {
     /// The generations of the retry queue and the in-flight set when the
     /// failing list was last published: unchanged, it is not rebuilt.
     failing_seen: Option<(u64, u64)>,
+    /// The object count of the last healthy report (`None` after an
+    /// unhealthy one): an unchanged healthy report is not rebuilt.
+    healthy_count: Option<usize>,
 }
 
 impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
@@ -167,6 +172,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             ops,
             sched: Scheduler::new(),
             unwritten: Vec::new(),
+            unwritten_since: None,
             write_back: Backoff::default(),
             own_writes: HashMap::new(),
             deleted_by_us: HashSet::new(),
@@ -181,6 +187,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             clock: WallClock::new(),
             last_health: None,
             failing_seen: None,
+            healthy_count: None,
             s,
             sh,
         }
@@ -286,7 +293,12 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 self.finished(outs);
                 progressed = true;
             }
-            if !self.unwritten.is_empty() && self.write_back.ready() {
+            if !prune_waits && progressed {
+                // Freed slots take waiting work before the write-back
+                // decides whether the reconciler is backlogged.
+                self.start_units();
+            }
+            if !self.unwritten.is_empty() && self.write_back.ready() && self.write_back_due() {
                 self.flush().await;
                 progressed = true;
             }
@@ -307,7 +319,14 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             let room = self.round_size().saturating_sub(self.sched.queued_len()) > 0;
             let changed = watch.clone().filter(|_| room);
             let retry_at = self.retries.next_due().filter(|_| room);
-            let write_back_at = self.write_back.due.filter(|_| !self.unwritten.is_empty());
+            let write_back_at = if self.unwritten.is_empty() {
+                None
+            } else {
+                match (self.write_back.due, self.window_ends()) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                }
+            };
             // A due timer whose round is already requested or running is
             // disarmed: left armed in the past it wakes the select at once,
             // forever (a round longer than its interval spun the loop and
@@ -325,12 +344,25 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 _ = init_watch.closed(), if !initialized => {}
                 _ = self.sh.signals.full.notified() => self.full_requested = true,
                 _ = self.sh.signals.prune.notified() => self.prune_requested = true,
-                _ = sleep_until(retry_at) => {}
-                _ = sleep_until(write_back_at) => {}
-                _ = sleep_until(full_at) => self.full_requested = true,
-                _ = sleep_until(prune_at) => self.prune_requested = true,
-                _ = sleep_until(self.schedule.next_refresh) => {}
-                _ = sleep_until(self.breaker.reopens_at()) => {}
+                // One timer for every deadline (registering six per pass
+                // cost more than the pass); what came due is sorted out
+                // after it fires.
+                _ = sleep_until(earliest(&[
+                    retry_at,
+                    write_back_at,
+                    full_at,
+                    prune_at,
+                    self.schedule.next_refresh,
+                    self.breaker.reopens_at(),
+                ])) => {
+                    let now = Instant::now();
+                    if full_at.is_some_and(|t| t <= now) {
+                        self.full_requested = true;
+                    }
+                    if prune_at.is_some_and(|t| t <= now) {
+                        self.prune_requested = true;
+                    }
+                }
             }
         }
         self.shutdown().await;
@@ -686,7 +718,25 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
             self.sched.release(&o.pk);
             self.breaker.record(&o.pk, o.result.is_ok());
         }
+        if self.unwritten.is_empty() && !outs.is_empty() {
+            self.unwritten_since = Some(Instant::now());
+        }
         self.unwritten.extend(outs);
+    }
+
+    /// When the write-back window of the oldest unwritten outcome ends.
+    fn window_ends(&self) -> Option<Instant> {
+        self.unwritten_since
+            .map(|t| crate::time::deadline(t, self.s.config.write_back_window))
+    }
+
+    /// Whether to write back now: at once unless work waits for a slot
+    /// (backlogged), then once the window has passed or a round's worth
+    /// of outcomes is collected.
+    fn write_back_due(&self) -> bool {
+        self.sched.queued_len() == 0
+            || self.unwritten.len() >= self.round_size()
+            || self.window_ends().is_none_or(|t| t <= Instant::now())
     }
 
     /// Writes back what finished, in one short write transaction. If the
@@ -696,6 +746,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
     /// lasts.
     async fn flush(&mut self) {
         let outcomes = std::mem::take(&mut self.unwritten);
+        self.unwritten_since = None;
         let (hard, rows): (Vec<_>, Vec<_>) = outcomes
             .into_iter()
             .partition(|o| o.action == Action::HardDelete);
@@ -720,6 +771,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                     self.write_back
                         .failed(format!("writing statuses back failed: {e}"));
                     self.unwritten = rows;
+                    self.unwritten_since = Some(Instant::now());
                 }
             }
         }
@@ -962,6 +1014,11 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 .table
                 .num_objects(&self.sh.db.read_txn())
                 .unwrap_or(0);
+            // The common pass: healthy before and after, same count.
+            if self.healthy_count == Some(n) {
+                return;
+            }
+            self.healthy_count = Some(n);
             (true, format!("OK, {n} object(s)"))
         } else {
             // Only the errors shown are looked up: a long outage queues
@@ -977,6 +1034,7 @@ impl<Obj: Clone + Send + Sync + 'static> Runner<Obj> {
                 let omitted = total - MAX_JOINED_ERRORS;
                 message.push_str(&format!("\n{omitted} further errors omitted"));
             }
+            self.healthy_count = None;
             (false, message)
         };
         if self.last_health.as_ref() == Some(&report) {
@@ -1047,6 +1105,11 @@ async fn lock_table<Obj: Send + Sync + 'static>(
 
 /// The same failures, ignoring how long until each retry (which changes
 /// with every look at the clock and is no reason to publish).
+/// The earliest of the deadlines that are set.
+fn earliest(deadlines: &[Option<Instant>]) -> Option<Instant> {
+    deadlines.iter().flatten().min().copied()
+}
+
 fn same_failures(a: &[Failing], b: &[Failing]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
