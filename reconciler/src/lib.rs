@@ -4,6 +4,7 @@
 // No module circles (xtask/tests/layers.rs checks every crate).
 mod builder;
 mod config;
+mod fast_hash;
 #[cfg(feature = "governor")]
 mod governor_limiter;
 mod handle;

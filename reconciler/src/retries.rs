@@ -1,6 +1,8 @@
 //! Per-object retry queue with exponential backoff and jitter.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::fast_hash::FastMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +52,7 @@ pub(crate) struct RetryQueue<Obj> {
     min: Duration,
     max: Duration,
     jitter: f64,
-    entries: HashMap<Key, Entry<Obj>>,
+    entries: FastMap<Key, Entry<Obj>>,
     by_due: BTreeSet<(Instant, Key)>,
     /// How many entries have each `since`: the low watermark is the first.
     by_since: BTreeMap<Revision, usize>,
@@ -66,7 +68,7 @@ impl<Obj> RetryQueue<Obj> {
             min,
             max,
             jitter: jitter.clamp(0.0, 1.0),
-            entries: HashMap::new(),
+            entries: FastMap::default(),
             by_due: BTreeSet::new(),
             by_since: BTreeMap::new(),
             hard_deletes: 0,

@@ -18,7 +18,7 @@
 //! read past them (the floor); below the floor nothing is known and a
 //! status is taken at its word, as the reference does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -38,8 +38,10 @@ pub(crate) enum Version {
 
 #[derive(Default)]
 struct Inner {
-    /// Revision of a status write → the user write it carries.
-    writes: BTreeMap<Revision, Revision>,
+    /// Revision of a status write → the user write it carries, ascending
+    /// by revision (writes come in revision order: the table lock orders
+    /// them), so appending and looking up cost no tree per write.
+    writes: VecDeque<(Revision, Revision)>,
     /// Per reconciler (module id): the revision it has processed changes
     /// up to. A reconciler that stopped keeps its place, so that when it
     /// starts again (a restart builds it anew) it still finds what was
@@ -102,13 +104,23 @@ impl WriteLog {
         };
         if low > g.floor {
             g.floor = low;
-            g.writes = g.writes.split_off(&(low + 1));
+            let keep = g.writes.partition_point(|&(r, _)| r <= low);
+            g.writes.drain(..keep);
         }
     }
 
+    /// The entry at `revision`, if recorded.
+    fn get(g: &Inner, revision: Revision) -> Option<Revision> {
+        let i = g.writes.partition_point(|&(r, _)| r < revision);
+        g.writes
+            .get(i)
+            .filter(|&&(r, _)| r == revision)
+            .map(|&(_, d)| d)
+    }
+
     fn desired_of(g: &Inner, revision: Revision) -> Revision {
-        match g.writes.get(&revision) {
-            Some(&d) => d,
+        match Self::get(g, revision) {
+            Some(d) => d,
             None if revision > g.floor => revision,
             // Read by everyone already.
             None => 0,
@@ -120,15 +132,26 @@ impl WriteLog {
     pub fn record(&self, written: Revision, replaced: Revision) {
         let mut g = self.inner.lock();
         let d = Self::desired_of(&g, replaced);
-        g.writes.insert(written, d);
+        match g.writes.back() {
+            Some(&(last, _)) if last >= written => {
+                // Not expected (see `writes`); kept sorted all the same.
+                let i = g.writes.partition_point(|&(r, _)| r < written);
+                if g.writes.get(i).is_some_and(|&(r, _)| r == written) {
+                    g.writes[i].1 = d;
+                } else {
+                    g.writes.insert(i, (written, d));
+                }
+            }
+            _ => g.writes.push_back((written, d)),
+        }
         Self::trim(&mut g);
     }
 
     /// What the version at `revision` is.
     pub fn version(&self, revision: Revision) -> Version {
         let g = self.inner.lock();
-        match g.writes.get(&revision) {
-            Some(&desired) => Version::StatusWrite { desired },
+        match Self::get(&g, revision) {
+            Some(desired) => Version::StatusWrite { desired },
             None if revision > g.floor => Version::User,
             None => Version::Unknown,
         }

@@ -1156,7 +1156,10 @@ impl statedb::DbMetrics for Commits {
 #[tokio::test(start_paused = true)]
 async fn the_write_back_window_batches_a_backlog_and_idle_writes_at_once() {
     let _watchdog = Watchdog::arm();
-    for (window, most) in [(Duration::from_millis(50), 20), (Duration::ZERO, usize::MAX)] {
+    for (window, most) in [
+        (Duration::from_millis(50), 20),
+        (Duration::ZERO, usize::MAX),
+    ] {
         let counter = Arc::new(Commits::default());
         let fx = fixture_on(Db::with_metrics(counter.clone()), &[]);
         let target = Arc::new(Target::default());
@@ -1179,7 +1182,10 @@ async fn the_write_back_window_batches_a_backlog_and_idle_writes_at_once() {
             "window {window:?}: {commits} status commits for 100 operations"
         );
         if window.is_zero() {
-            assert!(commits >= 100, "without a window, every outcome at once: {commits}");
+            assert!(
+                commits >= 100,
+                "without a window, every outcome at once: {commits}"
+            );
         }
         fx.lc.stop().await;
     }

@@ -2,7 +2,7 @@
 //! failed with no success between, no operation starts for `pause`; then
 //! one runs as a probe, and its result closes or reopens the breaker.
 
-use std::collections::HashSet;
+use crate::fast_hash::FastSet;
 use std::time::Duration;
 
 use statedb::Key;
@@ -14,7 +14,7 @@ pub(super) struct Breaker {
     threshold: usize,
     pause: Duration,
     /// Objects that failed since the last success.
-    failing: HashSet<Key>,
+    failing: FastSet<Key>,
     /// Open until then; past it, half open (one probe).
     open_until: Option<Instant>,
     probing: bool,
@@ -27,7 +27,7 @@ impl Breaker {
         Breaker {
             threshold: threshold as usize,
             pause,
-            failing: HashSet::new(),
+            failing: FastSet::default(),
             open_until: None,
             probing: false,
             opened: 0,

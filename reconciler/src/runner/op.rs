@@ -34,19 +34,6 @@ pub(super) struct OpRunner<Obj> {
     pub cb: Callbacks<Obj>,
 }
 
-impl<Obj> Clone for OpRunner<Obj> {
-    fn clone(&self) -> Self {
-        OpRunner {
-            ops: self.ops.clone(),
-            batch: self.batch.clone(),
-            metrics: self.metrics.clone(),
-            module_id: self.module_id.clone(),
-            timeout: self.timeout,
-            cb: self.cb.clone(),
-        }
-    }
-}
-
 pub(super) type Unit<Obj> = BoxFuture<'static, Vec<Outcome<Obj>>>;
 
 impl<Obj: Clone + Send + Sync + 'static> OpRunner<Obj> {
@@ -80,7 +67,8 @@ impl<Obj: Clone + Send + Sync + 'static> OpRunner<Obj> {
     }
 
     /// One object: update or delete a clone of it.
-    pub fn single(&self, w: Work<Obj>) -> Unit<Obj> {
+    pub fn single(self: &Arc<Self>, w: Work<Obj>) -> Unit<Obj> {
+        // One reference count per operation, not one per callback.
         let me = self.clone();
         Box::pin(async move {
             let mut object = match me.cb.clone_obj(&w.object) {
@@ -110,7 +98,7 @@ impl<Obj: Clone + Send + Sync + 'static> OpRunner<Obj> {
     /// are matched to the objects by primary key, not by position: an
     /// operation may reorder its slice.
     pub fn batch(
-        &self,
+        self: &Arc<Self>,
         batch: Arc<dyn DynBatchOperations<Obj>>,
         work: Vec<Work<Obj>>,
     ) -> Unit<Obj> {

@@ -4,7 +4,9 @@
 //! waits until it is done (newer work for a waiting key replaces the
 //! older).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fast_hash::{FastMap, FastSet};
 
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -16,9 +18,9 @@ use super::work::{Outcome, Work};
 pub(super) struct Scheduler<Obj> {
     running: FuturesUnordered<Unit<Obj>>,
     /// Keys with an operation in flight.
-    busy: HashSet<Key>,
+    busy: FastSet<Key>,
     /// Work not started, by key (at most one per key).
-    queued: HashMap<Key, Work<Obj>>,
+    queued: FastMap<Key, Work<Obj>>,
     /// The queued keys that are not busy, oldest first.
     order: VecDeque<Key>,
     /// Bumped whenever the set of held keys (queued or busy) changes.
@@ -29,8 +31,8 @@ impl<Obj> Scheduler<Obj> {
     pub fn new() -> Self {
         Scheduler {
             running: FuturesUnordered::new(),
-            busy: HashSet::new(),
-            queued: HashMap::new(),
+            busy: FastSet::default(),
+            queued: FastMap::default(),
             order: VecDeque::new(),
             generation: 0,
         }
@@ -101,6 +103,18 @@ impl<Obj> Scheduler<Obj> {
             }
         }
         out
+    }
+
+    /// Takes the oldest startable work, as [`Scheduler::take`] does.
+    pub fn take_one(&mut self) -> Option<Work<Obj>> {
+        while let Some(pk) = self.order.pop_front() {
+            if let Some(w) = self.queued.remove(&pk) {
+                self.generation = self.generation.wrapping_add(1);
+                self.busy.insert(pk);
+                return Some(w);
+            }
+        }
+        None
     }
 
     /// Runs `unit` (whose keys were taken).
