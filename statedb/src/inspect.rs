@@ -16,6 +16,9 @@ use crate::info::TableInfo;
 use crate::objects::Objects;
 use crate::table::Table;
 use crate::txn::ReadTxn;
+#[cfg(feature = "yaml")]
+use crate::untyped_write::parse_yaml;
+use crate::untyped_write::{UntypedWrite, UntypedWriteError, Writer, Written, parse_json};
 
 /// How an [`AnyTable::query`] searches its index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,8 +298,11 @@ impl<T: serde::Serialize + Send + Sync + 'static> Renderer<T> {
 }
 
 /// The handle stored in the Db (an `Arc<dyn Inspect>` is sized, so it can
-/// go through `Any`).
-struct Handle(Arc<dyn Inspect>);
+/// go through `Any`), with the writer of a table made writable.
+struct Handle {
+    inspect: Arc<dyn Inspect>,
+    writer: Option<Arc<dyn UntypedWrite>>,
+}
 
 impl<T: serde::Serialize + Send + Sync + 'static> Inspector<T> {
     fn renderer(&self) -> Renderer<T> {
@@ -497,6 +503,7 @@ impl<T: serde::Serialize + Send + Sync + 'static> futures_core::Stream for Untyp
 pub struct AnyTable {
     db: Db,
     inner: Arc<dyn Inspect>,
+    writer: Option<Arc<dyn UntypedWrite>>,
 }
 
 impl std::fmt::Debug for AnyTable {
@@ -511,6 +518,103 @@ impl AnyTable {
     /// The table name.
     pub fn name(&self) -> &str {
         self.inner.name()
+    }
+
+    fn writer(&self) -> Result<&dyn UntypedWrite, UntypedWriteError> {
+        self.writer
+            .as_deref()
+            .ok_or_else(|| UntypedWriteError::NotWritable {
+                table: self.name().to_string(),
+            })
+    }
+
+    /// Whether the table takes untyped writes ([`Db::register_writable`]).
+    pub fn is_writable(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Inserts (or replaces, by primary key) the objects in `text`: a JSON
+    /// object, an array of objects, or objects one after another (JSON
+    /// lines). One write transaction: every object is parsed into the
+    /// table's type first, and nothing is committed unless every one is
+    /// written. See [`Db::register_writable`] for an example.
+    ///
+    /// ## Warning
+    ///
+    /// Waits for the table's lock as [`Db::write_txn`] does, blocking the
+    /// thread: not for async code that may hold the lock across an
+    /// `.await` on the same thread.
+    ///
+    /// # Errors
+    ///
+    /// [`UntypedWriteError::NotWritable`] unless registered with
+    /// [`Db::register_writable`]; [`UntypedWriteError::Parse`] for text
+    /// that is not JSON; [`UntypedWriteError::BadObject`] for an object
+    /// that is not of the table's type; [`UntypedWriteError::Refused`] for
+    /// one the table refuses (a unique index conflict);
+    /// [`UntypedWriteError::Txn`] if the lock cannot be had.
+    pub fn insert_json(&self, text: &str) -> Result<Written, UntypedWriteError> {
+        let w = self.writer()?;
+        w.insert(&self.db, parse_json(self.name(), text)?)
+    }
+
+    /// [`AnyTable::insert_json`] for objects given as values.
+    ///
+    /// # Errors
+    ///
+    /// As [`AnyTable::insert_json`].
+    pub fn insert_values(&self, objects: Vec<Value>) -> Result<Written, UntypedWriteError> {
+        self.writer()?.insert(&self.db, objects)
+    }
+
+    /// Deletes the objects with the primary keys of the objects in `text`
+    /// (JSON, as [`AnyTable::insert_json`] takes it; each must be a whole
+    /// object of the table's type). One transaction, all or nothing; an
+    /// object that is not in the table deletes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`AnyTable::insert_json`].
+    pub fn delete_json(&self, text: &str) -> Result<Written, UntypedWriteError> {
+        let w = self.writer()?;
+        w.delete(&self.db, parse_json(self.name(), text)?)
+    }
+
+    /// Deletes the objects with these primary keys, given as text (as
+    /// queries take them: `10.0.0.0/8`, `42`, a name). One transaction,
+    /// all or nothing; a key with no object deletes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`UntypedWriteError::BadKey`] for a key that does not parse (then
+    /// nothing is deleted); otherwise as [`AnyTable::insert_json`].
+    pub fn delete_keys(&self, keys: &[&str]) -> Result<Written, UntypedWriteError> {
+        self.writer()?.delete_keys(&self.db, keys)
+    }
+
+    /// [`AnyTable::insert_json`] for YAML: a mapping, a sequence of
+    /// mappings, or several documents separated by `---`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AnyTable::insert_json`].
+    #[cfg(feature = "yaml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
+    pub fn insert_yaml(&self, text: &str) -> Result<Written, UntypedWriteError> {
+        let w = self.writer()?;
+        w.insert(&self.db, parse_yaml(self.name(), text)?)
+    }
+
+    /// [`AnyTable::delete_json`] for YAML.
+    ///
+    /// # Errors
+    ///
+    /// As [`AnyTable::insert_json`].
+    #[cfg(feature = "yaml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
+    pub fn delete_yaml(&self, text: &str) -> Result<Written, UntypedWriteError> {
+        let w = self.writer()?;
+        w.delete(&self.db, parse_yaml(self.name(), text)?)
     }
 
     /// The table as `txn` sees it: indexes, size, revision.
@@ -720,9 +824,84 @@ impl Db {
             table: table.clone(),
             rows,
         });
-        let handle: Arc<dyn Any + Send + Sync> = Arc::new(Handle(inspect));
+        let handle: Arc<dyn Any + Send + Sync> = Arc::new(Handle {
+            inspect,
+            writer: None,
+        });
         self.inner().set_extension(table.name(), handle);
         Ok(())
+    }
+
+    /// [`Db::register_inspectable`], and writable untyped: objects given
+    /// as JSON (or YAML, with the `yaml` feature) through
+    /// [`AnyTable::insert_json`], [`AnyTable::delete_json`] and
+    /// [`AnyTable::delete_keys`], for tooling and test scripts.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Route { prefix: String, via: String }
+    /// let by_prefix: Index<Route, str> = Index::unique("prefix", |r: &Route, k| k.push(r.prefix.as_str()));
+    /// let routes = Table::new("routes", &by_prefix)?;
+    /// let db = Db::new();
+    /// db.register_writable(&routes)?;
+    /// let t = db.table_by_name("routes").unwrap();
+    /// let w = t.insert_json(r#"[{"prefix": "10.0.0.0/8", "via": "eth0"},
+    ///                          {"prefix": "10.1.0.0/16", "via": "eth1"}]"#)?;
+    /// assert_eq!(w.objects, 2);
+    /// // Nothing partial: the second object is not a Route, so neither is written.
+    /// assert!(t.insert_json(r#"{"prefix": "a", "via": "b"} {"prefix": 3}"#).is_err());
+    /// t.delete_keys(&["10.0.0.0/8"])?;
+    /// assert_eq!(routes.num_objects(&db.read_txn())?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::register_table`].
+    pub fn register_writable<T>(&self, table: &Table<T>) -> Result<(), TxnError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        self.register_inspectable(table)?;
+        self.allow_untyped_writes(table);
+        Ok(())
+    }
+
+    /// [`Db::register_writable`] with the object's own columns
+    /// ([`TableRow`]), as [`Db::register_inspectable_rows`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::register_table`].
+    pub fn register_writable_rows<T>(&self, table: &Table<T>) -> Result<(), TxnError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + TableRow + Send + Sync + 'static,
+    {
+        self.register_inspectable_rows(table)?;
+        self.allow_untyped_writes(table);
+        Ok(())
+    }
+
+    fn allow_untyped_writes<T>(&self, table: &Table<T>)
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let Some(inspect) = self
+            .inner()
+            .extension(table.name())
+            .and_then(|a| a.downcast_ref::<Handle>().map(|h| h.inspect.clone()))
+        else {
+            return;
+        };
+        let writer: Arc<dyn UntypedWrite> = Arc::new(Writer {
+            table: table.clone(),
+        });
+        let handle: Arc<dyn Any + Send + Sync> = Arc::new(Handle {
+            inspect,
+            writer: Some(writer),
+        });
+        self.inner().set_extension(table.name(), handle);
     }
 
     /// The table registered as `name` with [`Db::register_inspectable`].
@@ -731,7 +910,8 @@ impl Db {
         let handle = any.downcast_ref::<Handle>()?;
         Some(AnyTable {
             db: self.clone(),
-            inner: handle.0.clone(),
+            inner: handle.inspect.clone(),
+            writer: handle.writer.clone(),
         })
     }
 }

@@ -86,6 +86,9 @@ mod derive;
 
 // tables by name, untyped, for inspection
 #[cfg(feature = "json")]
+mod untyped_write;
+
+#[cfg(feature = "json")]
 mod inspect;
 
 pub use changes::{Change, ChangeIterator, Changes};
@@ -115,6 +118,9 @@ pub use table::{Initializer, Table, TableBuilder};
 #[doc(hidden)]
 pub use table_inner::TableInner;
 pub use txn::{ReadTxn, WriteTxn, WriteTxnFuture};
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub use untyped_write::{UntypedWriteError, Written};
 pub use view::{ReadTxnLike, View};
 
 /// Revision of an object: per table, strictly increasing on every insert

@@ -286,6 +286,36 @@ impl<T: Send + Sync + 'static> Table<T> {
         Ok(tt.delete(obj, Guard::None)?.map(|o| o.data))
     }
 
+    /// Deletes the object `q` finds (on the primary index: the one with
+    /// that key), without the caller fetching it first. Returns the
+    /// deleted object, or `None` if `q` finds none.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table};
+    /// let by_id: Index<(u32, &str), u32> =
+    ///     Index::unique("id", |o: &(u32, &str), k| k.push(&o.0));
+    /// let t = Table::new("t", &by_id)?;
+    /// let db = Db::new();
+    /// db.register_table(&t)?;
+    /// let mut w = db.write_txn(&[&t])?;
+    /// t.insert(&mut w, (1, "one"))?;
+    /// assert_eq!(t.delete_key(&mut w, by_id.query(&1))?.unwrap().1, "one");
+    /// assert!(t.delete_key(&mut w, by_id.query(&1))?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TxnError::TableNotLocked`](crate::TxnError::TableNotLocked) if
+    /// the transaction does not hold the table; as [`Table::get`] for a
+    /// query of another table's index.
+    pub fn delete_key(&self, txn: &mut WriteTxn, q: Query<T>) -> Result<Option<Arc<T>>> {
+        match self.get(&*txn, q)? {
+            Some((obj, _)) => self.delete(txn, &obj),
+            None => Ok(None),
+        }
+    }
+
     /// Deletes the object with `obj`'s primary key only if its revision is
     /// `revision`. Returns the deleted object, or `None` if there was no
     /// object with that key (nothing to delete is not an error, as in the
