@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use crate::db_inner::DbInner;
 use crate::erased::{ErasedTable, TableHandle};
-use crate::error::{Result, TxnError};
+use crate::error::{Error, Result, TxnError};
+use crate::index::Index;
 use crate::info::TableInfo;
 use crate::metrics::DbMetrics;
-use crate::table::Table;
+use crate::table::{Table, TableBuilder};
 use crate::table_inner::POS_BITS;
 use crate::txn::{LockWait, ReadTxn, WriteTxn, WriteTxnFuture, lock_tables};
 
@@ -105,6 +106,32 @@ impl Db {
         erased.register(self.inner.id(), weak, &mut publish)?;
         tables.push(erased);
         Ok(())
+    }
+
+    /// Declares a table with only its primary index and registers it, in
+    /// one call ([`Table::new`] and [`Db::register_table`]); with more
+    /// indexes, [`TableBuilder::register`].
+    ///
+    /// ```
+    /// use statedb::{Db, Index};
+    /// let by_id: Index<(u32, &str), u32> = Index::unique("id", |o: &(u32, &str), k| k.push(&o.0));
+    /// let db = Db::new();
+    /// let t = db.create_table("t", &by_id)?;
+    /// assert!(db.create_table("t", &by_id).is_err(), "one table per name");
+    /// # let _ = t;
+    /// # Ok::<(), statedb::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Declare`](crate::Error::Declare) for a bad name;
+    /// [`Error::Txn`](crate::Error::Txn) as [`Db::register_table`].
+    pub fn create_table<T: Send + Sync + 'static, K: ?Sized>(
+        &self,
+        name: &str,
+        primary: &Index<T, K>,
+    ) -> std::result::Result<Table<T>, Error> {
+        Table::builder(name, primary).register(self)
     }
 
     /// The shared state (for modules above this one).
@@ -342,5 +369,28 @@ impl Db {
     fn lock(&self, tables: &[&dyn TableHandle], wait: LockWait) -> Result<WriteTxn, TxnError> {
         let erased = tables.iter().map(|t| t.erased().0).collect();
         lock_tables(&self.inner, erased, wait)
+    }
+}
+
+impl<T: Send + Sync + 'static> TableBuilder<T> {
+    /// Builds the table and registers it with `db`, in one call.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table};
+    /// let by_id: Index<(u32, String), u32> = Index::unique("id", |o: &(u32, String), k| k.push(&o.0));
+    /// let by_name: Index<(u32, String), str> = Index::non_unique("name", |o: &(u32, String), k| k.push(o.1.as_str()));
+    /// let db = Db::new();
+    /// let t = Table::builder("people", &by_id).index(&by_name).register(&db)?;
+    /// assert_eq!(t.num_objects(&db.read_txn())?, 0);
+    /// # Ok::<(), statedb::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`TableBuilder::build`] and [`Db::register_table`].
+    pub fn register(self, db: &Db) -> std::result::Result<Table<T>, Error> {
+        let table = self.build()?;
+        db.register_table(&table)?;
+        Ok(table)
     }
 }

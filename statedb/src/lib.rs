@@ -84,6 +84,9 @@ mod observe;
 // tables derived from tables
 mod derive;
 
+// a read-only handle on a table
+mod read_table;
+
 // tables by name, untyped, for inspection
 #[cfg(feature = "json")]
 mod untyped_write;
@@ -114,6 +117,7 @@ pub use part::{Key, KeyEncoding, ParseKeyError, Watch, WatchSet};
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use prometheus_metrics::PrometheusDbMetrics;
+pub use read_table::ReadTable;
 pub use table::{Initializer, Table, TableBuilder};
 #[doc(hidden)]
 pub use table_inner::TableInner;
