@@ -113,7 +113,7 @@ pub use json::JsonTable;
 pub use metrics::{DbMetrics, NoopMetrics};
 pub use objects::{Found, Objects, Refs};
 pub use observe::{BlockingObserver, Observer};
-pub use part::{Key, KeyEncoding, ParseKeyError, Watch, WatchSet};
+pub use part::{Key, KeyEncoding, ParseKeyError, Watch, WatchSet, text_key};
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use prometheus_metrics::PrometheusDbMetrics;
