@@ -90,7 +90,10 @@ fn an_enum_and_a_tuple_with_it_are_queried_by_text() {
     assert_eq!(found[0].json["name"], "c");
     let found = any.query(&txn, &q("tier", QueryOp::List, "db")).unwrap();
     assert_eq!(found.len(), 1);
-    assert!(any.query(&txn, &q("slot", QueryOp::Get, "cache,1")).is_err());
+    assert!(
+        any.query(&txn, &q("slot", QueryOp::Get, "cache,1"))
+            .is_err()
+    );
     // Keys print back as text.
     assert_eq!(
         <(Tier, u32) as statedb::KeyEncoding>::format_key(&statedb::KeyEncoding::to_key(&(
