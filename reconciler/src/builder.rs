@@ -258,8 +258,17 @@ fn start<Obj: Clone + Send + Sync + 'static>(
     let (progress_tx, progress) = tokio::sync::watch::channel(Reconciled::default());
     let mut settings = settings;
     settings.metrics = settings.metrics.or(params.default_metrics.clone());
+    // Its transactions carry its name unless the application named the
+    // handle itself.
+    let db = if params.db.handle_name() == "db" {
+        params
+            .db
+            .handle(&format!("reconciler:{}", params.module_id))
+    } else {
+        params.db.clone()
+    };
     let shared = Shared {
-        db: params.db.clone(),
+        db,
         module_id: params.module_id.as_str().into(),
         health: params.health.clone(),
         signals: Arc::new(Signals::default()),

@@ -11,7 +11,9 @@ use crate::metrics::Metrics;
 /// What a reconciler needs from the application.
 #[derive(Clone)]
 pub struct Params {
-    /// The database holding the table.
+    /// The database holding the table. The reconciler's write
+    /// transactions carry this handle's name ([`Db::handle`]), or
+    /// `reconciler:<module_id>` when it has none of its own (`"db"`).
     pub db: Db,
     /// Names the reconciler in metrics (`module_id` label) and logs.
     pub module_id: String,

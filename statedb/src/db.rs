@@ -8,7 +8,7 @@ use crate::db_inner::DbInner;
 use crate::erased::{ErasedTable, TableHandle};
 use crate::error::{Error, Result, TxnError};
 use crate::index::Index;
-use crate::info::TableInfo;
+use crate::info::{LockHolder, TableInfo};
 use crate::metrics::DbMetrics;
 use crate::table::{Table, TableBuilder};
 use crate::table_inner::POS_BITS;
@@ -22,7 +22,9 @@ static NEXT_DB_ID: AtomicU64 = AtomicU64::new(1);
 /// Readers take [`Db::read_txn`]: one atomic load, never blocked by
 /// writers. Writers take [`Db::write_txn`] naming the tables they change;
 /// writers of disjoint tables run in parallel. Cloning a `Db` is cheap and
-/// yields a handle to the same database.
+/// yields a handle to the same database; [`Db::handle`] yields one with a
+/// name, which attributes its write transactions in inspection and
+/// metrics.
 ///
 /// ```
 /// use statedb::{Db, Index, Table};
@@ -41,7 +43,12 @@ static NEXT_DB_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DbInner>,
+    /// The name its write transactions carry ([`Db::handle`]).
+    handle: Arc<str>,
 }
+
+/// The handle name of a Db not made with [`Db::handle`].
+const DEFAULT_HANDLE: &str = "db";
 
 impl Default for Db {
     fn default() -> Self {
@@ -52,6 +59,7 @@ impl Default for Db {
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
+            .field("handle", &&*self.handle)
             .field("tables", &self.table_names())
             .finish()
     }
@@ -72,7 +80,43 @@ impl Db {
         let id = NEXT_DB_ID.fetch_add(1, Ordering::Relaxed);
         Db {
             inner: Arc::new(DbInner::new(id, metrics)),
+            handle: Arc::from(DEFAULT_HANDLE),
         }
+    }
+
+    /// A handle to the same database whose write transactions carry the
+    /// name `name`: [`Db::tables`] shows it as the holder of the tables it
+    /// locks ([`TableInfo::locked_by`]), [`WriteTxn::handle`] returns it,
+    /// and the metrics attribute its lock waits and holds to it
+    /// ([`DbMetrics::handle_lock_wait`], [`DbMetrics::handle_lock_hold`]).
+    /// Give each module its own, so that a table that stays locked, or a
+    /// module that waits long, can be named. A plain `Db` is `"db"`.
+    ///
+    /// ```
+    /// use statedb::{Db, Index, Table};
+    /// let t = Table::new("t", &Index::<u32, u32>::unique("id", |o: &u32, k| k.push(o)))?;
+    /// let db = Db::new();
+    /// db.register_table(&t)?;
+    /// let routes = db.handle("routes");
+    /// let txn = routes.write_txn(&[&t])?;
+    /// assert_eq!(txn.handle(), "routes");
+    /// let info = db.tables(&db.read_txn());
+    /// assert_eq!(info[0].locked_by.as_ref().map(|h| h.handle.as_str()), Some("routes"));
+    /// drop(txn);
+    /// assert!(db.tables(&db.read_txn())[0].locked_by.is_none());
+    /// # Ok::<(), statedb::Error>(())
+    /// ```
+    #[must_use]
+    pub fn handle(&self, name: &str) -> Db {
+        Db {
+            inner: self.inner.clone(),
+            handle: Arc::from(name),
+        }
+    }
+
+    /// The name of this handle ([`Db::handle`]; `"db"` by default).
+    pub fn handle_name(&self) -> &str {
+        &self.handle
     }
 
     /// Registers a table, empty and initialized (until an initializer is
@@ -200,8 +244,10 @@ impl Db {
     }
 
     /// Every registered table as of `txn`, in registration order: its
-    /// indexes, object count, revision, whether it is initialized, and its
-    /// graveyard size. For inspection tools.
+    /// indexes, object count, revision, whether it is initialized, its
+    /// graveyard size and live change iterators, and (now, not as of
+    /// `txn`) which handle holds its lock and for how long. For
+    /// inspection tools.
     ///
     /// ```
     /// use statedb::{Db, Index, Table};
@@ -231,6 +277,11 @@ impl Db {
                     revision,
                     initialized,
                     graveyard: state.graveyard_len(),
+                    change_iterators: t.change_iterators(),
+                    locked_by: t.lock().holder().map(|(handle, since)| LockHolder {
+                        handle: handle.to_string(),
+                        held_for: since.elapsed(),
+                    }),
                 })
             })
             .collect()
@@ -322,7 +373,7 @@ impl Db {
     /// holds the table hangs, as with any async lock).
     pub fn write_txn_async(&self, tables: &[&dyn TableHandle]) -> WriteTxnFuture {
         let erased = tables.iter().map(|t| t.erased().0).collect();
-        WriteTxnFuture::new(&self.inner, erased)
+        WriteTxnFuture::new(&self.inner, &self.handle, erased)
     }
 
     /// Like [`Db::write_txn`], but never waits.
@@ -368,7 +419,7 @@ impl Db {
 
     fn lock(&self, tables: &[&dyn TableHandle], wait: LockWait) -> Result<WriteTxn, TxnError> {
         let erased = tables.iter().map(|t| t.erased().0).collect();
-        lock_tables(&self.inner, erased, wait)
+        lock_tables(&self.inner, &self.handle, erased, wait)
     }
 }
 

@@ -34,6 +34,8 @@ pub(crate) trait ErasedTable: Send + Sync {
     fn request_collection(&self);
     /// The indexes, primary first.
     fn indexes(&self) -> Vec<IndexInfo>;
+    /// How many change iterators of the table are alive.
+    fn change_iterators(&self) -> usize;
     /// The typed table behind, for [`crate::Db::table`]'s downcast.
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
@@ -71,6 +73,9 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
     }
     fn request_collection(&self) {
         self.trackers().request_collection();
+    }
+    fn change_iterators(&self) -> usize {
+        self.trackers().count()
     }
     fn indexes(&self) -> Vec<IndexInfo> {
         let primary = IndexInfo {

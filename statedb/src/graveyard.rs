@@ -45,6 +45,11 @@ impl Trackers {
         }
     }
 
+    /// How many change iterators are alive.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
     /// True if some change iterator is alive: deletes must then be kept.
     #[inline]
     pub fn any(&self) -> bool {
@@ -226,15 +231,17 @@ impl<T: Send + Sync + 'static> GraveyardTxn<T> {
 
     /// Drops the entries every live change iterator has seen: those deleted
     /// at or below `low_watermark`. `last_revision` is the table's.
-    pub fn collect(&mut self, low_watermark: Revision, last_revision: Revision) {
+    /// Returns how many entries it dropped.
+    pub fn collect(&mut self, low_watermark: Revision, last_revision: Revision) -> usize {
         if self.by_key.is_empty() {
-            return;
+            return 0;
         }
         if low_watermark >= last_revision {
             // Every iterator has seen every delete: drop both trees whole
             // instead of deleting entry by entry.
+            let all = self.len();
             *self = Graveyard::new().txn();
-            return;
+            return all;
         }
         let dead: Vec<Key> = self
             .by_revision
@@ -242,10 +249,12 @@ impl<T: Send + Sync + 'static> GraveyardTxn<T> {
             .take_while(|(_, o)| o.revision <= low_watermark)
             .map(|(k, _)| Key::from_slice(k))
             .collect();
+        let collected = dead.len();
         for key in dead {
             self.by_revision.delete(&key);
             self.by_key.delete(&key[8..]);
         }
+        collected
     }
 
     pub fn commit(self, watches: &mut WatchesToClose) -> Graveyard<T> {

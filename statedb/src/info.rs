@@ -31,4 +31,20 @@ pub struct TableInfo {
     pub initialized: bool,
     /// Deleted objects kept for change iterators that have not seen them.
     pub graveyard: usize,
+    /// Change iterators of the table alive now.
+    pub change_iterators: usize,
+    /// The write transaction holding the table's lock now, if any.
+    pub locked_by: Option<LockHolder>,
+}
+
+/// Who holds a table's lock ([`TableInfo::locked_by`]): the named handle
+/// the write transaction came from ([`crate::Db::handle`]) and for how
+/// long, so a table that stays locked can be traced to its module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LockHolder {
+    /// The handle's name (`"db"` for a Db not made with a name).
+    pub handle: String,
+    /// How long the transaction has held the lock.
+    pub held_for: std::time::Duration,
 }

@@ -100,7 +100,7 @@ pub use derive::{DeriveResult, Derived, derive};
 pub use erased::{ErasedRef, TableHandle};
 pub use error::{DeclareError, Error, Result, TxnError, WriteError};
 pub use index::{Index, KeySet, Query};
-pub use info::{IndexInfo, TableInfo};
+pub use info::{IndexInfo, LockHolder, TableInfo};
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use inspect::{

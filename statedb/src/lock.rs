@@ -109,6 +109,9 @@ struct LockState {
     held: bool,
     owner: Option<Owner>,
     queue: VecDeque<Arc<Waiter>>,
+    /// The handle whose transaction holds the lock, and since when (for
+    /// inspection); set once its transaction has begun.
+    holder: Option<(Arc<str>, std::time::Instant)>,
 }
 
 /// A place in a lock's queue.
@@ -161,6 +164,20 @@ impl TableLock {
         Acquire::Queued(waiter)
     }
 
+    /// Records who holds the lock (called by the holder once its
+    /// transaction begins).
+    pub(crate) fn set_holder(&self, handle: Arc<str>, since: std::time::Instant) {
+        let mut state = self.state.lock();
+        if state.held {
+            state.holder = Some((handle, since));
+        }
+    }
+
+    /// The handle holding the lock and since when, if it is held.
+    pub(crate) fn holder(&self) -> Option<(Arc<str>, std::time::Instant)> {
+        self.state.lock().holder.clone()
+    }
+
     /// Whether `owner` holds the lock now.
     pub(crate) fn held_by(&self, owner: Owner) -> bool {
         let state = self.state.lock();
@@ -183,6 +200,7 @@ impl TableLock {
     }
 
     fn hand_off(state: &mut MutexGuard<'_, LockState>) -> Option<Waker> {
+        state.holder = None;
         match state.queue.pop_front() {
             Some(next) => {
                 state.owner = Some(next.owner);

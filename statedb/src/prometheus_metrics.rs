@@ -8,18 +8,27 @@ use crate::Revision;
 use crate::metrics::DbMetrics;
 
 /// [`DbMetrics`] registered in a `prometheus::Registry`, labelled by
-/// `table`:
+/// `table` (and by `handle`, the [named handle](crate::Db::handle) of the
+/// transaction, where it says so):
 ///
 /// - `statedb_write_txn_duration_seconds` (histogram: from the start of
 ///   `write_txn`, lock wait included, to the commit, once per table of the
 ///   transaction)
-/// - `statedb_table_lock_wait_seconds` (histogram)
+/// - `statedb_table_lock_wait_seconds` (histogram, by `table` and `handle`)
+/// - `statedb_table_lock_hold_seconds` (histogram, by `table` and `handle`:
+///   from having every lock to the commit or abort)
 /// - `statedb_write_txn_commits_total`, `statedb_write_txn_aborts_total`
 ///   (counters)
 /// - `statedb_table_objects`, `statedb_table_revision`,
 ///   `statedb_table_graveyard_objects` (gauges, after each commit)
 /// - `statedb_change_iterator_lag_revisions` (gauge: how many revisions a
 ///   change iterator was behind when it last read)
+/// - `statedb_change_iterators` (gauge: live change iterators, after each
+///   commit)
+/// - `statedb_graveyard_cleaning_duration_seconds` (histogram),
+///   `statedb_graveyard_collected_objects_total` (counter) and
+///   `statedb_graveyard_low_watermark` (gauge: the oldest revision a live
+///   change iterator still needs, at the last collection)
 ///
 /// ```
 /// use std::sync::Arc;
@@ -46,6 +55,11 @@ pub struct PrometheusDbMetrics {
     revision: IntGaugeVec,
     graveyard: IntGaugeVec,
     lag: IntGaugeVec,
+    lock_hold: HistogramVec,
+    iterators: IntGaugeVec,
+    cleaning: HistogramVec,
+    collected: IntCounterVec,
+    low_watermark: IntGaugeVec,
 }
 
 impl std::fmt::Debug for PrometheusDbMetrics {
@@ -73,6 +87,12 @@ impl PrometheusDbMetrics {
                 &["table"],
             )
         };
+        let by_handle = |name: &str, help: &str| {
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets()),
+                &["table", "handle"],
+            )
+        };
         let counter =
             |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["table"]);
         let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["table"]);
@@ -81,7 +101,7 @@ impl PrometheusDbMetrics {
                 "statedb_write_txn_duration_seconds",
                 "Write transaction duration, lock wait included",
             )?,
-            lock_wait: histogram(
+            lock_wait: by_handle(
                 "statedb_table_lock_wait_seconds",
                 "Time a write transaction waited for a table lock",
             )?,
@@ -103,6 +123,23 @@ impl PrometheusDbMetrics {
                 "statedb_change_iterator_lag_revisions",
                 "Revisions a change iterator was behind when it last read",
             )?,
+            lock_hold: by_handle(
+                "statedb_table_lock_hold_seconds",
+                "Time a write transaction held a table lock",
+            )?,
+            iterators: gauge("statedb_change_iterators", "Live change iterators")?,
+            cleaning: histogram(
+                "statedb_graveyard_cleaning_duration_seconds",
+                "Time a commit spent collecting the graveyard",
+            )?,
+            collected: counter(
+                "statedb_graveyard_collected_objects_total",
+                "Deleted objects dropped from the graveyard",
+            )?,
+            low_watermark: gauge(
+                "statedb_graveyard_low_watermark",
+                "Oldest revision a live change iterator still needs, at the last collection",
+            )?,
         };
         registry.register(Box::new(m.txn_duration.clone()))?;
         registry.register(Box::new(m.lock_wait.clone()))?;
@@ -112,6 +149,11 @@ impl PrometheusDbMetrics {
         registry.register(Box::new(m.revision.clone()))?;
         registry.register(Box::new(m.graveyard.clone()))?;
         registry.register(Box::new(m.lag.clone()))?;
+        registry.register(Box::new(m.lock_hold.clone()))?;
+        registry.register(Box::new(m.iterators.clone()))?;
+        registry.register(Box::new(m.cleaning.clone()))?;
+        registry.register(Box::new(m.collected.clone()))?;
+        registry.register(Box::new(m.low_watermark.clone()))?;
         Ok(m)
     }
 }
@@ -129,10 +171,39 @@ impl DbMetrics for PrometheusDbMetrics {
             self.commits.with_label_values(&[*t]).inc();
         }
     }
-    fn table_lock_wait(&self, table: &str, wait: Duration) {
+    fn handle_lock_wait(&self, handle: &str, table: &str, wait: Duration) {
         self.lock_wait
-            .with_label_values(&[table])
+            .with_label_values(&[table, handle])
             .observe(wait.as_secs_f64());
+    }
+    fn handle_lock_hold(&self, handle: &str, tables: &[&str], held: Duration) {
+        for t in tables {
+            self.lock_hold
+                .with_label_values(&[*t, handle])
+                .observe(held.as_secs_f64());
+        }
+    }
+    fn graveyard_collected(
+        &self,
+        table: &str,
+        collected: usize,
+        low_watermark: Revision,
+        duration: Duration,
+    ) {
+        self.cleaning
+            .with_label_values(&[table])
+            .observe(duration.as_secs_f64());
+        self.collected
+            .with_label_values(&[table])
+            .inc_by(collected as u64);
+        self.low_watermark
+            .with_label_values(&[table])
+            .set(gauge_value(low_watermark));
+    }
+    fn change_iterators(&self, table: &str, count: usize) {
+        self.iterators
+            .with_label_values(&[table])
+            .set(gauge_value(count as u64));
     }
     fn table_contents(&self, table: &str, objects: usize, graveyard: usize, revision: Revision) {
         self.objects
@@ -169,7 +240,8 @@ mod tests {
     #[test]
     fn records_commits_aborts_contents_and_iterator_lag() {
         let registry = Registry::new();
-        let db = Db::with_metrics(Arc::new(PrometheusDbMetrics::new(&registry).unwrap()));
+        let db = Db::with_metrics(Arc::new(PrometheusDbMetrics::new(&registry).unwrap()))
+            .handle("tests");
         let t = Table::new(
             "ids",
             &Index::<u32, u32>::unique("id", |o: &u32, k| k.push(o)),
@@ -201,10 +273,31 @@ mod tests {
             "statedb_table_graveyard_objects{table=\"ids\"} 1",
             "statedb_change_iterator_lag_revisions{table=\"ids\"} 4",
             "statedb_write_txn_duration_seconds_count{table=\"ids\"} 2",
-            "statedb_table_lock_wait_seconds_count{table=\"ids\"} 3",
+            "statedb_table_lock_wait_seconds_count{handle=\"tests\",table=\"ids\"} 3",
+            "statedb_table_lock_hold_seconds_count{handle=\"tests\",table=\"ids\"} 3",
+            "statedb_change_iterators{table=\"ids\"} 1",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
+        // Once the iterator has seen the delete, a commit collects it.
+        let _ = changes.next(&db.read_txn()).unwrap().0.count();
+        let mut w = db.write_txn(&[&t]).unwrap();
+        t.insert(&mut w, 10).unwrap();
+        w.commit();
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut buf)
+            .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        for line in [
+            "statedb_graveyard_collected_objects_total{table=\"ids\"} 1",
+            "statedb_graveyard_cleaning_duration_seconds_count{table=\"ids\"} 1",
+            "statedb_graveyard_low_watermark{table=\"ids\"} 4",
+            "statedb_table_graveyard_objects{table=\"ids\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        drop(changes);
         assert!(
             PrometheusDbMetrics::new(&registry).is_err(),
             "registered twice"

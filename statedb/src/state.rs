@@ -226,6 +226,17 @@ pub(crate) struct TableStats {
     /// The uninitialized period this commit ended (all done, or replaced
     /// by a new one): its watch is closed once the state is published.
     pub ended_init_period: Option<Arc<WatchCloser>>,
+    /// The graveyard collection this commit ran, if it dropped anything.
+    pub collection: Option<Collection>,
+    /// Change iterators of the table alive at the commit.
+    pub change_iterators: usize,
+}
+
+/// A graveyard collection, for [`crate::DbMetrics::graveyard_collected`].
+pub(crate) struct Collection {
+    pub collected: usize,
+    pub low_watermark: Revision,
+    pub duration: std::time::Duration,
 }
 
 pub(crate) trait AnyTableTxn: Any + Send {
@@ -508,13 +519,25 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
     fn finish(self: Box<Self>) -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats) {
         let mut this = *self;
         let trackers = this.table.trackers();
+        let change_iterators = trackers.count();
         trackers.clear_request();
+        let mut collection = None;
         if this.graveyard.len() > 0 {
+            // Timed only here: a commit with an empty graveyard reads no
+            // clock.
+            let started = std::time::Instant::now();
             trackers.lap_behind(&this.graveyard);
             // The watermarks' lock is only taken when there is something
             // to collect.
-            this.graveyard
-                .collect(trackers.low_watermark(), this.last_revision);
+            let low_watermark = trackers.low_watermark();
+            let collected = this.graveyard.collect(low_watermark, this.last_revision);
+            if collected > 0 {
+                collection = Some(Collection {
+                    collected,
+                    low_watermark: low_watermark.min(this.last_revision),
+                    duration: started.elapsed(),
+                });
+            }
         }
         let mut watches = WatchesToClose::new();
         let (primary, w) = this.primary.commit();
@@ -550,6 +573,8 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
             graveyard_oldest: state.graveyard.oldest(),
             revision: state.last_revision,
             ended_init_period,
+            collection,
+            change_iterators,
         };
         (Arc::new(state), watches, stats)
     }

@@ -118,12 +118,19 @@ pub struct WriteTxn {
     /// write from another thread re-owns the transaction.
     thread: u64,
     started: Option<Instant>,
+    /// The named handle it came from ([`crate::Db::handle`]).
+    handle: Arc<str>,
+    /// When it had every lock (with metrics only), for the hold time.
+    locked_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for WriteTxn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.locked.iter().map(|l| l.txn.name()).collect();
-        f.debug_struct("WriteTxn").field("tables", &names).finish()
+        f.debug_struct("WriteTxn")
+            .field("handle", &&*self.handle)
+            .field("tables", &names)
+            .finish()
     }
 }
 
@@ -161,6 +168,9 @@ impl Drop for WriteTxn {
         if let (Some(m), Some(_), false) = (self.db.metrics(), self.started, locked.is_empty()) {
             let names: Vec<&str> = locked.iter().map(|l| l.txn.name()).collect();
             m.write_txn_aborted(&names);
+            if let Some(at) = self.locked_at {
+                m.handle_lock_hold(&self.handle, &names, at.elapsed());
+            }
         }
         let mut tables: PerTable<_> = SmallVec::with_capacity(locked.len());
         for l in locked {
@@ -212,6 +222,12 @@ impl WriteTxn {
         &self.db
     }
 
+    /// The name of the handle the transaction came from
+    /// ([`crate::Db::handle`]; `"db"` by default).
+    pub fn handle(&self) -> &str {
+        &self.handle
+    }
+
     /// Names of the locked tables.
     pub fn table_names(&self) -> Vec<&str> {
         self.locked.iter().map(|l| l.txn.name()).collect()
@@ -249,6 +265,10 @@ impl WriteTxn {
             }
             if let Some(m) = metrics {
                 m.table_contents(table.name(), stats.objects, stats.graveyard, stats.revision);
+                m.change_iterators(table.name(), stats.change_iterators);
+                if let Some(c) = &stats.collection {
+                    m.graveyard_collected(table.name(), c.collected, c.low_watermark, c.duration);
+                }
             }
             released.push((table, stats.graveyard_oldest));
         }
@@ -256,6 +276,9 @@ impl WriteTxn {
         if let (Some(m), Some(started)) = (metrics, self.started) {
             let names: Vec<&str> = released.iter().map(|(t, _)| t.name()).collect();
             m.write_txn_duration(&names, started.elapsed());
+            if let Some(at) = self.locked_at {
+                m.handle_lock_hold(&self.handle, &names, at.elapsed());
+            }
         }
         // A change iterator may have asked for collection while we held
         // the lock, after our own collection ran, or been dropped before
@@ -284,11 +307,15 @@ pub(crate) fn collect_if_idle(db: &Arc<DbInner>, table: &Arc<dyn ErasedTable>) {
     drop(root);
     table.request_collection();
     let owner = Owner::current();
-    if let Some(guard) = TableGuard::try_new(table, owner) {
+    let handle: Arc<str> = Arc::from(GRAVEYARD_HANDLE);
+    if let Some(guard) = TableGuard::try_new(table, owner, &handle) {
         // Committing runs the graveyard collection.
-        begin_locked(db, smallvec::smallvec![(pos, guard)], owner, None).commit();
+        begin_locked(db, &handle, smallvec::smallvec![(pos, guard)], owner, None).commit();
     }
 }
+
+/// The handle name of a graveyard clean-up commit, as inspection shows it.
+pub(crate) const GRAVEYARD_HANDLE: &str = "statedb-graveyard";
 
 /// How [`lock_tables`] waits for a table held by another transaction.
 #[derive(Clone, Copy, Debug)]
@@ -304,13 +331,22 @@ pub(crate) struct TableGuard {
 }
 
 impl TableGuard {
+    /// The guard of a lock just taken, recording `handle` as its holder
+    /// for inspection.
+    fn held(table: Arc<dyn ErasedTable>, handle: &Arc<str>) -> Self {
+        table.lock().set_holder(handle.clone(), Instant::now());
+        TableGuard { table }
+    }
+
     /// Takes a table's lock when it is free (the clean-up commit of a
     /// graveyard collection).
-    pub(crate) fn try_new(table: &Arc<dyn ErasedTable>, owner: Owner) -> Option<Self> {
+    pub(crate) fn try_new(
+        table: &Arc<dyn ErasedTable>,
+        owner: Owner,
+        handle: &Arc<str>,
+    ) -> Option<Self> {
         match table.lock().acquire(owner, false) {
-            Acquire::Held => Some(TableGuard {
-                table: table.clone(),
-            }),
+            Acquire::Held => Some(TableGuard::held(table.clone(), handle)),
             Acquire::Conflict | Acquire::Busy | Acquire::Queued(_) => None,
         }
     }
@@ -361,6 +397,7 @@ fn lock_order(
 /// `wait` says.
 pub(crate) fn lock_tables(
     db: &Arc<DbInner>,
+    handle: &Arc<str>,
     tables: PerTable<Arc<dyn ErasedTable>>,
     wait: LockWait,
 ) -> Result<WriteTxn, TxnError> {
@@ -394,11 +431,11 @@ pub(crate) fn lock_tables(
             }
         }
         if let (Some(m), Some(t0)) = (metrics, t0) {
-            m.table_lock_wait(t.name(), t0.elapsed());
+            m.handle_lock_wait(handle, t.name(), t0.elapsed());
         }
-        guards.push((pos, TableGuard { table: t }));
+        guards.push((pos, TableGuard::held(t, handle)));
     }
-    Ok(begin_locked(db, guards, owner, started))
+    Ok(begin_locked(db, handle, guards, owner, started))
 }
 
 /// The future of [`crate::Db::write_txn_async`]: takes the tables' locks
@@ -412,6 +449,7 @@ pub struct WriteTxnFuture {
 
 struct Acquiring {
     db: Arc<DbInner>,
+    handle: Arc<str>,
     owner: Owner,
     tables: PerTable<Positioned>,
     guards: PerTable<(usize, TableGuard)>,
@@ -433,12 +471,17 @@ impl std::fmt::Debug for WriteTxnFuture {
 }
 
 impl WriteTxnFuture {
-    pub(crate) fn new(db: &Arc<DbInner>, tables: PerTable<Arc<dyn ErasedTable>>) -> Self {
+    pub(crate) fn new(
+        db: &Arc<DbInner>,
+        handle: &Arc<str>,
+        tables: PerTable<Arc<dyn ErasedTable>>,
+    ) -> Self {
         let owner = Owner::current_async();
         let step = lock_order(db, tables, owner).map(|tables| {
             let metrics = db.metrics();
             Acquiring {
                 db: db.clone(),
+                handle: handle.clone(),
                 owner,
                 guards: SmallVec::with_capacity(tables.len()),
                 tables,
@@ -471,7 +514,9 @@ impl std::future::Future for WriteTxnFuture {
             }
             (Poll::Ready(Ok(())), Some(Ok(mut a))) => {
                 let guards = std::mem::take(&mut a.guards);
-                Poll::Ready(Ok(begin_locked(&a.db, guards, a.owner, a.started)))
+                Poll::Ready(Ok(begin_locked(
+                    &a.db, &a.handle, guards, a.owner, a.started,
+                )))
             }
             (Poll::Ready(_), Some(Err(e))) => Poll::Ready(Err(e)),
             (Poll::Ready(_), Some(Ok(a))) => {
@@ -508,10 +553,10 @@ impl Acquiring {
                 },
             }
             if let (Some(m), Some(t0)) = (self.db.metrics(), self.lock_wait_from) {
-                m.table_lock_wait(t.name(), t0.elapsed());
+                m.handle_lock_wait(&self.handle, t.name(), t0.elapsed());
                 self.lock_wait_from = Some(Instant::now());
             }
-            self.guards.push((pos, TableGuard { table: t }));
+            self.guards.push((pos, TableGuard::held(t, &self.handle)));
         }
         Poll::Ready(Ok(()))
     }
@@ -533,6 +578,7 @@ impl Drop for Acquiring {
 /// Starts a write transaction over tables whose locks are held.
 pub(crate) fn begin_locked(
     db: &Arc<DbInner>,
+    handle: &Arc<str>,
     guards: PerTable<(usize, TableGuard)>,
     owner: Owner,
     started: Option<Instant>,
@@ -558,6 +604,8 @@ pub(crate) fn begin_locked(
         locked,
         thread: owner.thread(),
         owner,
+        handle: handle.clone(),
+        locked_at: started.map(|_| Instant::now()),
         started,
     }
 }

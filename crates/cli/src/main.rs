@@ -54,7 +54,7 @@ enum Output {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The tables: indexes, objects, revision, initialized, graveyard.
+    /// The tables: indexes, objects, revision, initialized, graveyard, lock holder.
     Tables,
     /// Every object of a table.
     Show {

@@ -52,6 +52,7 @@ impl Format {
             "revision",
             "initialized",
             "graveyard",
+            "locked by",
             "indexes",
         ]
         .map(String::from);
@@ -73,6 +74,10 @@ impl Format {
                     t.revision.to_string(),
                     t.initialized.to_string(),
                     t.graveyard.to_string(),
+                    t.locked_by.as_ref().map_or_else(
+                        || "-".to_string(),
+                        |h| format!("{} ({} ms)", h.handle, h.held_for_ms),
+                    ),
                     indexes.join(", "),
                 ]
             })

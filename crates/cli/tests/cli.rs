@@ -106,10 +106,20 @@ async fn tables_show_and_get_print_aligned_columns() {
     assert!(ok, "{err}");
     assert_eq!(
         out,
-        "NAME    OBJECTS  REVISION  INITIALIZED  GRAVEYARD  INDEXES\n\
-         hosts   3        3         true         0          name (primary), port\n\
-         routes  3        3         true         0          prefix (primary)\n"
+        "NAME    OBJECTS  REVISION  INITIALIZED  GRAVEYARD  LOCKED BY  INDEXES\n\
+         hosts   3        3         true         0          -          name (primary), port\n\
+         routes  3        3         true         0          -          prefix (primary)\n"
     );
+    // A table held by a write transaction names its handle.
+    let held = s.db.handle("importer").write_txn(&[&s.hosts]).unwrap();
+    let (ok, out, err) = sdb(&s.url, &["tables"]).await;
+    assert!(ok, "{err}");
+    let hosts = out.lines().find(|l| l.starts_with("hosts")).unwrap();
+    assert!(hosts.contains(" importer ("), "{out}");
+    assert!(hosts.contains(" ms) "), "{out}");
+    let routes = out.lines().find(|l| l.starts_with("routes")).unwrap();
+    assert!(!routes.contains("importer"), "{out}");
+    drop(held);
 
     let (ok, out, err) = sdb(&s.url, &["show", "hosts"]).await;
     assert!(ok, "{err}");

@@ -8,7 +8,9 @@ mod changes;
 
 pub use changes::{ChangeStream, Event, Reconnect, ResyncReason};
 pub use error::ClientError;
-pub use table::{Client, IndexSummary, Op, RemoteObject, RemoteTable, Rows, TableSummary};
+pub use table::{
+    Client, IndexSummary, LockHolderSummary, Op, RemoteObject, RemoteTable, Rows, TableSummary,
+};
 
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}

@@ -28,6 +28,16 @@ pub struct IndexSummary {
     pub primary: bool,
 }
 
+/// The holder of a table's lock, as [`TableSummary::locked_by`] shows it:
+/// the named handle of the write transaction and how long it has held it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolderSummary {
+    /// The handle's name (`db.handle("name")` on the server).
+    pub handle: String,
+    /// How long it had held the lock, in milliseconds.
+    pub held_for_ms: u64,
+}
+
 /// A table as `GET /tables` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSummary {
@@ -43,6 +53,12 @@ pub struct TableSummary {
     pub initialized: bool,
     /// Deleted objects kept for change iterators.
     pub graveyard: usize,
+    /// Live change iterators.
+    #[serde(default)]
+    pub change_iterators: usize,
+    /// Who holds the table's lock, if anyone (when listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_by: Option<LockHolderSummary>,
     /// The table's own columns, if it has them (else the JSON fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,

@@ -159,9 +159,19 @@ struct TableJson {
     revision: u64,
     initialized: bool,
     graveyard: usize,
+    change_iterators: usize,
+    /// Who holds the table's lock now (omitted while nobody does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_by: Option<LockHolderJson>,
     /// The `TableRow` columns, if the table has its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     columns: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct LockHolderJson {
+    handle: String,
+    held_for_ms: u64,
 }
 
 impl TableJson {
@@ -182,6 +192,11 @@ impl TableJson {
             revision: t.revision,
             initialized: t.initialized,
             graveyard: t.graveyard,
+            change_iterators: t.change_iterators,
+            locked_by: t.locked_by.map(|h| LockHolderJson {
+                handle: h.handle,
+                held_for_ms: u64::try_from(h.held_for.as_millis()).unwrap_or(u64::MAX),
+            }),
         }
     }
 }

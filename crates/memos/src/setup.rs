@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use reconciler::{HealthReporter, Lifecycle, PrometheusMetrics, Reconciler, Status};
-use statedb::Db;
+use statedb::{Db, PrometheusDbMetrics};
 
 use crate::app::{App, Desired, Options, SetupError};
 #[cfg(feature = "etcd")]
@@ -56,17 +56,17 @@ pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> 
     target::remove_stale_temp_files(&opts.directory);
     let store = Arc::new(Store::open(&state_dir)?);
     let target = FileTarget::open(&opts.directory, store.clone())?;
-    let db = Db::new();
+    let registry = prometheus::Registry::new();
+    let db = Db::with_metrics(Arc::new(PrometheusDbMetrics::new(&registry)?)).handle("memos-http");
     let memos = MemoTable::new()?;
     db.register_inspectable_rows(&memos.table)?;
     let lifecycle = Lifecycle::new();
     let desired = if opts.etcd.is_empty() {
-        fill_from_store(&db, &memos, &store)?;
+        fill_from_store(&db.handle("memos-store"), &memos, &store)?;
         Desired::Local
     } else {
-        etcd_desired(opts, &db, &memos, &lifecycle).await?
+        etcd_desired(opts, &db.handle("memos-etcd"), &memos, &lifecycle).await?
     };
-    let registry = prometheus::Registry::new();
     let metrics = Arc::new(PrometheusMetrics::new(&registry)?);
     let refused = prometheus::IntCounterVec::new(
         prometheus::Opts::new(
@@ -77,8 +77,13 @@ pub async fn build(opts: &Options) -> Result<(Arc<App>, Lifecycle), SetupError> 
     )?;
     registry.register(Box::new(refused.clone()))?;
     let health = Arc::new(HealthReporter::new());
-    let params = reconciler::Params::new(db.clone(), "memos", lifecycle.clone(), health.clone())
-        .with_default_metrics(metrics);
+    let params = reconciler::Params::new(
+        db.handle("memos-reconciler"),
+        "memos",
+        lifecycle.clone(),
+        health.clone(),
+    )
+    .with_default_metrics(metrics);
     let reconciler = Reconciler::builder(memos.table.clone(), target.clone())
         .status(|m| &m.status, |m, s| m.status = s)
         .full_reconciliation_interval(opts.full_reconciliation_interval)

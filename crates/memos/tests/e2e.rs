@@ -161,6 +161,21 @@ fn only_our_own_files_are_pruned_and_metrics_are_exposed() {
             .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"));
         assert!(!line.ends_with(" 0"), "{line}");
     }
+    // The database's own metrics, lock waits and holds by named handle.
+    for prefix in [
+        "statedb_table_lock_hold_seconds_count{handle=\"memos-http\",table=\"memos\"}",
+        "statedb_table_lock_hold_seconds_count{handle=\"memos-reconciler\",table=\"memos\"}",
+        "statedb_table_lock_wait_seconds_count{handle=\"memos-http\",table=\"memos\"}",
+        "statedb_write_txn_commits_total{table=\"memos\"}",
+        "statedb_graveyard_collected_objects_total{table=\"memos\"}",
+        "statedb_change_iterators{table=\"memos\"}",
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} missing:\n{metrics}"));
+        assert!(!line.ends_with(" 0"), "{line}");
+    }
 }
 
 #[test]

@@ -618,6 +618,69 @@ impl<T: KeyEncoding + ?Sized> KeyEncoding for std::sync::Arc<T> {
     }
 }
 
+/// Implements [`KeyEncoding`] for types with a text form (`FromStr` and
+/// `Display` that read each other back, such as a fieldless enum), so
+/// that an index over them can be queried by text in inspection tools
+/// (`?index=kind&key=error`), alone or inside a tuple (`"web,3"`).
+///
+/// The key is the `Display` text, so keys sort by their text (not by a
+/// derived `Ord`); [`KeyEncoding::parse_key`] goes through `FromStr`, so
+/// what does not parse is refused with the type's name, and
+/// [`KeyEncoding::format_key`] prints the text back.
+///
+/// ```
+/// use part::KeyEncoding;
+/// #[derive(Debug, PartialEq)]
+/// enum Kind { Web, Db }
+/// impl std::fmt::Display for Kind {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str(match self { Kind::Web => "web", Kind::Db => "db" })
+///     }
+/// }
+/// impl std::str::FromStr for Kind {
+///     type Err = String;
+///     fn from_str(s: &str) -> Result<Self, String> {
+///         match s { "web" => Ok(Kind::Web), "db" => Ok(Kind::Db), _ => Err(s.into()) }
+///     }
+/// }
+/// part::text_key!(Kind);
+///
+/// let mut k = part::Key::new();
+/// Kind::parse_key("db", &mut k).unwrap();
+/// assert_eq!(k, Kind::Db.to_key());
+/// assert!(Kind::parse_key("cache", &mut part::Key::new()).is_err());
+/// // In a tuple, as any key type.
+/// let pair = <(Kind, u32)>::parse_key("web,3", &mut part::Key::new());
+/// assert!(pair.is_ok());
+/// assert_eq!(<(Kind, u32)>::format_key(&(Kind::Web, 3u32).to_key()).as_deref(), Some("web,3"));
+/// ```
+#[macro_export]
+macro_rules! text_key {
+    ($($t:ty),+ $(,)?) => {$(
+        impl $crate::KeyEncoding for $t {
+            fn encode_key(&self, out: &mut $crate::Key) {
+                out.extend_from_slice(::std::string::ToString::to_string(self).as_bytes());
+            }
+            fn parse_key(
+                text: &str,
+                out: &mut $crate::Key,
+            ) -> ::std::result::Result<(), $crate::ParseKeyError> {
+                let value: $t = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| $crate::ParseKeyError::invalid(text, stringify!($t)))?;
+                $crate::KeyEncoding::encode_key(&value, out);
+                Ok(())
+            }
+            fn format_key(encoded: &[u8]) -> ::std::option::Option<::std::string::String> {
+                let text = ::std::str::from_utf8(encoded).ok()?;
+                text.parse::<$t>().ok()?;
+                Some(text.to_string())
+            }
+        }
+    )+};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -832,67 +895,4 @@ mod tests {
         assert!(i64::MIN.to_key() < i64::MAX.to_key());
         assert!(false.to_key() < true.to_key());
     }
-}
-
-/// Implements [`KeyEncoding`] for types with a text form (`FromStr` and
-/// `Display` that read each other back, such as a fieldless enum), so
-/// that an index over them can be queried by text in inspection tools
-/// (`?index=kind&key=error`), alone or inside a tuple (`"web,3"`).
-///
-/// The key is the `Display` text, so keys sort by their text (not by a
-/// derived `Ord`); [`KeyEncoding::parse_key`] goes through `FromStr`, so
-/// what does not parse is refused with the type's name, and
-/// [`KeyEncoding::format_key`] prints the text back.
-///
-/// ```
-/// use part::KeyEncoding;
-/// #[derive(Debug, PartialEq)]
-/// enum Kind { Web, Db }
-/// impl std::fmt::Display for Kind {
-///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-///         f.write_str(match self { Kind::Web => "web", Kind::Db => "db" })
-///     }
-/// }
-/// impl std::str::FromStr for Kind {
-///     type Err = String;
-///     fn from_str(s: &str) -> Result<Self, String> {
-///         match s { "web" => Ok(Kind::Web), "db" => Ok(Kind::Db), _ => Err(s.into()) }
-///     }
-/// }
-/// part::text_key!(Kind);
-///
-/// let mut k = part::Key::new();
-/// Kind::parse_key("db", &mut k).unwrap();
-/// assert_eq!(k, Kind::Db.to_key());
-/// assert!(Kind::parse_key("cache", &mut part::Key::new()).is_err());
-/// // In a tuple, as any key type.
-/// let pair = <(Kind, u32)>::parse_key("web,3", &mut part::Key::new());
-/// assert!(pair.is_ok());
-/// assert_eq!(<(Kind, u32)>::format_key(&(Kind::Web, 3u32).to_key()).as_deref(), Some("web,3"));
-/// ```
-#[macro_export]
-macro_rules! text_key {
-    ($($t:ty),+ $(,)?) => {$(
-        impl $crate::KeyEncoding for $t {
-            fn encode_key(&self, out: &mut $crate::Key) {
-                out.extend_from_slice(::std::string::ToString::to_string(self).as_bytes());
-            }
-            fn parse_key(
-                text: &str,
-                out: &mut $crate::Key,
-            ) -> ::std::result::Result<(), $crate::ParseKeyError> {
-                let value: $t = text
-                    .trim()
-                    .parse()
-                    .map_err(|_| $crate::ParseKeyError::invalid(text, stringify!($t)))?;
-                $crate::KeyEncoding::encode_key(&value, out);
-                Ok(())
-            }
-            fn format_key(encoded: &[u8]) -> ::std::option::Option<::std::string::String> {
-                let text = ::std::str::from_utf8(encoded).ok()?;
-                text.parse::<$t>().ok()?;
-                Some(text.to_string())
-            }
-        }
-    )+};
 }
