@@ -15,7 +15,7 @@ pub use collections::{Map, Set};
 pub use encoding::{KeyEncoding, KeyFilter, ParseKeyError, format_key_bytes};
 pub use node::Key;
 pub use read::Read;
-pub use tree::{Iter, OwnedIter, OwnedRevIter, Tree};
+pub use tree::{Iter, LPM_END, OwnedIter, OwnedRevIter, Tree};
 pub use txn::Txn;
 pub use watch::{Closed, Watch, WatchCloser, WatchSet, WatchesToClose};
 

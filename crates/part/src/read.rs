@@ -48,6 +48,10 @@ pub trait Read<V> {
     /// Ordered iteration over the keys greater than or equal to `key`.
     fn lower_bound(&self, key: &[u8]) -> Iter<'_, V>;
 
+    /// The longest-prefix match of `path` ([`Tree::longest_prefix_watch`],
+    /// keys closed by [`crate::LPM_END`]), without the watch.
+    fn longest_prefix(&self, path: &[u8]) -> Option<usize>;
+
     /// The contents as an immutable tree (for a transaction: as of now;
     /// its later writes do not change it).
     fn snapshot(&self) -> Tree<V>;
@@ -79,6 +83,10 @@ impl<V> Read<V> for Tree<V> {
         Tree::lower_bound(self, key)
     }
     #[inline]
+    fn longest_prefix(&self, path: &[u8]) -> Option<usize> {
+        crate::tree::longest_prefix(&self.root, path, crate::LPM_END).0
+    }
+    #[inline]
     fn snapshot(&self) -> Tree<V> {
         self.clone()
     }
@@ -108,6 +116,10 @@ impl<V: Clone + Send + Sync + 'static> Read<V> for Txn<V> {
     #[inline]
     fn lower_bound(&self, key: &[u8]) -> Iter<'_, V> {
         Txn::lower_bound(self, key)
+    }
+    #[inline]
+    fn longest_prefix(&self, path: &[u8]) -> Option<usize> {
+        crate::tree::longest_prefix(self.root(), path, crate::LPM_END).0
     }
     #[inline]
     fn snapshot(&self) -> Tree<V> {

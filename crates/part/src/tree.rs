@@ -164,6 +164,38 @@ impl<V> Tree<V> {
         prefix_first(&self.root, prefix)
     }
 
+    /// Longest-prefix match over keys written as a path closed by an end
+    /// byte: the greatest `n` such that some key starts with `path[..n]`
+    /// followed by `end`, found in one descent along `path`; with a watch
+    /// that closes whenever the answer for `path` may change (a key added,
+    /// replaced or removed at that match or more specific than it, or any
+    /// change when nothing matched). The path must not contain `end`.
+    ///
+    /// It is the primitive of a longest-prefix-match index: keys are bit
+    /// strings, one byte per bit, each followed by `end`, so that the keys
+    /// whose bit string is a prefix of `path` are exactly those starting
+    /// with some `path[..n]` then `end`.
+    ///
+    /// ```
+    /// use part::Tree;
+    /// // Bits as 2 and 3, closed by 1.
+    /// let tree = Tree::new().insert(&[1], "default").insert(&[3, 2, 1], "10/2");
+    /// assert_eq!(tree.longest_prefix_watch(&[3, 2, 3]).0, Some(2));
+    /// assert_eq!(tree.longest_prefix_watch(&[2, 2]).0, Some(0));
+    /// let (n, watch) = Tree::<()>::new().longest_prefix_watch(&[3]);
+    /// assert_eq!(n, None);
+    /// # let _ = watch;
+    /// ```
+    pub fn longest_prefix_watch(&self, path: &[u8]) -> (Option<usize>, Watch) {
+        let (n, node) = longest_prefix(&self.root, path, LPM_END);
+        let watch = if self.root_only_watch {
+            self.root.node_watch()
+        } else {
+            node.node_watch()
+        };
+        (n, watch)
+    }
+
     /// The last key (in order) and its value.
     pub fn last(&self) -> Option<(&[u8], &V)> {
         let mut node: &Node<V> = &self.root;
@@ -322,6 +354,49 @@ pub(crate) fn leftmost<V>(mut node: &Node<V>) -> Option<(&[u8], &V)> {
 /// `Txn::prefix_first`.
 pub(crate) fn prefix_first<'a, V>(root: &'a Link<V>, prefix: &[u8]) -> Option<(&'a [u8], &'a V)> {
     leftmost(prefix_search(root, prefix).0?)
+}
+
+/// The end byte of longest-prefix-match keys ([`Tree::longest_prefix_watch`]):
+/// the lowest, so that a key sorts before the keys it is a prefix of.
+pub const LPM_END: u8 = 1;
+
+/// See [`Tree::longest_prefix_watch`]: the match length, and the node
+/// whose watch covers every change that can alter the answer. That is the
+/// node at whose boundary the match was found (a more specific key would
+/// be added below it, and the match itself lies below it), or the node
+/// whose compressed prefix holds the end byte (a more specific key splits
+/// it), or the root when nothing matched.
+pub(crate) fn longest_prefix<'a, V>(
+    root: &'a Node<V>,
+    path: &[u8],
+    end: u8,
+) -> (Option<usize>, &'a Node<V>) {
+    let mut best: (Option<usize>, &Node<V>) = (None, root);
+    let mut node = root;
+    let mut d = 0;
+    loop {
+        for (i, &b) in node.prefix().iter().enumerate() {
+            if path.get(d + i) != Some(&b) {
+                // Every key under `node` starts with `path[..d + i]`, then
+                // `b`: a match if `b` ends the key, else nothing deeper.
+                return if b == end { (Some(d + i), node) } else { best };
+            }
+        }
+        d += node.prefix_len();
+        if node.children.get(end).is_some() {
+            best = (Some(d), node);
+        }
+        let Some(&b) = path.get(d) else {
+            return best;
+        };
+        match node.children.get(b) {
+            Some(c) => {
+                node = c;
+                d += 1;
+            }
+            None => return best,
+        }
+    }
 }
 
 /// The node whose subtree holds exactly the keys with `prefix`, and the

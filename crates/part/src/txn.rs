@@ -56,6 +56,11 @@ impl<V: Clone + Send + Sync + 'static> Txn<V> {
         }
     }
 
+    /// The root as of now, for reads shared with [`Tree`].
+    pub(crate) fn root(&self) -> &crate::node::Node<V> {
+        &self.root
+    }
+
     /// Number of keys, including this transaction's changes.
     pub fn len(&self) -> usize {
         self.len
