@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
-use statedb::Table;
+use statedb::{Db, Table};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::config::{Config, ConfigError};
@@ -260,7 +260,7 @@ fn start<Obj: Clone + Send + Sync + 'static>(
     settings.metrics = settings.metrics.or(params.default_metrics.clone());
     // Its transactions carry its name unless the application named the
     // handle itself.
-    let db = if params.db.handle_name() == "db" {
+    let db = if params.db.handle_name() == Db::DEFAULT_HANDLE {
         params
             .db
             .handle(&format!("reconciler:{}", params.module_id))

@@ -1149,6 +1149,47 @@ impl statedb::DbMetrics for Commits {
     }
 }
 
+/// The handles that held the `objs` table, in order.
+#[derive(Default)]
+struct Holders(parking_lot::Mutex<Vec<String>>);
+
+impl statedb::DbMetrics for Holders {
+    fn handle_lock_hold(&self, handle: &str, tables: &[&str], _: Duration) {
+        if tables.contains(&"objs") {
+            self.0.lock().push(handle.to_string());
+        }
+    }
+}
+
+// A reconciler's status writes are attributed to it: to
+// `reconciler:<module id>` on a plain Db, to the application's own name
+// on a named handle; two reconcilers on one table keep theirs apart.
+#[tokio::test(start_paused = true)]
+async fn status_writes_carry_the_reconcilers_handle_name() {
+    let _watchdog = Watchdog::arm();
+    let holders = Arc::new(Holders::default());
+    let fx = fixture_on(Db::with_metrics(holders.clone()), &["a", "b"]);
+    let target = Arc::new(Target::default());
+    let (pa, _) = fx.params("a");
+    let (mut pb, _) = fx.params("b");
+    pb.db = pb.db.handle("app-b");
+    let ra = fx.member("a", &target).build(pa).unwrap();
+    let rb = fx.member("b", &target).build(pb).unwrap();
+    fx.lc.start().await.unwrap();
+    let rev = fx.insert((0..5).map(|i| obj(i, 1)));
+    ra.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
+    rb.wait_until_succeeded_timeout(rev, MINUTE).await.unwrap();
+    fx.lc.stop().await;
+    let seen = holders.0.lock().clone();
+    assert!(seen.iter().any(|h| h == "reconciler:a"), "{seen:?}");
+    assert!(seen.iter().any(|h| h == "app-b"), "{seen:?}");
+    assert!(!seen.iter().any(|h| h == "reconciler:b"), "{seen:?}");
+    assert!(
+        seen.iter().any(|h| h == "db"),
+        "the test's own inserts: {seen:?}"
+    );
+}
+
 // A backlogged reconciler writes the statuses of many finished operations
 // in one transaction (one commit per operation cost ~10x the CPU per
 // object at concurrency 1); an idle one writes at once, whatever the

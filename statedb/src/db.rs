@@ -47,9 +47,6 @@ pub struct Db {
     handle: Arc<str>,
 }
 
-/// The handle name of a Db not made with [`Db::handle`].
-const DEFAULT_HANDLE: &str = "db";
-
 impl Default for Db {
     fn default() -> Self {
         Db::new()
@@ -66,6 +63,9 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
+    /// The handle name of a Db not made with [`Db::handle`].
+    pub const DEFAULT_HANDLE: &'static str = "db";
+
     /// An empty database without metrics.
     pub fn new() -> Db {
         Self::build(None)
@@ -80,7 +80,7 @@ impl Db {
         let id = NEXT_DB_ID.fetch_add(1, Ordering::Relaxed);
         Db {
             inner: Arc::new(DbInner::new(id, metrics)),
-            handle: Arc::from(DEFAULT_HANDLE),
+            handle: Arc::from(Self::DEFAULT_HANDLE),
         }
     }
 

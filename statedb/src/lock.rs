@@ -110,13 +110,16 @@ struct LockState {
     owner: Option<Owner>,
     queue: VecDeque<Arc<Waiter>>,
     /// The handle whose transaction holds the lock, and since when (for
-    /// inspection); set once its transaction has begun.
+    /// inspection): set in the same critical section that hands the lock
+    /// over, so taking a lock costs no second trip through this mutex.
     holder: Option<(Arc<str>, std::time::Instant)>,
 }
 
 /// A place in a lock's queue.
 pub(crate) struct Waiter {
     owner: Owner,
+    /// The handle it waits for (the holder once the lock is handed over).
+    handle: Arc<str>,
     slot: Mutex<Slot>,
     granted: Condvar,
 }
@@ -140,13 +143,15 @@ pub(crate) enum Acquire {
 }
 
 impl TableLock {
-    /// Takes the lock for `owner` if it is free; otherwise queues `owner`
-    /// (if `queue`) unless `owner` holds it already.
-    pub(crate) fn acquire(&self, owner: Owner, queue: bool) -> Acquire {
+    /// Takes the lock for `owner` (of the named `handle`) if it is free;
+    /// otherwise queues `owner` (if `queue`) unless `owner` holds it
+    /// already.
+    pub(crate) fn acquire(&self, owner: Owner, handle: &Arc<str>, queue: bool) -> Acquire {
         let mut state = self.state.lock();
         if !state.held {
             state.held = true;
             state.owner = Some(owner);
+            state.holder = Some((handle.clone(), std::time::Instant::now()));
             return Acquire::Held;
         }
         if state.owner == Some(owner) {
@@ -157,20 +162,12 @@ impl TableLock {
         }
         let waiter = Arc::new(Waiter {
             owner,
+            handle: handle.clone(),
             slot: Mutex::new(Slot::default()),
             granted: Condvar::new(),
         });
         state.queue.push_back(waiter.clone());
         Acquire::Queued(waiter)
-    }
-
-    /// Records who holds the lock (called by the holder once its
-    /// transaction begins).
-    pub(crate) fn set_holder(&self, handle: Arc<str>, since: std::time::Instant) {
-        let mut state = self.state.lock();
-        if state.held {
-            state.holder = Some((handle, since));
-        }
     }
 
     /// The handle holding the lock and since when, if it is held.
@@ -200,10 +197,10 @@ impl TableLock {
     }
 
     fn hand_off(state: &mut MutexGuard<'_, LockState>) -> Option<Waker> {
-        state.holder = None;
         match state.queue.pop_front() {
             Some(next) => {
                 state.owner = Some(next.owner);
+                state.holder = Some((next.handle.clone(), std::time::Instant::now()));
                 let waker = {
                     let mut slot = next.slot.lock();
                     slot.granted = true;
@@ -215,6 +212,7 @@ impl TableLock {
             None => {
                 state.held = false;
                 state.owner = None;
+                state.holder = None;
                 None
             }
         }
@@ -275,45 +273,60 @@ mod tests {
     fn hand_off_is_fifo_and_never_frees_the_lock_between() {
         let lock = TableLock::default();
         let (a, b, c) = (owner(1), owner(2), owner(3));
-        assert!(matches!(lock.acquire(a, true), Acquire::Held));
-        let Acquire::Queued(wb) = lock.acquire(b, true) else {
+        assert!(matches!(lock.acquire(a, &handle(), true), Acquire::Held));
+        let Acquire::Queued(wb) = lock.acquire(b, &handle(), true) else {
             panic!("b not queued")
         };
-        let Acquire::Queued(wc) = lock.acquire(c, true) else {
+        let Acquire::Queued(wc) = lock.acquire(c, &handle(), true) else {
             panic!("c not queued")
         };
         lock.release();
         // b has it; a newcomer cannot take it, c is still queued.
         assert!(wb.wait(Some(Instant::now())));
         assert!(lock.held_by(b));
-        assert!(matches!(lock.acquire(owner(4), false), Acquire::Busy));
+        assert!(matches!(
+            lock.acquire(owner(4), &handle(), false),
+            Acquire::Busy
+        ));
         assert!(!wc.wait(Some(Instant::now() + Duration::from_millis(1))));
         lock.release();
         assert!(wc.wait(None));
         assert!(lock.held_by(c));
         lock.release();
-        assert!(matches!(lock.acquire(owner(4), false), Acquire::Held));
+        assert!(matches!(
+            lock.acquire(owner(4), &handle(), false),
+            Acquire::Held
+        ));
     }
 
     #[test]
     fn the_owner_asking_again_is_a_conflict_not_a_wait() {
         let lock = TableLock::default();
         let a = owner(1);
-        assert!(matches!(lock.acquire(a, true), Acquire::Held));
-        assert!(matches!(lock.acquire(owner(1), true), Acquire::Conflict));
+        assert!(matches!(lock.acquire(a, &handle(), true), Acquire::Held));
+        assert!(matches!(
+            lock.acquire(owner(1), &handle(), true),
+            Acquire::Conflict
+        ));
         // Re-owned by another thread: the first one may wait now.
         lock.reown(owner(9));
-        assert!(matches!(lock.acquire(owner(1), true), Acquire::Queued(_)));
+        assert!(matches!(
+            lock.acquire(owner(1), &handle(), true),
+            Acquire::Queued(_)
+        ));
     }
 
     #[test]
     fn a_waiter_that_leaves_is_skipped_or_keeps_what_it_was_handed() {
         let lock = TableLock::default();
-        assert!(matches!(lock.acquire(owner(1), true), Acquire::Held));
-        let Acquire::Queued(w2) = lock.acquire(owner(2), true) else {
+        assert!(matches!(
+            lock.acquire(owner(1), &handle(), true),
+            Acquire::Held
+        ));
+        let Acquire::Queued(w2) = lock.acquire(owner(2), &handle(), true) else {
             panic!()
         };
-        let Acquire::Queued(w3) = lock.acquire(owner(3), true) else {
+        let Acquire::Queued(w3) = lock.acquire(owner(3), &handle(), true) else {
             panic!()
         };
         assert!(!lock.leave(&w2));
@@ -322,7 +335,36 @@ mod tests {
         // Handed over before it left: it holds the lock.
         assert!(lock.leave(&w3));
         lock.release();
-        assert!(matches!(lock.acquire(owner(5), false), Acquire::Held));
+        assert!(matches!(
+            lock.acquire(owner(5), &handle(), false),
+            Acquire::Held
+        ));
+    }
+
+    fn handle() -> Arc<str> {
+        Arc::from("test")
+    }
+
+    #[test]
+    fn the_holder_is_named_when_taken_and_handed_over_and_cleared_when_free() {
+        let lock = TableLock::default();
+        let (first, second): (Arc<str>, Arc<str>) = (Arc::from("first"), Arc::from("second"));
+        assert!(lock.holder().is_none());
+        assert!(matches!(
+            lock.acquire(owner(1), &first, true),
+            Acquire::Held
+        ));
+        assert_eq!(lock.holder().map(|h| h.0), Some(first.clone()));
+        let Acquire::Queued(w) = lock.acquire(owner(2), &second, true) else {
+            panic!("not queued")
+        };
+        // Queued is not holding.
+        assert_eq!(lock.holder().map(|h| h.0), Some(first));
+        lock.release();
+        assert!(w.wait(None));
+        assert_eq!(lock.holder().map(|h| h.0), Some(second));
+        lock.release();
+        assert!(lock.holder().is_none());
     }
 
     fn owner(id: u64) -> Owner {

@@ -237,6 +237,18 @@ mod tests {
     use super::*;
     use crate::{Db, Index, Table};
 
+    /// Fails unless the registry's text has every line.
+    fn assert_lines(registry: &Registry, lines: &[&str]) {
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut buf)
+            .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        for line in lines {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
     #[test]
     fn records_commits_aborts_contents_and_iterator_lag() {
         let registry = Registry::new();
@@ -260,43 +272,35 @@ mod tests {
         let w = db.write_txn(&[&t]).unwrap();
         w.abort();
         drop(changes.next(&db.read_txn()).unwrap());
-        let mut buf = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&registry.gather(), &mut buf)
-            .unwrap();
-        let text = String::from_utf8(buf).unwrap();
-        for line in [
-            "statedb_write_txn_commits_total{table=\"ids\"} 2",
-            "statedb_write_txn_aborts_total{table=\"ids\"} 1",
-            "statedb_table_objects{table=\"ids\"} 2",
-            "statedb_table_revision{table=\"ids\"} 4",
-            "statedb_table_graveyard_objects{table=\"ids\"} 1",
-            "statedb_change_iterator_lag_revisions{table=\"ids\"} 4",
-            "statedb_write_txn_duration_seconds_count{table=\"ids\"} 2",
-            "statedb_table_lock_wait_seconds_count{handle=\"tests\",table=\"ids\"} 3",
-            "statedb_table_lock_hold_seconds_count{handle=\"tests\",table=\"ids\"} 3",
-            "statedb_change_iterators{table=\"ids\"} 1",
-        ] {
-            assert!(text.contains(line), "missing {line} in\n{text}");
-        }
+        assert_lines(
+            &registry,
+            &[
+                "statedb_write_txn_commits_total{table=\"ids\"} 2",
+                "statedb_write_txn_aborts_total{table=\"ids\"} 1",
+                "statedb_table_objects{table=\"ids\"} 2",
+                "statedb_table_revision{table=\"ids\"} 4",
+                "statedb_table_graveyard_objects{table=\"ids\"} 1",
+                "statedb_change_iterator_lag_revisions{table=\"ids\"} 4",
+                "statedb_write_txn_duration_seconds_count{table=\"ids\"} 2",
+                "statedb_table_lock_wait_seconds_count{handle=\"tests\",table=\"ids\"} 3",
+                "statedb_table_lock_hold_seconds_count{handle=\"tests\",table=\"ids\"} 3",
+                "statedb_change_iterators{table=\"ids\"} 1",
+            ],
+        );
         // Once the iterator has seen the delete, a commit collects it.
         let _ = changes.next(&db.read_txn()).unwrap().0.count();
         let mut w = db.write_txn(&[&t]).unwrap();
         t.insert(&mut w, 10).unwrap();
         w.commit();
-        let mut buf = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&registry.gather(), &mut buf)
-            .unwrap();
-        let text = String::from_utf8(buf).unwrap();
-        for line in [
-            "statedb_graveyard_collected_objects_total{table=\"ids\"} 1",
-            "statedb_graveyard_cleaning_duration_seconds_count{table=\"ids\"} 1",
-            "statedb_graveyard_low_watermark{table=\"ids\"} 4",
-            "statedb_table_graveyard_objects{table=\"ids\"} 0",
-        ] {
-            assert!(text.contains(line), "missing {line} in\n{text}");
-        }
+        assert_lines(
+            &registry,
+            &[
+                "statedb_graveyard_collected_objects_total{table=\"ids\"} 1",
+                "statedb_graveyard_cleaning_duration_seconds_count{table=\"ids\"} 1",
+                "statedb_graveyard_low_watermark{table=\"ids\"} 4",
+                "statedb_table_graveyard_objects{table=\"ids\"} 0",
+            ],
+        );
         drop(changes);
         assert!(
             PrometheusDbMetrics::new(&registry).is_err(),

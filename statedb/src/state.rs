@@ -240,8 +240,10 @@ pub(crate) struct Collection {
 }
 
 pub(crate) trait AnyTableTxn: Any + Send {
-    /// Collects the graveyard and freezes the state.
-    fn finish(self: Box<Self>) -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats);
+    /// Collects the graveyard (timed if `timed`: metrics are installed)
+    /// and freezes the state.
+    fn finish(self: Box<Self>, timed: bool)
+    -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats);
     /// Discards the changes; closes the watches handed out for them.
     fn abort(self: Box<Self>);
     fn name(&self) -> &str;
@@ -516,22 +518,25 @@ impl<T: Send + Sync + 'static> AnyTableTxn for TableTxn<T> {
         // transaction started from.
         self.primary.abort();
     }
-    fn finish(self: Box<Self>) -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats) {
+    fn finish(
+        self: Box<Self>,
+        timed: bool,
+    ) -> (Arc<dyn AnyTableState>, WatchesToClose, TableStats) {
         let mut this = *self;
         let trackers = this.table.trackers();
         let change_iterators = trackers.count();
         trackers.clear_request();
         let mut collection = None;
         if this.graveyard.len() > 0 {
-            // Timed only here: a commit with an empty graveyard reads no
-            // clock.
-            let started = std::time::Instant::now();
+            // Timed only for metrics, and only here: a commit with an
+            // empty graveyard reads no clock.
+            let started = timed.then(std::time::Instant::now);
             trackers.lap_behind(&this.graveyard);
             // The watermarks' lock is only taken when there is something
             // to collect.
             let low_watermark = trackers.low_watermark();
             let collected = this.graveyard.collect(low_watermark, this.last_revision);
-            if collected > 0 {
+            if let (true, Some(started)) = (collected > 0, started) {
                 collection = Some(Collection {
                     collected,
                     low_watermark: low_watermark.min(this.last_revision),

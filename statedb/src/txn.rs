@@ -245,8 +245,9 @@ impl WriteTxn {
         let locked = std::mem::take(&mut self.locked);
         let mut watches = WatchesToClose::new();
         let mut finished: PerTable<_> = SmallVec::with_capacity(locked.len());
+        let timed = self.db.metrics().is_some();
         for l in locked {
-            let (state, w, stats) = l.txn.finish();
+            let (state, w, stats) = l.txn.finish(timed);
             watches.append(w);
             finished.push((l.pos, state, stats, l.table, l.guard));
         }
@@ -331,13 +332,6 @@ pub(crate) struct TableGuard {
 }
 
 impl TableGuard {
-    /// The guard of a lock just taken, recording `handle` as its holder
-    /// for inspection.
-    fn held(table: Arc<dyn ErasedTable>, handle: &Arc<str>) -> Self {
-        table.lock().set_holder(handle.clone(), Instant::now());
-        TableGuard { table }
-    }
-
     /// Takes a table's lock when it is free (the clean-up commit of a
     /// graveyard collection).
     pub(crate) fn try_new(
@@ -345,8 +339,10 @@ impl TableGuard {
         owner: Owner,
         handle: &Arc<str>,
     ) -> Option<Self> {
-        match table.lock().acquire(owner, false) {
-            Acquire::Held => Some(TableGuard::held(table.clone(), handle)),
+        match table.lock().acquire(owner, handle, false) {
+            Acquire::Held => Some(TableGuard {
+                table: table.clone(),
+            }),
             Acquire::Conflict | Acquire::Busy | Acquire::Queued(_) => None,
         }
     }
@@ -414,7 +410,10 @@ pub(crate) fn lock_tables(
         let t0 = metrics.map(|_| Instant::now());
         let name = || vec![t.name().to_string()];
         // On an error `guards` drops, releasing what we took.
-        match t.lock().acquire(owner, !matches!(wait, LockWait::Try)) {
+        match t
+            .lock()
+            .acquire(owner, handle, !matches!(wait, LockWait::Try))
+        {
             Acquire::Held => {}
             Acquire::Conflict => return Err(TxnError::WouldDeadlock { tables: name() }),
             Acquire::Busy => return Err(TxnError::TablesBusy { tables: name() }),
@@ -433,7 +432,7 @@ pub(crate) fn lock_tables(
         if let (Some(m), Some(t0)) = (metrics, t0) {
             m.handle_lock_wait(handle, t.name(), t0.elapsed());
         }
-        guards.push((pos, TableGuard::held(t, handle)));
+        guards.push((pos, TableGuard { table: t }));
     }
     Ok(begin_locked(db, handle, guards, owner, started))
 }
@@ -543,7 +542,7 @@ impl Acquiring {
                     }
                     self.waiting = None;
                 }
-                None => match t.lock().acquire(self.owner, true) {
+                None => match t.lock().acquire(self.owner, &self.handle, true) {
                     Acquire::Held => {}
                     Acquire::Queued(w) => {
                         self.waiting = Some(w);
@@ -556,7 +555,7 @@ impl Acquiring {
                 m.handle_lock_wait(&self.handle, t.name(), t0.elapsed());
                 self.lock_wait_from = Some(Instant::now());
             }
-            self.guards.push((pos, TableGuard::held(t, &self.handle)));
+            self.guards.push((pos, TableGuard { table: t }));
         }
         Poll::Ready(Ok(()))
     }
