@@ -55,7 +55,10 @@ impl<T: Send + Sync + 'static> Table<T> {
     ) -> Result<Option<(&'t T, Revision)>, TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner().index_pos(q.index_name())?;
-        Ok(view.first_ref(pos, q.key()).map(|o| (&*o.data, o.revision)))
+        let Some(key) = view.exact_key(pos, q.key()) else {
+            return Ok(None);
+        };
+        Ok(view.first_ref(pos, &key).map(|o| (&*o.data, o.revision)))
     }
 
     /// Every object matching `q` exactly, borrowed from `txn` (see
@@ -71,10 +74,13 @@ impl<T: Send + Sync + 'static> Table<T> {
     ) -> Result<Refs<'t, T>, TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner().index_pos(q.index_name())?;
+        let Some(key) = view.exact_key(pos, q.key()) else {
+            return Ok(Refs::one(None));
+        };
         Ok(if pos.unique() {
-            Refs::one(view.first_ref(pos, q.key()))
+            Refs::one(view.first_ref(pos, &key))
         } else {
-            Refs::iter(view.iter_ref(pos, &exact_search_key(false, q.key()), true))
+            Refs::iter(view.iter_ref(pos, &exact_search_key(false, &key), true))
         })
     }
 
@@ -126,6 +132,7 @@ impl<T: Send + Sync + 'static> Table<T> {
         let view = self.view(txn)?;
         let pos = self.inner().index_pos(q.index_name())?;
         let key = range_search_key(pos.unique(), q.into_key());
-        Ok(Refs::iter(view.iter_ref(pos, &key, prefix)))
+        let refs = Refs::iter(view.iter_ref(pos, &key, prefix));
+        Ok(if pos.lpm() { refs.dedup() } else { refs })
     }
 }

@@ -82,12 +82,14 @@ impl<T: Send + Sync + 'static> ErasedTable for TableInner<T> {
             name: self.primary().name(),
             unique: true,
             primary: true,
+            lpm: false,
         };
         std::iter::once(primary)
             .chain(self.secondary().iter().map(|i| IndexInfo {
                 name: i.name(),
                 unique: i.is_unique(),
                 primary: false,
+                lpm: i.is_lpm(),
             }))
             .collect()
     }

@@ -25,6 +25,9 @@ impl KeySet {
     pub fn push_bytes(&mut self, key: &[u8]) {
         self.keys.push(Key::from_slice(key));
     }
+    pub(crate) fn push_key(&mut self, key: Key) {
+        self.keys.push(key);
+    }
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -42,11 +45,14 @@ impl KeySet {
     }
 }
 
-type KeysFn<Obj> = dyn Fn(&Obj, &mut KeySet) + Send + Sync;
+pub(crate) type KeysFn<Obj> = dyn Fn(&Obj, &mut KeySet) + Send + Sync;
 
 pub(crate) struct IndexInner<Obj> {
     name: &'static str,
     unique: bool,
+    /// A longest-prefix-match index ([`crate::LpmIndex`]): exact queries
+    /// resolve to the longest stored prefix of their key.
+    lpm: bool,
     keys: Box<KeysFn<Obj>>,
     /// How a key written as text parses (the key type's
     /// [`KeyEncoding::parse_key`]), for queries typed by a person.
@@ -57,12 +63,38 @@ pub(crate) struct IndexInner<Obj> {
     format: FormatFn,
 }
 
-type FormatFn = fn(&[u8]) -> Option<String>;
+pub(crate) type FormatFn = fn(&[u8]) -> Option<String>;
 
-type ParseFn = fn(&str, &mut Key) -> Result<(), ParseKeyError>;
-type ParsePrefixFn = fn(&str, &mut Key) -> Result<Option<part::KeyFilter>, ParseKeyError>;
+pub(crate) type ParseFn = fn(&str, &mut Key) -> Result<(), ParseKeyError>;
+pub(crate) type ParsePrefixFn =
+    fn(&str, &mut Key) -> Result<Option<part::KeyFilter>, ParseKeyError>;
 
 impl<Obj> IndexInner<Obj> {
+    /// An LPM index's declaration (see [`crate::lpm`]).
+    pub(crate) fn new_lpm(
+        name: &'static str,
+        unique: bool,
+        keys: Box<KeysFn<Obj>>,
+        parse: ParseFn,
+        parse_prefix: ParsePrefixFn,
+        format: FormatFn,
+    ) -> Self {
+        IndexInner {
+            name,
+            unique,
+            lpm: true,
+            keys,
+            parse,
+            parse_prefix,
+            format,
+        }
+    }
+
+    #[inline]
+    pub fn is_lpm(&self) -> bool {
+        self.lpm
+    }
+
     #[inline]
     pub fn name(&self) -> &'static str {
         self.name
@@ -164,6 +196,7 @@ impl<Obj, K: KeyEncoding + ?Sized> Index<Obj, K> {
             inner: Arc::new(IndexInner {
                 name,
                 unique,
+                lpm: false,
                 keys: Box::new(keys),
                 parse: K::parse_key,
                 parse_prefix: K::parse_prefix,
@@ -334,11 +367,12 @@ pub(crate) fn non_unique_prefix(secondary: &[u8]) -> Key {
 }
 
 /// Which tree of a table an index query searches: the primary tree, or a
-/// secondary one by position, with whether that index is unique.
+/// secondary one by position, with whether that index is unique and
+/// whether it is a longest-prefix-match index.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum IndexPos {
     Primary,
-    Secondary(usize, bool),
+    Secondary(usize, bool, bool),
 }
 
 impl IndexPos {
@@ -346,7 +380,15 @@ impl IndexPos {
     pub(crate) fn unique(self) -> bool {
         match self {
             IndexPos::Primary => true,
-            IndexPos::Secondary(_, u) => u,
+            IndexPos::Secondary(_, u, _) => u,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn lpm(self) -> bool {
+        match self {
+            IndexPos::Primary => false,
+            IndexPos::Secondary(_, _, l) => l,
         }
     }
 }

@@ -13,6 +13,9 @@ pub struct IndexInfo {
     pub unique: bool,
     /// True for the primary index.
     pub primary: bool,
+    /// True for a longest-prefix-match index ([`crate::LpmIndex`]): its
+    /// `get` and `list` find the longest stored prefix of the key.
+    pub lpm: bool,
 }
 
 /// A registered table as one snapshot sees it ([`crate::Db::tables`]).

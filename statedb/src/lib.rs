@@ -29,6 +29,9 @@ mod info;
 // indexes, queries and the query -> tree search mapping
 mod index;
 
+// longest-prefix-match indexes: bit-string keys and their encoding
+mod lpm;
+
 // an object as stored
 mod object;
 
@@ -110,6 +113,7 @@ pub use inspect::{
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use json::JsonTable;
+pub use lpm::{BitPrefix, BitPrefixError, LpmIndex, LpmKey, LpmKeys};
 pub use metrics::{DbMetrics, NoopMetrics};
 pub use objects::{Found, Objects, Refs};
 pub use observe::{BlockingObserver, Observer};

@@ -17,6 +17,16 @@ pub type Found<T> = Option<(Arc<T>, Revision)>;
 /// results without touching the objects.
 pub struct Objects<T> {
     inner: ObjectsInner<T>,
+    /// The objects met so far, when each is to come back once (queries
+    /// where an object with several matching keys would repeat).
+    seen: Option<Seen>,
+}
+
+/// Objects met, by address: stable while the results hold them.
+type Seen = std::collections::HashSet<usize>;
+
+fn addr<T>(o: &Object<T>) -> usize {
+    Arc::as_ptr(&o.data) as *const () as usize
 }
 
 enum ObjectsInner<T> {
@@ -31,6 +41,7 @@ impl<T> Objects<T> {
     pub(crate) fn one(o: Option<Object<T>>) -> Self {
         Objects {
             inner: ObjectsInner::One(o),
+            seen: None,
         }
     }
     /// A query's first match as results.
@@ -42,17 +53,26 @@ impl<T> Objects<T> {
     pub(crate) fn iter(i: OwnedIter<Object<T>>) -> Self {
         Objects {
             inner: ObjectsInner::Iter(i),
+            seen: None,
         }
     }
     pub(crate) fn rev(i: OwnedRevIter<Object<T>>, floor: Option<Key>) -> Self {
         Objects {
             inner: ObjectsInner::Rev(i, floor),
+            seen: None,
         }
     }
     pub(crate) fn from_vec(v: Vec<Object<T>>) -> Self {
         Objects {
             inner: ObjectsInner::Vec(v.into_iter()),
+            seen: None,
         }
+    }
+
+    /// The same results with each object once, at its first match.
+    pub(crate) fn dedup(mut self) -> Self {
+        self.seen = Some(Seen::new());
+        self
     }
 
     /// The remaining results as stored objects.
@@ -63,7 +83,32 @@ impl<T> Objects<T> {
     /// Advances, handing the next object to `f` by reference.
     #[inline]
     fn next_with<R>(&mut self, f: impl FnOnce(&Object<T>) -> R) -> Option<R> {
-        match &mut self.inner {
+        let Some(seen) = &mut self.seen else {
+            return Self::inner_next_with(&mut self.inner, f);
+        };
+        let mut f = Some(f);
+        loop {
+            let next = Self::inner_next_with(&mut self.inner, |o| {
+                if seen.insert(addr(o)) {
+                    f.take().map(|f| f(o))
+                } else {
+                    None
+                }
+            });
+            match next {
+                None => return None,
+                Some(Some(r)) => return Some(r),
+                Some(None) => {}
+            }
+        }
+    }
+
+    #[inline]
+    fn inner_next_with<R>(
+        inner: &mut ObjectsInner<T>,
+        f: impl FnOnce(&Object<T>) -> R,
+    ) -> Option<R> {
+        match inner {
             ObjectsInner::One(o) => o.take().map(|o| f(&o)),
             ObjectsInner::Iter(i) => i.next_with(|_, o| f(o)),
             ObjectsInner::Rev(i, floor) => match floor {
@@ -99,6 +144,7 @@ impl<T> Iterator for Objects<T> {
 /// owning queries give owned results.
 pub struct Refs<'t, T> {
     inner: RefsInner<'t, T>,
+    seen: Option<Seen>,
 }
 
 enum RefsInner<'t, T> {
@@ -110,13 +156,21 @@ impl<'t, T> Refs<'t, T> {
     pub(crate) fn one(o: Option<&'t Object<T>>) -> Self {
         Refs {
             inner: RefsInner::One(o),
+            seen: None,
         }
     }
 
     pub(crate) fn iter(i: part::Iter<'t, Object<T>>) -> Self {
         Refs {
             inner: RefsInner::Iter(i),
+            seen: None,
         }
+    }
+
+    /// The same results with each object once, at its first match.
+    pub(crate) fn dedup(mut self) -> Self {
+        self.seen = Some(Seen::new());
+        self
     }
 }
 
@@ -125,11 +179,15 @@ impl<'t, T> Iterator for Refs<'t, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let o = match &mut self.inner {
-            RefsInner::One(o) => o.take(),
-            RefsInner::Iter(i) => i.next_value(),
-        };
-        o.map(|o| (&*o.data, o.revision))
+        loop {
+            let o = match &mut self.inner {
+                RefsInner::One(o) => o.take(),
+                RefsInner::Iter(i) => i.next_value(),
+            }?;
+            if self.seen.as_mut().is_none_or(|seen| seen.insert(addr(o))) {
+                return Some((&*o.data, o.revision));
+            }
+        }
     }
 }
 

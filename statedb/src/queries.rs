@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use crate::error::{Result, TxnError};
 use crate::index::{Index, IndexPos, Query, exact_search_key, range_search_key};
 use crate::objects::{Found, Objects};
-use crate::table::Table;
+use crate::table::{Table, dedup_lpm};
 use crate::view::ReadTxnLike;
 
 impl<T: Send + Sync + 'static> Table<T> {
@@ -32,10 +32,13 @@ impl<T: Send + Sync + 'static> Table<T> {
     pub fn list_rev(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Objects<T>, TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner().index_pos(q.index_name())?;
+        let Some(key) = view.exact_key(pos, q.key()) else {
+            return Ok(Objects::one(None));
+        };
         if pos.unique() {
-            return Ok(Objects::one(view.first(pos, q.key())));
+            return Ok(Objects::one(view.first(pos, &key)));
         }
-        let key = self.rev_key(&q, pos, true);
+        let key = exact_search_key(false, &key);
         Ok(Objects::rev(view.tree(pos).prefix_owned_rev(&key), None))
     }
 
@@ -48,7 +51,10 @@ impl<T: Send + Sync + 'static> Table<T> {
         let view = self.view(txn)?;
         let pos = self.inner().index_pos(q.index_name())?;
         let key = self.rev_key(&q, pos, false);
-        Ok(Objects::rev(view.tree(pos).prefix_owned_rev(&key), None))
+        Ok(dedup_lpm(
+            pos,
+            Objects::rev(view.tree(pos).prefix_owned_rev(&key), None),
+        ))
     }
 
     /// The objects of [`Table::lower_bound`] (keys at or above `q`'s) in
@@ -65,9 +71,9 @@ impl<T: Send + Sync + 'static> Table<T> {
         let view = self.view(txn)?;
         let pos = self.inner().index_pos(q.index_name())?;
         let key = self.rev_key(&q, pos, false);
-        Ok(Objects::rev(
-            view.tree(pos).into_owned_rev_iter(),
-            Some(key),
+        Ok(dedup_lpm(
+            pos,
+            Objects::rev(view.tree(pos).into_owned_rev_iter(), Some(key)),
         ))
     }
 

@@ -107,7 +107,7 @@ impl<T: Send + Sync + 'static> TableRead<T> for TableState<T> {
     fn index(&self, pos: IndexPos) -> &Tree<Object<T>> {
         match pos {
             IndexPos::Primary => &self.primary,
-            IndexPos::Secondary(i, _) => &self.secondary[i],
+            IndexPos::Secondary(i, ..) => &self.secondary[i],
         }
     }
     fn by_revision(&self) -> &Tree<Object<T>> {
@@ -139,7 +139,7 @@ impl<T: Send + Sync + 'static> TableRead<T> for TableTxn<T> {
     fn index(&self, pos: IndexPos) -> &Txn<Object<T>> {
         match pos {
             IndexPos::Primary => &self.primary,
-            IndexPos::Secondary(i, _) => &self.secondary[i],
+            IndexPos::Secondary(i, ..) => &self.secondary[i],
         }
     }
     fn by_revision(&self) -> &Txn<Object<T>> {
@@ -326,10 +326,16 @@ impl<T: Send + Sync + 'static> TableTxn<T> {
             if let Some(owner) = self.secondary[i].get(k)
                 && !old.is_some_and(|o| Arc::ptr_eq(o, &owner.data))
             {
+                let idx = &self.table.secondary()[i];
                 return Err(WriteError::UniqueConflict {
                     table: self.table.name().to_string(),
-                    index: self.table.secondary()[i].name().to_string(),
-                    key: crate::error::display_key(k),
+                    index: idx.name().to_string(),
+                    // An LPM key's bytes are a bit path: print the key.
+                    key: if idx.is_lpm() {
+                        idx.format_key(k)
+                    } else {
+                        crate::error::display_key(k)
+                    },
                 });
             }
         }

@@ -7,7 +7,7 @@ use part::{Tree, Watch};
 use crate::Revision;
 use crate::erased::{ErasedRef, TableHandle};
 use crate::error::{Result, TxnError};
-use crate::index::{IndexPos, Query, exact_search_key, exact_watch, range_search_key};
+use crate::index::{IndexPos, Query, exact_search_key, range_search_key};
 use crate::object::Object;
 pub use crate::objects::Found;
 use crate::objects::Objects;
@@ -352,7 +352,10 @@ impl<T: Send + Sync + 'static> Table<T> {
     pub fn get(&self, txn: &impl ReadTxnLike, q: Query<T>) -> Result<Found<T>, TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index_name())?;
-        Ok(view.first(pos, q.key()).map(|o| (o.data, o.revision)))
+        let Some(key) = view.exact_key(pos, q.key()) else {
+            return Ok(None);
+        };
+        Ok(view.first(pos, &key).map(|o| (o.data, o.revision)))
     }
 
     /// The first object matching `q`, and a watch that closes when the
@@ -364,13 +367,16 @@ impl<T: Send + Sync + 'static> Table<T> {
     ) -> Result<(Found<T>, Watch), TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index_name())?;
-        if pos.unique() && view.is_snapshot() {
+        if pos.unique() && !pos.lpm() && view.is_snapshot() {
             // One search finds both.
             let (o, w) = view.watch_tree(pos).get_watch(q.key());
             return Ok((o.map(|o| (o.data.clone(), o.revision)), w));
         }
-        let found = view.first(pos, q.key()).map(|o| (o.data, o.revision));
-        let watch = exact_watch(view.watch_tree(pos), pos.unique(), q.key());
+        let watch = view.exact_watch(pos, q.key());
+        let found = view
+            .exact_key(pos, q.key())
+            .and_then(|key| view.first(pos, &key))
+            .map(|o| (o.data, o.revision));
         Ok((found, watch))
     }
 
@@ -388,11 +394,14 @@ impl<T: Send + Sync + 'static> Table<T> {
     ) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index_name())?;
-        let watch = exact_watch(view.watch_tree(pos), pos.unique(), q.key());
+        let watch = view.exact_watch(pos, q.key());
+        let Some(key) = view.exact_key(pos, q.key()) else {
+            return Ok((Objects::one(None), watch));
+        };
         let objects = if pos.unique() {
-            Objects::one(view.first(pos, q.key()))
+            Objects::one(view.first(pos, &key))
         } else {
-            let key = exact_search_key(false, q.key());
+            let key = exact_search_key(false, &key);
             Objects::iter(view.tree(pos).prefix_owned(&key).0)
         };
         Ok((objects, watch))
@@ -418,7 +427,7 @@ impl<T: Send + Sync + 'static> Table<T> {
         } else {
             view.watch_tree(pos).prefix(&key).1
         };
-        Ok((Objects::iter(it), watch))
+        Ok((dedup_lpm(pos, Objects::iter(it)), watch))
     }
 
     /// Objects whose key in `q`'s index is greater than or equal to `q`'s
@@ -432,7 +441,7 @@ impl<T: Send + Sync + 'static> Table<T> {
         let pos = self.inner.index_pos(q.index_name())?;
         let key = range_search_key(pos.unique(), q.into_key());
         Ok((
-            Objects::iter(view.tree(pos).lower_bound_owned(&key)),
+            dedup_lpm(pos, Objects::iter(view.tree(pos).lower_bound_owned(&key))),
             view.watch_tree(pos).root_watch(),
         ))
     }
@@ -500,4 +509,11 @@ impl<T: Send + Sync + 'static> Table<T> {
     pub fn graveyard_len(&self, txn: &impl ReadTxnLike) -> Result<usize, TxnError> {
         Ok(self.view(txn)?.graveyard_len())
     }
+}
+
+/// Range results of an LPM index come back once per object (the
+/// reference's behaviour): an object may hold several nested prefixes.
+#[inline]
+pub(crate) fn dedup_lpm<T>(pos: IndexPos, objects: Objects<T>) -> Objects<T> {
+    if pos.lpm() { objects.dedup() } else { objects }
 }

@@ -121,7 +121,10 @@ impl<T> TableInner<T> {
         self.secondary
             .iter()
             .position(|i| i.name() == name)
-            .map(|i| IndexPos::Secondary(i, self.secondary[i].is_unique()))
+            .map(|i| {
+                let idx = &self.secondary[i];
+                IndexPos::Secondary(i, idx.is_unique(), idx.is_lpm())
+            })
             .ok_or_else(|| TxnError::UnknownIndex {
                 table: self.name.clone(),
                 index: name.to_string(),

@@ -4,7 +4,7 @@ use part::{Iter, Read, Tree, Watch};
 
 use crate::Revision;
 use crate::error::{Result, TxnError};
-use crate::index::{IndexPos, first_exact};
+use crate::index::{IndexPos, exact_watch, first_exact};
 use crate::object::Object;
 use crate::state::{TableRead, TableState, TableTxn};
 use crate::table_inner::TableInner;
@@ -24,6 +24,24 @@ pub trait ReadTxnLike: crate::sealed::Sealed {
         &'t self,
         table: &TableInner<T>,
     ) -> Result<View<'t, T>, TxnError>;
+}
+
+/// The key an exact query searches ([`View::exact_key`]): the query's
+/// own, or the match an LPM lookup resolved to.
+pub(crate) enum ExactKey<'k> {
+    Borrowed(&'k [u8]),
+    Owned(part::Key),
+}
+
+impl std::ops::Deref for ExactKey<'_> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            ExactKey::Borrowed(k) => k,
+            ExactKey::Owned(k) => k,
+        }
+    }
 }
 
 /// A table as seen by one transaction (implementation detail).
@@ -80,6 +98,35 @@ impl<'t, T: Send + Sync + 'static> View<'t, T> {
     pub(crate) fn first(&self, pos: IndexPos, key: &[u8]) -> Option<Object<T>> {
         read!(self, |s| first_exact(s.index(pos), pos.unique(), key)
             .cloned())
+    }
+
+    /// The length of the longest stored prefix of the LPM path `path` in
+    /// `pos`'s tree as of now (see [`crate::lpm`]).
+    #[inline]
+    pub(crate) fn longest_prefix(&self, pos: IndexPos, path: &[u8]) -> Option<usize> {
+        read!(self, |s| s.index(pos).longest_prefix(path))
+    }
+
+    /// The exact key a query's key stands for: itself, or on an LPM index
+    /// the stored key of its longest match (`None`: nothing matches).
+    #[inline]
+    pub(crate) fn exact_key<'k>(&self, pos: IndexPos, key: &'k [u8]) -> Option<ExactKey<'k>> {
+        if !pos.lpm() {
+            return Some(ExactKey::Borrowed(key));
+        }
+        let n = self.longest_prefix(pos, key)?;
+        Some(ExactKey::Owned(crate::lpm::match_key(key, n)))
+    }
+
+    /// The watch of an exact query: on an LPM index, closing when the
+    /// longest match of the path may change.
+    pub(crate) fn exact_watch(&self, pos: IndexPos, key: &[u8]) -> Watch {
+        let tree = self.watch_tree(pos);
+        if pos.lpm() {
+            tree.longest_prefix_watch(key).1
+        } else {
+            exact_watch(tree, pos.unique(), key)
+        }
     }
 
     /// First object matching `key` exactly, borrowed for the life of the

@@ -104,3 +104,62 @@ fn an_enum_and_a_tuple_with_it_are_queried_by_text() {
         Some("web,2")
     );
 }
+
+#[derive(Debug, Clone, Serialize)]
+struct Route {
+    id: u32,
+    dst: ipnet::IpNet,
+}
+
+/// An LPM index by text, as `sdb get routes -i dst get 10.1.2.3` asks:
+/// `get` and `list` find the longest prefix (an address or a network),
+/// `prefix` the networks within, and a key that is neither is an error.
+#[test]
+fn an_lpm_index_is_queried_by_text() {
+    let by_id: Index<Route, u32> = Index::unique("id", |r: &Route, k| k.push(&r.id));
+    let by_dst: statedb::LpmIndex<Route, ipnet::IpNet> =
+        statedb::LpmIndex::non_unique("dst", |r: &Route, k| k.push(&r.dst));
+    let routes = Table::builder("routes", &by_id)
+        .lpm_index(&by_dst)
+        .build()
+        .unwrap();
+    let db = Db::new();
+    db.register_inspectable(&routes).unwrap();
+    let mut w = db.write_txn(&[&routes]).unwrap();
+    for (id, dst) in [(1, "0.0.0.0/0"), (2, "10.0.0.0/8"), (3, "10.1.0.0/16")] {
+        routes
+            .insert(
+                &mut w,
+                Route {
+                    id,
+                    dst: dst.parse().unwrap(),
+                },
+            )
+            .unwrap();
+    }
+    w.commit();
+    let txn = db.read_txn();
+    let any = db.table_by_name("routes").unwrap();
+    let ids = |op, key: &str| -> Vec<u64> {
+        let q = TextQuery {
+            index: Some("dst".into()),
+            op,
+            key: key.into(),
+        };
+        any.query(&txn, &q)
+            .unwrap()
+            .iter()
+            .map(|o| o.json["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(QueryOp::Get, "10.1.2.3"), [3]);
+    assert_eq!(ids(QueryOp::List, "10.2.0.0/16"), [2]);
+    assert_eq!(ids(QueryOp::Get, "192.0.2.1"), [1]);
+    assert_eq!(ids(QueryOp::Prefix, "10.0.0.0/8"), [2, 3]);
+    let bad = TextQuery {
+        index: Some("dst".into()),
+        op: QueryOp::Get,
+        key: "ten".into(),
+    };
+    assert!(any.query(&txn, &bad).is_err());
+}

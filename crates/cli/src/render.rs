@@ -62,10 +62,12 @@ impl Format {
                 let indexes: Vec<String> = t
                     .indexes
                     .iter()
-                    .map(|i| match (i.primary, i.unique) {
-                        (true, _) => format!("{} (primary)", i.name),
-                        (false, true) => format!("{} (unique)", i.name),
-                        (false, false) => i.name.clone(),
+                    .map(|i| match (i.primary, i.unique, i.lpm) {
+                        (true, ..) => format!("{} (primary)", i.name),
+                        (false, true, true) => format!("{} (unique, lpm)", i.name),
+                        (false, true, false) => format!("{} (unique)", i.name),
+                        (false, false, true) => format!("{} (lpm)", i.name),
+                        (false, false, false) => i.name.clone(),
                     })
                     .collect();
                 vec![

@@ -26,6 +26,10 @@ pub struct IndexSummary {
     pub unique: bool,
     /// The primary index.
     pub primary: bool,
+    /// A longest-prefix-match index: `get` and `list` find the longest
+    /// stored prefix of the key (absent from servers before it existed).
+    #[serde(default)]
+    pub lpm: bool,
 }
 
 /// The holder of a table's lock, as [`TableSummary::locked_by`] shows it:

@@ -149,6 +149,7 @@ struct IndexJson {
     name: &'static str,
     unique: bool,
     primary: bool,
+    lpm: bool,
 }
 
 #[derive(Serialize)]
@@ -186,6 +187,7 @@ impl TableJson {
                     name: i.name,
                     unique: i.unique,
                     primary: i.primary,
+                    lpm: i.lpm,
                 })
                 .collect(),
             objects: t.objects,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::Table;
 use crate::error::{DeclareError, Result};
 use crate::index::{Index, IndexInner};
+use crate::lpm::LpmIndex;
 use crate::table_inner::TableInner;
 
 /// Builder of a [`Table`]: name, primary index, secondary indexes.
@@ -18,6 +19,13 @@ impl<T: Send + Sync + 'static> TableBuilder<T> {
     /// Adds a secondary index.
     #[must_use]
     pub fn index<K: ?Sized>(mut self, index: &Index<T, K>) -> Self {
+        self.secondary.push(index.inner().clone());
+        self
+    }
+
+    /// Adds a longest-prefix-match index (see [`LpmIndex`]).
+    #[must_use]
+    pub fn lpm_index<K: ?Sized>(mut self, index: &LpmIndex<T, K>) -> Self {
         self.secondary.push(index.inner().clone());
         self
     }
