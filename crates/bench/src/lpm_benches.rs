@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net};
-use statedb::{Db, Index, Table};
+use statedb::{BitPrefix, Db, Index, LpmIndex, Table};
 
 use crate::harness::{Case, case, timed};
 
@@ -64,8 +64,130 @@ fn insert_case(n: u32) -> crate::harness::Body {
     })
 }
 
+/// The reference's `lpm_index_test.go` object: an id, a prefix on a
+/// unique LPM index, and a port range on a second LPM index.
+#[derive(Clone, Debug)]
+struct LpmObject {
+    id: u16,
+    prefix: IpNet,
+    port: u16,
+    port_len: usize,
+}
+
+struct LpmTable {
+    db: Db,
+    t: Table<LpmObject>,
+    by_prefix: LpmIndex<LpmObject, IpNet>,
+}
+
+/// The reference's `newLPMTestTable`. Its port index is unique, but every
+/// benchmark object has the same port key (0/0), which the reference
+/// overwrites silently; ours refuses a unique conflict, so the port index
+/// here is non-unique: the same one extra index entry per object.
+fn lpm_table() -> LpmTable {
+    let by_id: Index<LpmObject, u16> = Index::unique("id", |o: &LpmObject, k| k.push(&o.id));
+    let by_prefix: LpmIndex<LpmObject, IpNet> =
+        LpmIndex::unique("prefix", |o: &LpmObject, k| k.push(&o.prefix));
+    let by_port: LpmIndex<LpmObject, BitPrefix> =
+        LpmIndex::non_unique("port", |o: &LpmObject, k| {
+            if let Ok(bits) = BitPrefix::new(&o.port.to_be_bytes(), o.port_len) {
+                k.push(&bits)
+            }
+        });
+    let t = Table::builder("lpm-test", &by_id)
+        .lpm_index(&by_prefix)
+        .lpm_index(&by_port)
+        .build()
+        .expect("table");
+    let db = Db::new();
+    db.register_table(&t).expect("register");
+    LpmTable { db, t, by_prefix }
+}
+
+fn host(addr: u32) -> IpNet {
+    IpNet::V4(Ipv4Net::new(Ipv4Addr::from(addr), 32).expect("length"))
+}
+
+fn object(id: u16, prefix: IpNet) -> LpmObject {
+    LpmObject {
+        id,
+        prefix,
+        port: 0,
+        port_len: 0,
+    }
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
+        // BenchmarkDB_WriteTxn_1_LPMIndex: one insert per transaction,
+        // /32s of little-endian i, ids wrapping at 65,536.
+        case("db_write_txn_1_lpm_index", || {
+            let lt = lpm_table();
+            let mut next = 0u32;
+            Box::new(move |iters| {
+                timed(|| {
+                    for _ in 0..iters {
+                        let i = next;
+                        next = next.wrapping_add(1);
+                        let addr = u32::from_be_bytes(i.to_le_bytes());
+                        let mut w = lt.db.write_txn(&[&lt.t]).expect("txn");
+                        lt.t.insert(&mut w, object(i as u16, host(addr)))
+                            .expect("insert");
+                        w.commit();
+                    }
+                    iters
+                })
+            })
+        }),
+        // BenchmarkDB_WriteTxn_100_LPMIndex: batches of 100, as the
+        // reference writes them (ids and /32s 0..100 of each batch).
+        case("db_write_txn_100_lpm_index", || {
+            let lt = lpm_table();
+            Box::new(move |iters| {
+                timed(|| {
+                    let mut n = iters;
+                    while n > 0 {
+                        let batch = n.min(100);
+                        let mut w = lt.db.write_txn(&[&lt.t]).expect("txn");
+                        for i in 0..batch {
+                            lt.t.insert(&mut w, object(i as u16, host(i as u32)))
+                                .expect("insert");
+                        }
+                        w.commit();
+                        n -= batch;
+                    }
+                    iters
+                })
+            })
+        }),
+        // BenchmarkDB_LPMIndex_Get: 10,000 /32s, each looked up by its
+        // address.
+        case("db_lpm_index_get", || {
+            let lt = lpm_table();
+            let mut w = lt.db.write_txn(&[&lt.t]).expect("txn");
+            let addrs: Vec<IpAddr> = (0..10_000u32)
+                .map(|i| IpAddr::V4(Ipv4Addr::from(i)))
+                .collect();
+            for (i, a) in addrs.iter().enumerate() {
+                lt.t.insert(&mut w, object(i as u16, IpNet::from(*a)))
+                    .expect("insert");
+            }
+            w.commit();
+            let queries: Vec<_> = addrs.iter().map(|a| lt.by_prefix.query(a)).collect();
+            Box::new(move |iters| {
+                timed(|| {
+                    let r = lt.db.read_txn();
+                    for _ in 0..iters {
+                        for q in &queries {
+                            let hit = lt.t.get(&r, q.clone()).expect("get");
+                            assert!(hit.is_some(), "not found");
+                            black_box(hit);
+                        }
+                    }
+                    iters * queries.len() as u64
+                })
+            })
+        }),
         case("db_lpm_insert_1k", || insert_case(1_000)),
         case("db_lpm_insert_100k", || insert_case(100_000)),
         case("db_lpm_lookup", || {
