@@ -151,6 +151,29 @@ impl BitPrefix {
         Self::new(&self.bytes, len).unwrap_or_default()
     }
 
+    /// The bytes an LPM index stores for this key: one byte per bit
+    /// (0 → 0x02, 1 → 0x03) closed by [`part::LPM_END`]; for using a
+    /// [`part::Tree`] as a longest-prefix-match trie directly.
+    ///
+    /// ```
+    /// use statedb::BitPrefix;
+    /// let tree = part::Tree::new()
+    ///     .insert(&BitPrefix::new(&[0x80], 1)?.lpm_key(), "1…")
+    ///     .insert(&BitPrefix::empty().lpm_key(), "any");
+    /// let path = BitPrefix::new(&[0xc0], 2)?.lpm_path();
+    /// assert_eq!(tree.longest_prefix_watch(&path).0, Some(1));
+    /// # Ok::<(), statedb::BitPrefixError>(())
+    /// ```
+    pub fn lpm_key(&self) -> Key {
+        stored_key(self)
+    }
+
+    /// The search path of this key: [`BitPrefix::lpm_key`] without the
+    /// end byte, what [`part::Tree::longest_prefix_watch`] takes.
+    pub fn lpm_path(&self) -> Key {
+        lookup_key(self)
+    }
+
     /// Appends the bits as a path (without the end byte).
     fn write_path(&self, out: &mut Key) {
         out.reserve(self.len + 1);

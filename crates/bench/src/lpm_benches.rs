@@ -5,7 +5,8 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net};
-use statedb::{BitPrefix, Db, Index, LpmIndex, Table};
+use part::{Read, Tree};
+use statedb::{BitPrefix, Db, Index, LpmIndex, LpmKey, Table};
 
 use crate::harness::{Case, case, timed};
 
@@ -117,8 +118,151 @@ fn object(id: u16, prefix: IpNet) -> LpmObject {
     }
 }
 
+/// `lpm/trie_test.go`'s `numObjectsToInsert`.
+const TRIE_OBJECTS: usize = 1_000;
+
+/// The stored LPM keys of the /32s of `i` in 0..1,000 (`le`: the address
+/// from little-endian bytes of `i`, as the insert and delete rows do).
+fn trie_keys(le: bool) -> Vec<part::Key> {
+    (0..TRIE_OBJECTS as u32)
+        .map(|i| {
+            let a = if le {
+                u32::from_be_bytes(i.to_le_bytes())
+            } else {
+                i
+            };
+            host(a).to_bits().lpm_key()
+        })
+        .collect()
+}
+
+fn trie_of(keys: &[part::Key]) -> Tree<usize> {
+    let mut txn = Tree::new().txn();
+    for (i, k) in keys.iter().enumerate() {
+        txn.insert(k, i);
+    }
+    txn.commit_and_close()
+}
+
+/// `Benchmark_txn_insert/batchSize=N`: 1,000 /32s in transactions of
+/// `batch`, into one tree kept across iterations.
+fn trie_insert(batch: usize) -> crate::harness::Body {
+    let keys = trie_keys(true);
+    let mut tree: Tree<usize> = Tree::new();
+    Box::new(move |iters| {
+        timed(|| {
+            for _ in 0..iters {
+                for (c, chunk) in keys.chunks(batch).enumerate() {
+                    let mut txn = tree.txn();
+                    for (j, k) in chunk.iter().enumerate() {
+                        txn.insert(k, c * batch + j);
+                    }
+                    tree = txn.commit_and_close();
+                }
+            }
+            iters * TRIE_OBJECTS as u64
+        })
+    })
+}
+
+/// `Benchmark_txn_delete/batchSize=N`: from the full tree, delete in
+/// transactions of `batch` that are not committed.
+fn trie_delete(batch: usize) -> crate::harness::Body {
+    let keys = trie_keys(true);
+    let tree = trie_of(&keys);
+    Box::new(move |iters| {
+        timed(|| {
+            for _ in 0..iters {
+                for chunk in keys.chunks(batch) {
+                    let mut txn = tree.txn();
+                    for k in chunk {
+                        black_box(txn.delete(k));
+                    }
+                }
+            }
+            iters * TRIE_OBJECTS as u64
+        })
+    })
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
+        case("lpm_txn_insert_1", || trie_insert(1)),
+        case("lpm_txn_insert_10", || trie_insert(10)),
+        case("lpm_txn_insert_100", || trie_insert(100)),
+        case("lpm_txn_delete_1", || trie_delete(1)),
+        case("lpm_txn_delete_10", || trie_delete(10)),
+        case("lpm_txn_delete_100", || trie_delete(100)),
+        // Benchmark_LPM_Lookup: each /32 by longest-prefix match.
+        case("lpm_lookup", || {
+            let keys = trie_keys(false);
+            let tree = trie_of(&keys);
+            let paths: Vec<part::Key> = keys.iter().map(|k| k[..k.len() - 1].into()).collect();
+            Box::new(move |iters| {
+                timed(|| {
+                    for _ in 0..iters {
+                        for (i, path) in paths.iter().enumerate() {
+                            let n = tree.longest_prefix(path).expect("match");
+                            let mut key = part::Key::from_slice(&path[..n]);
+                            key.push(part::LPM_END);
+                            assert_eq!(tree.get(&key), Some(&i), "lookup mismatch");
+                        }
+                    }
+                    iters * TRIE_OBJECTS as u64
+                })
+            })
+        }),
+        // Benchmark_LPM_All: iterate every entry.
+        case("lpm_all", || {
+            let tree = trie_of(&trie_keys(false));
+            Box::new(move |iters| {
+                timed(|| {
+                    for _ in 0..iters {
+                        for (_, v) in tree.iter() {
+                            black_box(v);
+                        }
+                    }
+                    iters * TRIE_OBJECTS as u64
+                })
+            })
+        }),
+        // Benchmark_LPM_Prefix: the entries within 0.0.0.0/16 (all 1,000).
+        case("lpm_prefix", || {
+            let tree = trie_of(&trie_keys(false));
+            let within = IpNet::V4(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 16).expect("length"))
+                .to_bits()
+                .lpm_path();
+            Box::new(move |iters| {
+                timed(|| {
+                    let mut n = 0u64;
+                    for _ in 0..iters {
+                        for (_, v) in tree.prefix_iter(&within) {
+                            black_box(v);
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+        }),
+        // Benchmark_LPM_LowerBound: from the 500th key on (500 entries).
+        case("lpm_lower_bound", || {
+            let keys = trie_keys(false);
+            let tree = trie_of(&keys);
+            let from = keys[TRIE_OBJECTS / 2].clone();
+            Box::new(move |iters| {
+                timed(|| {
+                    let mut n = 0u64;
+                    for _ in 0..iters {
+                        for (_, v) in tree.lower_bound(&from) {
+                            black_box(v);
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+        }),
         // BenchmarkDB_WriteTxn_1_LPMIndex: one insert per transaction,
         // /32s of little-endian i, ids wrapping at 65,536.
         case("db_write_txn_1_lpm_index", || {
