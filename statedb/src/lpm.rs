@@ -643,6 +643,14 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn the_public_types_are_send_and_sync() {
+        fn send_sync<X: Send + Sync>() {}
+        send_sync::<BitPrefix>();
+        send_sync::<BitPrefixError>();
+        send_sync::<LpmIndex<std::rc::Rc<u8>, IpNet>>();
+    }
+
+    #[test]
     fn ip_keys_round_trip_through_bits() {
         for text in [
             "0.0.0.0/0",

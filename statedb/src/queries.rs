@@ -129,9 +129,12 @@ impl<T: Send + Sync + 'static> Table<T> {
         Ok(self.list(txn, q)?.count())
     }
 
-    /// Longest-prefix match: the objects whose prefix in `index` is the
-    /// longest one containing `addr` (all of them, on a non-unique index),
-    /// or nothing if no prefix contains it. IPv4 addresses match only IPv4
+    /// Longest-prefix match on a plain `IpNet` index: the objects whose
+    /// prefix in `index` is the longest one containing `addr` (all of
+    /// them, on a non-unique index), or nothing if no prefix contains it.
+    /// Up to 33 or 129 exact lookups and no watch: for a table queried
+    /// this way, declare a [`crate::LpmIndex`] instead (one descent, a
+    /// watch, any bit string). IPv4 addresses match only IPv4
     /// prefixes, IPv6 only IPv6 (an IPv4-mapped IPv6 address is IPv6).
     ///
     /// ```

@@ -372,9 +372,8 @@ impl<T: Send + Sync + 'static> Table<T> {
             let (o, w) = view.watch_tree(pos).get_watch(q.key());
             return Ok((o.map(|o| (o.data.clone(), o.revision)), w));
         }
-        let watch = view.exact_watch(pos, q.key());
-        let found = view
-            .exact_key(pos, q.key())
+        let (key, watch) = view.exact_key_watch(pos, q.key());
+        let found = key
             .and_then(|key| view.first(pos, &key))
             .map(|o| (o.data, o.revision));
         Ok((found, watch))
@@ -394,8 +393,8 @@ impl<T: Send + Sync + 'static> Table<T> {
     ) -> Result<(Objects<T>, Watch), TxnError> {
         let view = self.view(txn)?;
         let pos = self.inner.index_pos(q.index_name())?;
-        let watch = view.exact_watch(pos, q.key());
-        let Some(key) = view.exact_key(pos, q.key()) else {
+        let (key, watch) = view.exact_key_watch(pos, q.key());
+        let Some(key) = key else {
             return Ok((Objects::one(None), watch));
         };
         let objects = if pos.unique() {

@@ -118,15 +118,31 @@ impl<'t, T: Send + Sync + 'static> View<'t, T> {
         Some(ExactKey::Owned(crate::lpm::match_key(key, n)))
     }
 
-    /// The watch of an exact query: on an LPM index, closing when the
-    /// longest match of the path may change.
-    pub(crate) fn exact_watch(&self, pos: IndexPos, key: &[u8]) -> Watch {
+    /// [`View::exact_key`] and the query's watch: on an LPM index one
+    /// that closes when the longest match may change, found in the same
+    /// descent on a snapshot.
+    pub(crate) fn exact_key_watch<'k>(
+        &self,
+        pos: IndexPos,
+        key: &'k [u8],
+    ) -> (Option<ExactKey<'k>>, Watch) {
         let tree = self.watch_tree(pos);
-        if pos.lpm() {
-            tree.longest_prefix_watch(key).1
-        } else {
-            exact_watch(tree, pos.unique(), key)
+        if !pos.lpm() {
+            return (
+                Some(ExactKey::Borrowed(key)),
+                exact_watch(tree, pos.unique(), key),
+            );
         }
+        let (n, watch) = tree.longest_prefix_watch(key);
+        // A write transaction answers from its own tree; its watch comes
+        // from the snapshot it started from (see `ViewInner::Txn`).
+        let n = if self.is_snapshot() {
+            n
+        } else {
+            self.longest_prefix(pos, key)
+        };
+        let found = n.map(|n| ExactKey::Owned(crate::lpm::match_key(key, n)));
+        (found, watch)
     }
 
     /// First object matching `key` exactly, borrowed for the life of the

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use proptest::prelude::*;
@@ -392,17 +393,17 @@ fn net_(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 
+fn route(id: u8, dsts: &[&str]) -> Route {
+    Route {
+        id,
+        dsts: dsts.iter().map(|d| net_(d)).collect(),
+        tag: 0,
+    }
+}
+
 fn insert(f: &Fixture, id: u8, dsts: &[&str]) {
     let mut w = f.db.write_txn(&[&f.t]).unwrap();
-    f.t.insert(
-        &mut w,
-        Route {
-            id,
-            dsts: dsts.iter().map(|d| net_(d)).collect(),
-            tag: 0,
-        },
-    )
-    .unwrap();
+    f.t.insert(&mut w, route(id, dsts)).unwrap();
     w.commit();
 }
 
@@ -447,15 +448,7 @@ fn a_watch_from_a_write_txn_closes_when_it_commits_a_new_answer_and_not_when_it_
     let f = fixture();
     insert(&f, 1, &["10.0.0.0/8"]);
     let mut w = f.db.write_txn(&[&f.t]).unwrap();
-    f.t.insert(
-        &mut w,
-        Route {
-            id: 2,
-            dsts: vec![net_("10.1.0.0/16")],
-            tag: 0,
-        },
-    )
-    .unwrap();
+    f.t.insert(&mut w, route(2, &["10.1.0.0/16"])).unwrap();
     let (found, watch) = f.t.get_watch(&w, f.all.query(&ip("10.1.2.3"))).unwrap();
     assert_eq!(found.unwrap().0.id, 2, "the txn sees its own write");
     w.abort();
@@ -470,15 +463,7 @@ fn a_watch_from_a_write_txn_closes_when_it_commits_a_new_answer_and_not_when_it_
         1
     );
     let mut w = f.db.write_txn(&[&f.t]).unwrap();
-    f.t.insert(
-        &mut w,
-        Route {
-            id: 2,
-            dsts: vec![net_("10.1.0.0/16")],
-            tag: 0,
-        },
-    )
-    .unwrap();
+    f.t.insert(&mut w, route(2, &["10.1.0.0/16"])).unwrap();
     let (_, watch) = f.t.get_watch(&w, f.all.query(&ip("10.1.2.3"))).unwrap();
     w.commit();
     assert!(watch.is_closed());
@@ -509,15 +494,7 @@ fn snapshots_do_not_see_later_writes() {
     let old = f.db.read_txn();
     insert(&f, 2, &["10.1.0.0/16"]);
     let mut w = f.db.write_txn(&[&f.t]).unwrap();
-    f.t.insert(
-        &mut w,
-        Route {
-            id: 1,
-            dsts: vec![net_("10.1.1.0/24")],
-            tag: 0,
-        },
-    )
-    .unwrap();
+    f.t.insert(&mut w, route(1, &["10.1.1.0/24"])).unwrap();
     let q = || f.all.query(&ip("10.1.1.1"));
     assert_eq!(f.t.get(&old, q()).unwrap().unwrap().0.id, 1);
     assert_eq!(
@@ -555,28 +532,11 @@ fn a_unique_conflict_names_the_key_as_text() {
     let f = fixture();
     insert(&f, 1, &["10.0.0.0/8"]);
     let mut w = f.db.write_txn(&[&f.t]).unwrap();
-    let e =
-        f.t.insert(
-            &mut w,
-            Route {
-                id: 2,
-                dsts: vec![net_("10.0.0.0/8")],
-                tag: 0,
-            },
-        )
-        .unwrap_err();
+    let e = f.t.insert(&mut w, route(2, &["10.0.0.0/8"])).unwrap_err();
     assert!(e.to_string().contains("10.0.0.0/8"), "{e}");
     // Nothing was written; the transaction goes on.
     assert_eq!(f.t.num_objects(&w).unwrap(), 1);
-    f.t.insert(
-        &mut w,
-        Route {
-            id: 2,
-            dsts: vec![net_("10.0.0.0/9")],
-            tag: 0,
-        },
-    )
-    .unwrap();
+    f.t.insert(&mut w, route(2, &["10.0.0.0/9"])).unwrap();
     w.commit();
 }
 
@@ -611,4 +571,66 @@ fn keys_are_given_and_read_as_text() {
     let info = f.db.tables(&r);
     let dst = info[0].indexes.iter().find(|i| i.name == "dst").unwrap();
     assert!(dst.lpm && !dst.unique);
+}
+
+/// Two writers race to give one prefix to different objects on a unique
+/// LPM index: exactly one wins, the other gets a conflict, and the table
+/// holds the winner alone.
+#[test]
+fn two_writers_racing_for_one_unique_prefix_leave_exactly_one() {
+    for _ in 0..20 {
+        let f = Arc::new(fixture());
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let writers: Vec<_> = [1u8, 2]
+            .into_iter()
+            .map(|id| {
+                let (f, barrier) = (f.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut w = f.db.write_txn(&[&f.t]).unwrap();
+                    let res = f.t.insert(&mut w, route(id, &["10.0.0.0/8"]));
+                    w.commit();
+                    res.is_ok()
+                })
+            })
+            .collect();
+        let wins: Vec<bool> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+        let r = f.db.read_txn();
+        assert_eq!(f.t.num_objects(&r).unwrap(), 1);
+        let winner = if wins[0] { 1 } else { 2 };
+        let got = f.t.get(&r, f.first.query(&ip("10.1.2.3"))).unwrap();
+        assert_eq!(got.unwrap().0.id, winner);
+    }
+}
+
+/// A reader blocked on a lookup's watch in another thread wakes when a
+/// writer commits a more specific prefix; a watchdog fails the test
+/// instead of hanging.
+#[test]
+fn a_reader_waiting_on_a_lookup_wakes_when_another_thread_commits_a_better_match() {
+    let f = Arc::new(fixture());
+    insert(&f, 1, &["10.0.0.0/8"]);
+    let (_, watch) =
+        f.t.get_watch(&f.db.read_txn(), f.all.query(&ip("10.1.2.3")))
+            .unwrap();
+    let reader = std::thread::spawn(move || watch.wait_timeout(std::time::Duration::from_secs(30)));
+    let writer = {
+        let f = f.clone();
+        std::thread::spawn(move || insert(&f, 2, &["10.1.0.0/16"]))
+    };
+    writer.join().unwrap();
+    assert!(
+        reader.join().unwrap(),
+        "the watch did not close within the watchdog"
+    );
+    let r = f.db.read_txn();
+    assert_eq!(
+        f.t.get(&r, f.all.query(&ip("10.1.2.3")))
+            .unwrap()
+            .unwrap()
+            .0
+            .id,
+        2
+    );
 }

@@ -185,6 +185,28 @@ fn trie_delete(batch: usize) -> crate::harness::Body {
     })
 }
 
+/// Iterates the entries under `key` (`prefix`) or from `key` on, counting
+/// them.
+fn trie_scan(tree: Tree<usize>, key: part::Key, prefix: bool) -> crate::harness::Body {
+    Box::new(move |iters| {
+        timed(|| {
+            let mut n = 0u64;
+            for _ in 0..iters {
+                let entries = if prefix {
+                    tree.prefix_iter(&key)
+                } else {
+                    tree.lower_bound(&key)
+                };
+                for (_, v) in entries {
+                    black_box(v);
+                    n += 1;
+                }
+            }
+            n
+        })
+    })
+}
+
 pub fn cases() -> Vec<Case> {
     vec![
         case("lpm_txn_insert_1", || trie_insert(1)),
@@ -212,56 +234,24 @@ pub fn cases() -> Vec<Case> {
                 })
             })
         }),
-        // Benchmark_LPM_All: iterate every entry.
+        // Benchmark_LPM_All: every entry.
         case("lpm_all", || {
-            let tree = trie_of(&trie_keys(false));
-            Box::new(move |iters| {
-                timed(|| {
-                    for _ in 0..iters {
-                        for (_, v) in tree.iter() {
-                            black_box(v);
-                        }
-                    }
-                    iters * TRIE_OBJECTS as u64
-                })
-            })
+            trie_scan(trie_of(&trie_keys(false)), part::Key::new(), true)
         }),
         // Benchmark_LPM_Prefix: the entries within 0.0.0.0/16 (all 1,000).
         case("lpm_prefix", || {
-            let tree = trie_of(&trie_keys(false));
-            let within = IpNet::V4(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 16).expect("length"))
-                .to_bits()
-                .lpm_path();
-            Box::new(move |iters| {
-                timed(|| {
-                    let mut n = 0u64;
-                    for _ in 0..iters {
-                        for (_, v) in tree.prefix_iter(&within) {
-                            black_box(v);
-                            n += 1;
-                        }
-                    }
-                    n
-                })
-            })
+            let within = IpNet::V4(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 16).expect("length"));
+            trie_scan(
+                trie_of(&trie_keys(false)),
+                within.to_bits().lpm_path(),
+                true,
+            )
         }),
         // Benchmark_LPM_LowerBound: from the 500th key on (500 entries).
         case("lpm_lower_bound", || {
             let keys = trie_keys(false);
-            let tree = trie_of(&keys);
             let from = keys[TRIE_OBJECTS / 2].clone();
-            Box::new(move |iters| {
-                timed(|| {
-                    let mut n = 0u64;
-                    for _ in 0..iters {
-                        for (_, v) in tree.lower_bound(&from) {
-                            black_box(v);
-                            n += 1;
-                        }
-                    }
-                    n
-                })
-            })
+            trie_scan(trie_of(&keys), from, false)
         }),
         // BenchmarkDB_WriteTxn_1_LPMIndex: one insert per transaction,
         // /32s of little-endian i, ids wrapping at 65,536.
